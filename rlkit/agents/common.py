@@ -1,0 +1,67 @@
+"""Helpers shared by agents: space checks, network specs and seeding."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlkit.errors import IncompatibleEnvError
+
+
+def require_discrete_actions(agent: str, action_space: gym.spaces.Space) -> int:
+    """Return the number of actions, or raise if the action space is not ``Discrete``."""
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise IncompatibleEnvError(
+            f"{agent} needs a Discrete action space, but the env has {action_space}; "
+            "use an env with discrete actions (continuous-control agents are not in rlkit yet)"
+        )
+    if int(action_space.start) != 0:
+        raise IncompatibleEnvError(
+            f"{agent} needs actions numbered from 0, but the env's Discrete space starts at "
+            f"{action_space.start}"
+        )
+    return int(action_space.n)
+
+
+def require_box_observations(agent: str, observation_space: gym.spaces.Space) -> tuple[int, ...]:
+    """Return the observation shape, or raise if observations are not a ``Box`` array."""
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise IncompatibleEnvError(
+            f"{agent} needs Box (array) observations, but the env has {observation_space}; "
+            "flatten them first, e.g. with gymnasium.wrappers.FlattenObservation"
+        )
+    return tuple(observation_space.shape)
+
+
+def network_spec(
+    kind: str,
+    observation_space: gym.spaces.Box,
+    num_actions: int,
+    hidden_sizes: tuple[int, ...],
+    activation: str,
+) -> dict[str, Any]:
+    """Spec for ``rlkit.networks.build_network``: Nature CNN for image stacks, else MLP."""
+    shape = tuple(observation_space.shape)
+    image = len(shape) == 3 and np.dtype(observation_space.dtype) == np.uint8
+    return {
+        "kind": kind,
+        "obs_shape": list(shape),
+        "num_actions": num_actions,
+        "torso": "nature_cnn" if image else "mlp",
+        "hidden_sizes": list(hidden_sizes),
+        "activation": activation,
+        # FrameStackObservation stacks on axis 0: [k, H, W] with k < H.
+        "channels_first": bool(image and shape[0] < shape[-1]),
+    }
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy's global generator and TensorFlow/Keras."""
+    import keras
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)

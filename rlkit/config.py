@@ -1,0 +1,249 @@
+"""Settings: typed config dataclasses, YAML presets, overrides and their validation.
+
+Resolution order, later wins: dataclass defaults < preset (``default`` section, then the
+env's own section) < the user's ``--config`` file < ``--set key=value`` flags. Every
+problem (unknown keys, wrong types, out-of-range values) is reported in one ConfigError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlkit.errors import ConfigError, UnknownNameError
+
+VECTORIZATIONS = ("sync", "async")
+
+
+def hp(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    help: str = "",
+) -> Any:
+    """A dataclass field with its valid range and a one-line help text."""
+    meta = {"ge": ge, "gt": gt, "le": le, "choices": choices, "help": help}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults so configs stay frozen")
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Settings of a training run that are not the agent's hyperparameters."""
+
+    total_steps: int = hp(100_000, gt=0, help="env steps to train for, summed over envs")
+    num_envs: int = hp(1, ge=1, help="envs stepped in parallel")
+    vectorization: str = hp("sync", choices=VECTORIZATIONS, help="sync (one process) or async")
+    seed: int = hp(0, ge=0, help="seeds Python, numpy, TF and the envs")
+    eval_episodes: int = hp(10, ge=0, help="greedy episodes per evaluation (final and periodic)")
+    eval_every: int = hp(0, ge=0, help="env steps between periodic evaluations (0: off)")
+    log_interval: int = hp(5_000, gt=0, help="env steps between progress rows")
+
+
+# -- validation --------------------------------------------------------------------------
+def _coerce(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
+    """Convert ``value`` to the field type ``kind``; return (value, problem or None)."""
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if isinstance(value, (list, tuple)):
+            inner = typing.get_args(kind)[0]
+            out = []
+            for v in value:
+                cv, problem = _coerce(name, inner, v)
+                if problem:
+                    return value, problem
+                out.append(cv)
+            return tuple(out), None
+        return value, f"{name}: expected a list, got {value!r}"
+    if kind is bool:
+        if isinstance(value, bool):
+            return value, None
+        return value, f"{name}: expected true or false, got {value!r}"
+    if kind is int:
+        if isinstance(value, bool):
+            return value, f"{name}: expected an integer, got {value!r}"
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return value, f"{name}: expected an integer, got {value!r}"
+        if isinstance(value, float) and value.is_integer():
+            return int(value), None
+        if isinstance(value, int):
+            return value, None
+        return value, f"{name}: expected an integer, got {value!r}"
+    if kind is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+            try:
+                return float(value), None
+            except ValueError:
+                return value, f"{name}: expected a number, got {value!r}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), None
+        return value, f"{name}: expected a number, got {value!r}"
+    if kind is str:
+        if isinstance(value, str):
+            return value, None
+        return value, f"{name}: expected a string, got {value!r}"
+    return value, None
+
+
+def _range_problem(name: str, value: Any, meta: dict[str, Any]) -> str | None:
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        return f"{name}: {value!r} is not one of {list(meta['choices'])}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name}: must be finite, got {value}"
+        if meta.get("ge") is not None and value < meta["ge"]:
+            return f"{name}: must be >= {meta['ge']}, got {value}"
+        if meta.get("gt") is not None and value <= meta["gt"]:
+            return f"{name}: must be > {meta['gt']}, got {value}"
+        if meta.get("le") is not None and value > meta["le"]:
+            return f"{name}: must be <= {meta['le']}, got {value}"
+    if isinstance(value, tuple):
+        for v in value:
+            problem = _range_problem(name, v, meta)
+            if problem:
+                return problem
+    return None
+
+
+def field_names(cls: type) -> list[str]:
+    """Names of a config dataclass's fields."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def build(cls: type, values: dict[str, Any]) -> tuple[Any, list[str]]:
+    """Make ``cls(**values)`` with type coercion; return (instance or None, problems)."""
+    hints = typing.get_type_hints(cls)
+    kwargs, problems = {}, []
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value, problem = _coerce(f.name, hints[f.name], values[f.name])
+        problem = problem or _range_problem(f.name, value, dict(f.metadata))
+        if problem:
+            problems.append(problem)
+        kwargs[f.name] = value
+    if problems:
+        return None, problems
+    obj = cls(**kwargs)
+    check = getattr(obj, "problems", None)
+    return obj, list(check()) if check else []
+
+
+# -- presets -----------------------------------------------------------------------------
+def preset_dir() -> Path:
+    """The folder holding the shipped ``agents/`` and ``envs/`` presets."""
+    return Path(str(resources.files("rlkit") / "presets"))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``safe_load``; errors name the file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of key: value")
+    return data
+
+
+def load_preset(agent: str, env_id: str) -> dict[str, Any]:
+    """The shipped preset for ``agent`` on ``env_id``.
+
+    Its ``default`` section, updated by the env's own section (or by ``atari`` for ALE ids
+    without a section of their own).
+    """
+    path = preset_dir() / "agents" / f"{agent}.yaml"
+    if not path.exists():
+        return {}
+    sections = read_yaml(path)
+    values = dict(sections.get("default") or {})
+    if env_id in sections:
+        values.update(sections[env_id] or {})
+    elif env_id.startswith("ALE/") or "NoFrameskip" in env_id:
+        values.update(sections.get("atari") or {})
+    return values
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are read as YAML scalars (``3e-4``, ``[64, 64]``)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def resolve(
+    agent_cls: type,
+    env_id: str,
+    *,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[RunConfig, Any]:
+    """Resolve the run and agent settings for ``agent_cls`` on ``env_id``.
+
+    Raises:
+        ConfigError: listing every unknown key, wrong type and out-of-range value at once.
+
+    """
+    values = load_preset(agent_cls.name, env_id)
+    if config_file is not None:
+        values.update(read_yaml(Path(config_file)))
+    values.update(overrides or {})
+    values.pop("agent", None)
+    values.pop("env", None)
+    run_keys, agent_keys = set(field_names(RunConfig)), set(field_names(agent_cls.config_cls))
+    unknown = sorted(set(values) - run_keys - agent_keys)
+    problems = []
+    if unknown:
+        problems.append(
+            f"unknown setting(s) {unknown} for agent {agent_cls.name!r}; valid settings: "
+            f"{sorted(run_keys | agent_keys)}"
+        )
+    run, p1 = build(RunConfig, {k: v for k, v in values.items() if k in run_keys})
+    cfg, p2 = build(agent_cls.config_cls, {k: v for k, v in values.items() if k in agent_keys})
+    problems += p1 + p2
+    if not problems and hasattr(cfg, "run_problems"):
+        problems += list(cfg.run_problems(run))
+    if problems:
+        raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
+    return run, cfg
+
+
+def to_yaml(agent: str, env_id: str, run: RunConfig, cfg: Any) -> str:
+    """The resolved settings as YAML, readable by ``--config`` (agent and env included)."""
+    data: dict[str, Any] = {"agent": agent, "env": env_id}
+    for obj in (run, cfg):
+        for k, v in dataclasses.asdict(obj).items():
+            data[k] = list(v) if isinstance(v, tuple) else v
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def known_agents_hint(names: list[str]) -> str:
+    """One line listing the valid agent names."""
+    return ", ".join(names)
+
+
+def unknown_agent(name: str, names: list[str]) -> UnknownNameError:
+    """The error for an unknown agent name, listing the valid ones."""
+    return UnknownNameError(f"unknown agent {name!r}; choose one of: {known_agents_hint(names)}")

@@ -1,0 +1,178 @@
+"""Tiny deterministic fake envs whose every frame says which env, episode and step made it."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.wrappers import FrameStackObservation
+
+COUNTING_ENV_ID = "rlkit/Counting-v0"
+
+# Frame code = ENV_STRIDE * env_index + EPISODE_STRIDE * episode + step + 1; the +1 keeps
+# every frame non-zero so that "zero" stack padding can never be mistaken for a frame.
+ENV_STRIDE = 10_000
+EPISODE_STRIDE = 100
+
+
+def frame_value(env_index: int, episode: int, step: int) -> int:
+    """Return the pixel value of the frame at ``step`` of ``episode`` in env ``env_index``.
+
+    Example: env 0, episode 0 shows 1, 2, 3, ...; env 0, episode 1 shows 101, 102, ...; env 2,
+    episode 3, step 4 shows ``20305``. Values are unique while ``step < 99`` and
+    ``episode < 100``; use a wide ``dtype`` (e.g. ``np.int32``) when that matters.
+    """
+    return ENV_STRIDE * env_index + EPISODE_STRIDE * episode + step + 1
+
+
+def decode_value(value: int) -> tuple[int, int, int]:
+    """Invert ``frame_value``: ``(env_index, episode, step)`` (for readable test failures)."""
+    env_index, rest = divmod(int(value) - 1, ENV_STRIDE)
+    episode, step = divmod(rest, EPISODE_STRIDE)
+    return env_index, episode, step
+
+
+class CountingEnv(gym.Env):
+    """A deterministic env whose observation is a frame filled with one counting value.
+
+    Every pixel of the observation at step ``t`` (``t = 0`` after ``reset``) of the
+    ``e``-th episode equals ``frame_value(env_index, e, t)``, wrapped to ``dtype``
+    (``value % 256`` for the default ``uint8``). Episode ``e`` counts resets since the
+    last seeded reset: ``reset(seed=s)`` restarts it at 0 (the same seed gives the same
+    frames), ``reset()`` without a seed moves on to the next episode. Actions
+    (``Discrete(2)``) do not change anything. The reward of the step that leads to step
+    ``t`` is ``float(t)``, so an episode of ``L`` steps returns ``L * (L + 1) / 2``.
+
+    Args:
+        episode_length: if ``terminate``, the episode terminates (``terminated=True``)
+            after this many steps.
+        terminate: whether the episode terminates after ``episode_length`` steps.
+        max_episode_steps: if given, the episode is truncated (``truncated=True``) after
+            this many steps, like gymnasium's ``TimeLimit``.
+        env_index: distinguishes the frames of several envs (e.g. vector-env streams).
+        obs_shape: shape of a frame, ``(H, W)`` by default; ``()`` gives scalar frames.
+        dtype: frame dtype; use a wide one (``np.int32``) when frames must be unique over
+            long runs.
+
+    Example:
+        >>> env = CountingEnv(episode_length=2)
+        >>> int(env.reset(seed=0)[0][0, 0]), int(env.step(0)[0][0, 0])
+        (1, 2)
+
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        episode_length: int = 5,
+        *,
+        terminate: bool = True,
+        max_episode_steps: int | None = None,
+        env_index: int = 0,
+        obs_shape: Sequence[int] = (4, 4),
+        dtype: Any = np.uint8,
+    ) -> None:
+        if episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        self.episode_length = int(episode_length)
+        self.terminate = bool(terminate)
+        self.max_episode_steps = max_episode_steps
+        self.env_index = int(env_index)
+        self.dtype = np.dtype(dtype)
+        info = np.iinfo(self.dtype)
+        self.observation_space = gym.spaces.Box(
+            int(info.min), int(info.max), tuple(obs_shape), self.dtype
+        )
+        self.action_space = gym.spaces.Discrete(2)
+        self.episode = -1  # incremented by every reset
+        self.t = 0
+
+    def _obs(self) -> np.ndarray:
+        value = frame_value(self.env_index, self.episode, self.t)
+        wrapped = np.array(value).astype(self.dtype)  # modular wrap for narrow dtypes
+        return np.full(self.observation_space.shape, wrapped, self.dtype)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start the next episode (episode 0 again after a seeded reset)."""
+        super().reset(seed=seed)
+        self.episode = 0 if seed is not None else self.episode + 1
+        self.t = 0
+        return self._obs(), {"episode_index": self.episode, "step_index": self.t}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Advance one step; ``action`` is checked but otherwise ignored."""
+        if self.episode < 0:
+            raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action!r} is not in {self.action_space}")
+        self.t += 1
+        terminated = self.terminate and self.t >= self.episode_length
+        truncated = self.max_episode_steps is not None and self.t >= self.max_episode_steps
+        info = {"episode_index": self.episode, "step_index": self.t}
+        return self._obs(), float(self.t), bool(terminated), bool(truncated), info
+
+
+def _make_counting_env(stack: int, padding: str, kwargs: dict[str, Any]) -> gym.Env:
+    # Module-level (not a lambda) so that spawned async workers can unpickle it.
+    env: gym.Env = CountingEnv(**kwargs)
+    if stack > 1:
+        env = FrameStackObservation(env, stack, padding_type=padding)
+    return env
+
+
+def make_fake_vector_env(
+    num_envs: int = 1,
+    *,
+    stack: int = 1,
+    padding: str = "reset",
+    episode_length: int | Sequence[int] = 5,
+    truncate: bool = False,
+    autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
+    **kwargs: Any,
+) -> gym.vector.SyncVectorEnv:
+    """Build a ``SyncVectorEnv`` of ``CountingEnv`` s, env ``i`` with ``env_index=i``.
+
+    Args:
+        num_envs: number of env streams.
+        stack: if > 1, wrap each env in ``FrameStackObservation(env, stack, padding_type=padding)``.
+        padding: ``"reset"`` or ``"zero"`` stack padding.
+        episode_length: episode length of every env, or one per env.
+        truncate: end episodes by truncation (``truncated=True``, via ``max_episode_steps``)
+            instead of termination.
+        autoreset_mode: the vector env's autoreset mode (rlkit needs ``NEXT_STEP``).
+        **kwargs: more ``CountingEnv`` arguments (``obs_shape``, ``dtype``).
+
+    Returns:
+        The vector env.
+
+    Example:
+        >>> envs = make_fake_vector_env(3, stack=4, episode_length=[2, 3, 4], dtype=np.int32)
+        >>> envs.reset(seed=0)[0].shape
+        (3, 4, 4, 4)
+
+    """
+    lengths = [episode_length] * num_envs if isinstance(episode_length, int) else episode_length
+    if len(lengths) != num_envs:
+        raise ValueError(f"got {len(lengths)} episode lengths for {num_envs} envs")
+    fns = []
+    for i, length in enumerate(lengths):
+        env_kwargs = dict(kwargs, episode_length=length, env_index=i)
+        if truncate:
+            env_kwargs.update(terminate=False, max_episode_steps=length)
+        fns.append(functools.partial(_make_counting_env, stack, padding, env_kwargs))
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=autoreset_mode)
+
+
+def register_fake_envs() -> None:
+    """Register ``CountingEnv`` as ``rlkit/Counting-v0`` (idempotent), for ``make_vector_env``."""
+    if COUNTING_ENV_ID not in gym.registry:
+        gym.register(COUNTING_ENV_ID, entry_point=CountingEnv)

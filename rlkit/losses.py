@@ -1,0 +1,157 @@
+"""Pure TensorFlow loss maths: TD targets, returns, GAE and policy-gradient terms.
+
+Names follow rlax/trfl: ``_tm1`` is time t-1 (where the action was taken), ``_t`` is time t
+(the next state). Every function is a pure function of tensors, so each is tested against
+numbers worked out by hand in ``tests/test_losses.py``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+TD_LOSSES = ("huber", "mse")
+
+
+def q_learning_target(r_t: tf.Tensor, discount_t: tf.Tensor, q_t: tf.Tensor) -> tf.Tensor:
+    """One-step Q-learning target, y = r_t + discount_t * max_a q_t[a].
+
+    Args:
+        r_t: rewards ``[B]``.
+        discount_t: ``gamma * (1 - terminated)``, ``[B]``; zero stops bootstrapping.
+        q_t: target-network Q-values of the next state ``[B, A]``.
+
+    Returns:
+        Targets ``[B]`` (gradients stopped).
+
+    """
+    return tf.stop_gradient(r_t + discount_t * tf.reduce_max(q_t, axis=-1))
+
+
+def double_q_learning_target(
+    r_t: tf.Tensor, discount_t: tf.Tensor, q_t_value: tf.Tensor, q_t_selector: tf.Tensor
+) -> tf.Tensor:
+    """Double Q-learning target (van Hasselt et al., 2016).
+
+    y = r_t + discount_t * q_t_value[argmax_a q_t_selector[a]]: the online network picks the
+    action, the target network values it, which removes max-operator overestimation.
+
+    Args:
+        r_t: rewards ``[B]``.
+        discount_t: ``gamma * (1 - terminated)``, ``[B]``.
+        q_t_value: target-network Q-values of the next state ``[B, A]``.
+        q_t_selector: online-network Q-values of the next state ``[B, A]``.
+
+    Returns:
+        Targets ``[B]`` (gradients stopped).
+
+    """
+    best = tf.argmax(q_t_selector, axis=-1, output_type=tf.int32)  # [B]
+    value = tf.gather(q_t_value, best, axis=-1, batch_dims=1)  # [B]
+    return tf.stop_gradient(r_t + discount_t * value)
+
+
+def huber(x: tf.Tensor, delta: float = 1.0) -> tf.Tensor:
+    """Elementwise Huber loss: 0.5 x^2 for |x| <= delta, else delta (|x| - 0.5 delta)."""
+    abs_x = tf.abs(x)
+    quadratic = tf.minimum(abs_x, delta)
+    return 0.5 * quadratic**2 + delta * (abs_x - quadratic)
+
+
+def td_loss(
+    q_tm1: tf.Tensor, a_tm1: tf.Tensor, target: tf.Tensor, kind: str = "huber"
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean TD loss of the taken actions' Q-values against fixed targets.
+
+    Args:
+        q_tm1: online Q-values ``[B, A]``.
+        a_tm1: actions taken ``[B]`` (int).
+        target: TD targets ``[B]``.
+        kind: ``"huber"`` (delta 1) or ``"mse"`` (0.5 x^2).
+
+    Returns:
+        ``(loss [], td_error [B])``.
+
+    """
+    if kind not in TD_LOSSES:
+        raise ValueError(f"unknown TD loss {kind!r}; choose one of {TD_LOSSES}")
+    q_a = tf.gather(q_tm1, tf.cast(a_tm1, tf.int32), axis=-1, batch_dims=1)  # [B]
+    td_error = target - q_a
+    per_item = huber(td_error) if kind == "huber" else 0.5 * tf.square(td_error)
+    return tf.reduce_mean(per_item), td_error
+
+
+def polyak_update(online: list[tf.Variable], target: list[tf.Variable], tau: tf.Tensor) -> None:
+    """Move target variables towards online ones: target <- tau * online + (1 - tau) * target."""
+    for o, t in zip(online, target, strict=True):
+        t.assign(tau * o + (1.0 - tau) * t)
+
+
+def discounted_returns(r_t: tf.Tensor, discount_t: tf.Tensor, bootstrap: tf.Tensor) -> tf.Tensor:
+    """Discounted returns G_t = r_t + discount_t * G_{t+1}, with G_T = bootstrap.
+
+    Args:
+        r_t: rewards ``[T, N]``.
+        discount_t: ``gamma`` where the episode goes on after step t and 0 where it ended,
+            ``[T, N]``.
+        bootstrap: value of the state after the last step ``[N]`` (zeros for complete
+            episodes).
+
+    Returns:
+        Returns ``[T, N]``.
+
+    """
+    return tf.scan(
+        lambda g_next, x: x[0] + x[1] * g_next,
+        (r_t, discount_t),
+        initializer=bootstrap,
+        reverse=True,
+    )
+
+
+def generalized_advantage_estimation(
+    r_t: tf.Tensor,
+    v_tm1: tf.Tensor,
+    v_t: tf.Tensor,
+    discount_t: tf.Tensor,
+    continue_t: tf.Tensor,
+    lambda_: float | tf.Tensor,
+) -> tf.Tensor:
+    """GAE(lambda) advantages (Schulman et al., 2016) over a ``[T, N]`` rollout.
+
+    delta_t = r_t + discount_t * v_t - v_tm1
+    A_t = delta_t + lambda * continue_t * A_{t+1}
+
+    ``discount_t`` (``gamma * (1 - terminated)``) decides whether the next state's value
+    counts: a truncated step still bootstraps from the true final observation. ``continue_t``
+    is ``gamma`` if the episode goes on after step t and 0 if it ended either way, so no
+    advantage leaks across an episode boundary.
+
+    Args:
+        r_t: rewards ``[T, N]``.
+        v_tm1: values of the states where the actions were taken ``[T, N]``.
+        v_t: values of the next states ``[T, N]`` (true final observation at episode ends).
+        discount_t: ``[T, N]`` as above.
+        continue_t: ``[T, N]`` as above.
+        lambda_: the GAE mixing parameter in [0, 1].
+
+    Returns:
+        Advantages ``[T, N]``; returns for the value loss are ``advantages + v_tm1``.
+
+    """
+    delta = r_t + discount_t * v_t - v_tm1  # [T, N]
+    return tf.scan(
+        lambda a_next, x: x[0] + lambda_ * x[1] * a_next,
+        (delta, continue_t),
+        initializer=tf.zeros_like(delta[0]),
+        reverse=True,
+    )
+
+
+def masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` is 1 (0 if there are none)."""
+    return tf.reduce_sum(x * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def policy_gradient_loss(log_prob: tf.Tensor, advantage: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Policy-gradient surrogate -E[log pi(a|s) * A], advantages treated as constants."""
+    return -masked_mean(log_prob * tf.stop_gradient(advantage), mask)

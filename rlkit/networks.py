@@ -1,0 +1,293 @@
+"""Keras networks with a stated output contract: Q-values, dueling Q-values, actor-critic.
+
+Every network takes a batch of observations ``[B, *obs_shape]`` and returns either
+Q-values ``[B, A]`` (``QNetwork``) or ``(logits [B, A], value [B])`` (``ActorCriticNetwork``).
+A network is fully described by a JSON-able ``spec`` dict, so a saved policy is rebuilt from
+that description plus a ``.weights.h5`` file, with no pickle involved.
+
+Small MLPs also run as plain numpy (``numpy_forward``): acting on a handful of CartPole
+observations costs ~0.5 ms as a TF call but ~20 us in numpy, and per-step calls, not the
+maths, decide the speed of small-network agents. The numpy path reads the same weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
+TORSOS = ("mlp", "nature_cnn")
+
+
+def _np_activation(name: str, x: np.ndarray) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "elu":
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+    raise ValueError(f"no numpy path for activation {name!r}")
+
+
+def default_torso(obs_shape: tuple[int, ...]) -> str:
+    """Pick the torso for an observation shape: the Nature CNN for images, else an MLP."""
+    return "nature_cnn" if len(obs_shape) == 3 else "mlp"
+
+
+class Network(keras.Model):
+    """Base class: a torso (MLP or Nature CNN) shared by the heads of a subclass.
+
+    Args:
+        obs_shape: shape of one observation. Image observations are ``[H, W, C]`` or
+            ``[C, H, W]`` stacks of uint8 frames; they are scaled to [0, 1] in the graph.
+        num_actions: number of discrete actions.
+        torso: ``"mlp"`` or ``"nature_cnn"``.
+        hidden_sizes: MLP layer widths (for the CNN torso: the final dense width).
+        activation: activation of hidden layers.
+        channels_first: for image observations, whether the stack axis comes first
+            (gymnasium's ``FrameStackObservation`` gives ``[k, H, W]``).
+
+    """
+
+    kind: str = "base"
+    # Keras' default (Glorot uniform); actor-critic torsos use orthogonal init instead.
+    hidden_initializer: Any = "glorot_uniform"
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        torso: str = "mlp",
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        activation: str = "relu",
+        channels_first: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if torso not in TORSOS:
+            raise ValueError(f"unknown torso {torso!r}; choose one of {TORSOS}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {ACTIVATIONS}")
+        self.obs_shape = tuple(int(d) for d in obs_shape)
+        self.num_actions = int(num_actions)
+        self.torso_name = torso
+        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        self.activation_name = activation
+        self.channels_first = bool(channels_first)
+        if torso == "mlp":
+            self.torso_layers = [
+                keras.layers.Dense(
+                    h,
+                    activation=activation,
+                    kernel_initializer=self.hidden_initializer,
+                    name=f"dense_{i}",
+                )
+                for i, h in enumerate(self.hidden_sizes)
+            ]
+        else:
+            # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
+            width = self.hidden_sizes[-1] if self.hidden_sizes else 512
+            self.torso_layers = [
+                keras.layers.Conv2D(32, 8, strides=4, activation="relu", name="conv_0"),
+                keras.layers.Conv2D(64, 4, strides=2, activation="relu", name="conv_1"),
+                keras.layers.Conv2D(64, 3, strides=1, activation="relu", name="conv_2"),
+                keras.layers.Flatten(name="flatten"),
+                keras.layers.Dense(width, activation="relu", name="dense_0"),
+            ]
+        self._np_params: list[np.ndarray] | None = None
+
+    # -- description -------------------------------------------------------------------
+    @property
+    def spec(self) -> dict[str, Any]:
+        """A JSON-able description from which ``build_network`` rebuilds this network."""
+        return {
+            "kind": self.kind,
+            "obs_shape": list(self.obs_shape),
+            "num_actions": self.num_actions,
+            "torso": self.torso_name,
+            "hidden_sizes": list(self.hidden_sizes),
+            "activation": self.activation_name,
+            "channels_first": self.channels_first,
+        }
+
+    def build_for_obs(self) -> Network:
+        """Create the variables by calling the network once on a dummy batch."""
+        self(tf.zeros((1, *self.obs_shape), tf.float32))
+        return self
+
+    # -- graph ----------------------------------------------------------------------------
+    def torso(self, obs: tf.Tensor) -> tf.Tensor:
+        """Features ``[B, F]`` from observations ``[B, *obs_shape]``."""
+        if self.torso_name == "nature_cnn":
+            # uint8 frames are scaled in the graph, so the buffer keeps them as bytes.
+            x = tf.cast(obs, tf.float32) / 255.0
+            if self.channels_first:
+                x = tf.transpose(x, [0, 2, 3, 1])  # [B, C, H, W] -> [B, H, W, C]
+        else:
+            x = tf.reshape(tf.cast(obs, tf.float32), (-1, int(np.prod(self.obs_shape))))
+        for layer in self.torso_layers:
+            x = layer(x)
+        return x
+
+    # -- numpy mirror ---------------------------------------------------------------------
+    @property
+    def supports_numpy(self) -> bool:
+        """Whether ``numpy_forward`` is available (MLP torsos with a numpy activation)."""
+        return self.torso_name == "mlp" and self.activation_name in ("relu", "tanh", "elu")
+
+    def refresh_numpy(self, values: list[Any] | None = None) -> None:
+        """Copy the current weights for ``numpy_forward``; call after every weight change.
+
+        Args:
+            values: the tensors of ``numpy_variables()`` if the caller already has them
+                (a compiled update step returns them, which saves one read per variable).
+
+        """
+        if values is None:
+            values = self.numpy_variables()
+        self._np_params = [np.asarray(v, dtype=np.float32) for v in values]
+
+    def _numpy_torso(self, obs: np.ndarray, params: list[np.ndarray]) -> tuple[np.ndarray, int]:
+        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        for i in range(len(self.hidden_sizes)):
+            x = _np_activation(self.activation_name, x @ params[2 * i] + params[2 * i + 1])
+        return x, 2 * len(self.hidden_sizes)
+
+    def numpy_variables(self) -> list[tf.Variable]:
+        """The variables the numpy path reads: (kernel, bias) of each torso then head layer."""
+        layers = [*self.torso_layers, *self.head_layers()]
+        return [v for layer in layers for v in (layer.kernel, layer.bias)]
+
+    def head_layers(self) -> list[keras.layers.Dense]:
+        """Dense head layers, in the order ``numpy_forward`` reads their weights."""
+        raise NotImplementedError
+
+    def numpy_params(self) -> list[np.ndarray]:
+        """Weights for the numpy path, fetched on first use after ``refresh_numpy``."""
+        if self._np_params is None:
+            self.refresh_numpy()
+        return self._np_params  # type: ignore[return-value]
+
+
+class QNetwork(Network):
+    """Q-values ``[B, A]`` from an MLP or CNN torso and a linear head."""
+
+    kind = "q"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.q_head = keras.layers.Dense(self.num_actions, name="q")
+
+    def call(self, obs: tf.Tensor) -> tf.Tensor:
+        """Return Q-values ``[B, A]``."""
+        return self.q_head(self.torso(obs))
+
+    def head_layers(self) -> list[keras.layers.Dense]:
+        """The Q head."""
+        return [self.q_head]
+
+    def numpy_forward(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values ``[B, A]`` computed in numpy with the weights of the last refresh."""
+        p = self.numpy_params()
+        x, i = self._numpy_torso(obs, p)
+        return x @ p[i] + p[i + 1]
+
+
+class DuelingQNetwork(Network):
+    """Dueling architecture (Wang et al., 2016): Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a')."""
+
+    kind = "dueling_q"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.value_head = keras.layers.Dense(1, name="value")
+        self.advantage_head = keras.layers.Dense(self.num_actions, name="advantage")
+
+    def call(self, obs: tf.Tensor) -> tf.Tensor:
+        """Return Q-values ``[B, A]``."""
+        x = self.torso(obs)
+        value = self.value_head(x)  # [B, 1]
+        advantage = self.advantage_head(x)  # [B, A]
+        return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+
+    def head_layers(self) -> list[keras.layers.Dense]:
+        """Value head, then advantage head."""
+        return [self.value_head, self.advantage_head]
+
+    def numpy_forward(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values ``[B, A]`` computed in numpy."""
+        p = self.numpy_params()
+        x, i = self._numpy_torso(obs, p)
+        value = x @ p[i] + p[i + 1]
+        advantage = x @ p[i + 2] + p[i + 3]
+        return value + advantage - advantage.mean(axis=-1, keepdims=True)
+
+
+class ActorCriticNetwork(Network):
+    """Shared torso with a policy head (logits ``[B, A]``) and a value head (``[B]``)."""
+
+    kind = "actor_critic"
+    # Orthogonal init with gain sqrt(2) (Saxe et al., 2014), usual for policy-gradient MLPs.
+    hidden_initializer = keras.initializers.Orthogonal(float(np.sqrt(2.0)))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Small policy-head init keeps the first policy near uniform (Andrychowicz et al., 2021).
+        self.policy_head = keras.layers.Dense(
+            self.num_actions,
+            kernel_initializer=keras.initializers.Orthogonal(0.01),
+            name="logits",
+        )
+        self.value_head = keras.layers.Dense(
+            1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value"
+        )
+
+    def call(self, obs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Return ``(logits [B, A], value [B])``."""
+        x = self.torso(obs)
+        return self.policy_head(x), tf.squeeze(self.value_head(x), axis=-1)
+
+    def head_layers(self) -> list[keras.layers.Dense]:
+        """Policy head, then value head."""
+        return [self.policy_head, self.value_head]
+
+    def numpy_forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits [B, A], value [B])`` computed in numpy."""
+        p = self.numpy_params()
+        x, i = self._numpy_torso(obs, p)
+        return x @ p[i] + p[i + 1], (x @ p[i + 2] + p[i + 3])[:, 0]
+
+
+NETWORKS: dict[str, type[Network]] = {
+    cls.kind: cls for cls in (QNetwork, DuelingQNetwork, ActorCriticNetwork)
+}
+SPEC_KEYS = frozenset(
+    {"kind", "obs_shape", "num_actions", "torso", "hidden_sizes", "activation", "channels_first"}
+)
+
+
+def build_network(spec: dict[str, Any]) -> Network:
+    """Build (and create the variables of) a network from its ``spec``.
+
+    Raises:
+        ValueError: if the spec has unknown keys or an unknown kind, torso or activation.
+
+    """
+    missing = {"kind", "obs_shape", "num_actions"} - set(spec)
+    if missing:
+        raise ValueError(f"network spec lacks {sorted(missing)}")
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise ValueError(
+            f"network spec has unknown keys {sorted(unknown)}; valid: {sorted(SPEC_KEYS)}"
+        )
+    kind = spec.get("kind")
+    if kind not in NETWORKS:
+        raise ValueError(f"unknown network kind {kind!r}; choose one of {sorted(NETWORKS)}")
+    kwargs = {k: v for k, v in spec.items() if k != "kind"}
+    kwargs["obs_shape"] = tuple(kwargs["obs_shape"])
+    kwargs["hidden_sizes"] = tuple(kwargs.get("hidden_sizes", (64, 64)))
+    return NETWORKS[kind](**kwargs).build_for_obs()

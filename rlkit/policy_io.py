@@ -1,0 +1,105 @@
+"""Save and load a trained policy as ``policy.json`` + ``policy.weights.h5`` (no pickle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlkit.errors import RlkitError
+
+FORMAT_VERSION = 1
+POLICY_KEYS = frozenset({"format_version", "agent", "env", "network", "rlkit_version"})
+
+
+def save_policy(path: str | Path, network: Any, *, agent: str, env_id: str) -> Path:
+    """Write ``network`` and its description into the folder ``path``.
+
+    Args:
+        path: folder to create (or overwrite the policy files in).
+        network: an ``rlkit.networks.Network``.
+        agent: registry name of the agent that trained it.
+        env_id: the env it was trained on.
+
+    Returns:
+        The folder.
+
+    """
+    from rlkit import __version__
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    network.save_weights(str(path / "policy.weights.h5"))
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "rlkit_version": __version__,
+        "agent": agent,
+        "env": env_id,
+        "network": network.spec,
+    }
+    (path / "policy.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+class SavedPolicy:
+    """A loaded policy: greedy actions from its network, in numpy where possible.
+
+    Attributes:
+        meta: the ``policy.json`` description (agent, env, network spec).
+        network: the rebuilt Keras network with the saved weights.
+
+    """
+
+    def __init__(self, meta: dict[str, Any], network: Any) -> None:
+        self.meta, self.network = meta, network
+
+    def scores(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values or logits ``[N, A]``."""
+        if self.network.supports_numpy:
+            out = self.network.numpy_forward(obs)
+        else:
+            out = self.network(obs)
+        out = out[0] if isinstance(out, tuple) else out
+        return np.asarray(out)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions ``[N]`` (argmax of Q-values, or the most likely action)."""
+        return np.argmax(self.scores(obs), axis=-1)
+
+
+def load_policy(path: str | Path) -> SavedPolicy:
+    """Load a policy saved by ``save_policy`` (a run folder or its ``policy/`` folder).
+
+    Raises:
+        RlkitError: if the folder holds no policy or its description is not one rlkit wrote.
+
+    """
+    from rlkit.networks import build_network
+
+    path = Path(path)
+    if (path / "policy" / "policy.json").exists():
+        path = path / "policy"
+    desc = path / "policy.json"
+    if not desc.exists():
+        raise RlkitError(f"no saved policy in {str(path)!r} (expected policy.json there)")
+    try:
+        meta = json.loads(desc.read_text())
+    except json.JSONDecodeError as e:
+        raise RlkitError(f"{desc} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or set(meta) - POLICY_KEYS or "network" not in meta:
+        raise RlkitError(f"{desc} is not an rlkit policy description (keys: {sorted(POLICY_KEYS)})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise RlkitError(
+            f"{desc} has format version {meta.get('format_version')}; this rlkit reads "
+            f"version {FORMAT_VERSION} (upgrade rlkit to load newer policies)"
+        )
+    try:
+        network = build_network(meta["network"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise RlkitError(f"{desc} describes a network rlkit cannot build: {e}") from None
+    network.load_weights(str(path / "policy.weights.h5"))
+    if network.supports_numpy:
+        network.refresh_numpy()
+    return SavedPolicy(meta, network)

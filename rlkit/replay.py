@@ -1,0 +1,324 @@
+"""Uniform replay: a numpy ring ``[rows, num_envs, ...]`` that stores each frame once.
+
+Layout and contract
+-------------------
+Each env stream writes one row per ``add``: the *newest frame* of the observation it acted
+on (the whole observation when ``frame_stack == 1``), the action, the reward, and the
+``terminated`` / ``truncated`` / ``valid`` flags of that step. Because gymnasium's NEXT_STEP
+autoreset makes the step after an episode end a reset step, the row after a finished
+transition holds that episode's true *final* observation (an invalid row: its "transition"
+is the reset). So every observation the env produced is stored exactly once, final
+observations included, and the next observation of row ``t`` is always row ``t + 1``.
+
+A frame stack for row ``t`` is rows ``t-k+1 .. t`` of its stream. Frames from before the
+episode's first row are replaced the way ``FrameStackObservation`` pads: ``"reset"``
+repeats the episode's first frame, ``"zero"`` uses zeros. ``sample()`` therefore returns
+exactly the ``obs`` and ``next_obs`` arrays the environment produced, including the true
+final observation of truncated episodes; ``add`` checks the padding of each episode's first
+observation so that a mismatch is an error, never silently wrong data.
+
+Never sampled: the newest row (its successor is not stored yet), autoreset rows, and, once
+the ring has wrapped, the ``k - 1`` oldest rows (their stack history was overwritten).
+
+Memory: 1M Atari transitions (84x84 uint8, 4-stack) take 7.056 GB of frames plus 9 bytes a
+transition of action (uint8), reward (float32) and four flags, 7.065 GB in all.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlkit.types import Batch, Transition
+
+PADDINGS = ("reset", "zero")
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says a new allocation can use (MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class ReplayBuffer:
+    """Ring buffer of transitions from ``num_envs`` env streams, sampled uniformly.
+
+    Args:
+        capacity: transitions to keep in total (rounded up to a multiple of ``num_envs``).
+        num_envs: number of env streams adding a row each per ``add``.
+        observation_space: the (single-env) observation space.
+        action_space: the (single-env) action space.
+        frame_stack: ``k`` if observations are ``FrameStackObservation`` stacks ``[k, ...]``
+            whose newest frame is ``obs[-1]``; 1 stores whole observations.
+        padding: how the env pads stacks at episode starts: ``"reset"`` (repeat the first
+            frame, gymnasium's default) or ``"zero"``.
+        seed: seed of the buffer's own sampling generator.
+        check_memory: refuse to allocate more than the memory available.
+
+    Raises:
+        ValueError: on inconsistent arguments, or ``MemoryError`` if the buffer cannot fit.
+
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        *,
+        frame_stack: int = 1,
+        padding: str = "reset",
+        seed: int | None = None,
+        check_memory: bool = True,
+    ) -> None:
+        if capacity < 2 * num_envs:
+            raise ValueError(
+                f"buffer capacity {capacity} is too small for {num_envs} envs; use at least "
+                f"{2 * num_envs} (two rows per env stream)"
+            )
+        if num_envs < 1 or frame_stack < 1:
+            raise ValueError(f"num_envs ({num_envs}) and frame_stack ({frame_stack}) must be >= 1")
+        if math.ceil(capacity / num_envs) <= frame_stack:
+            raise ValueError(
+                f"buffer capacity {capacity} leaves {math.ceil(capacity / num_envs)} rows per env "
+                f"stream, too few for stacks of {frame_stack}; use at least "
+                f"{(frame_stack + 1) * num_envs}"
+            )
+        if padding not in PADDINGS:
+            raise ValueError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
+        obs_shape = tuple(observation_space.shape or ())
+        if frame_stack > 1 and (not obs_shape or obs_shape[0] != frame_stack):
+            raise ValueError(
+                f"frame_stack={frame_stack} needs observations of shape [{frame_stack}, ...] "
+                f"(FrameStackObservation stacks on axis 0), got {obs_shape}"
+            )
+        self.num_envs = int(num_envs)
+        self.rows = math.ceil(capacity / num_envs)
+        self.frame_stack = int(frame_stack)
+        self.padding = padding
+        self.obs_shape = obs_shape
+        frame_shape = obs_shape[1:] if frame_stack > 1 else obs_shape
+        action_shape = tuple(action_space.shape or ())
+        action_dtype = np.dtype(action_space.dtype)
+        self._discrete = isinstance(action_space, gym.spaces.Discrete)
+        if (
+            self._discrete
+            and 0 <= action_space.start
+            and action_space.start + action_space.n <= 256
+        ):
+            action_dtype = np.dtype(np.uint8)  # 1 byte instead of 8: it adds up at 1M
+        shape = (self.rows, self.num_envs)
+        specs = {
+            "frames": (shape + frame_shape, np.dtype(observation_space.dtype)),
+            "action": (shape + action_shape, action_dtype),
+            "reward": (shape, np.dtype(np.float32)),
+            "terminated": (shape, np.dtype(bool)),
+            "truncated": (shape, np.dtype(bool)),
+            "valid": (shape, np.dtype(bool)),
+            "first": (shape, np.dtype(bool)),
+        }
+        need = sum(math.prod(s) * d.itemsize for s, d in specs.values())
+        free = available_memory_bytes() if check_memory else None
+        if free is not None and need > free:
+            per_transition = need / (self.rows * self.num_envs)
+            fits = int(0.9 * free / per_transition) // num_envs * num_envs
+            raise MemoryError(
+                f"the replay buffer needs {need / 1e9:.2f} GB for {self.rows * num_envs:,} "
+                f"transitions but only {free / 1e9:.2f} GB of memory is available; set "
+                f"buffer_size to at most {fits:,} (e.g. --set buffer_size={fits})"
+            )
+        self._arrays = {name: np.zeros(s, d) for name, (s, d) in specs.items()}
+        self._frames = self._arrays["frames"]
+        self._rng = np.random.default_rng(seed)
+        self._cursor = 0  # next row to write
+        self._count = 0  # rows written, at most self.rows
+        self._last_next: np.ndarray | None = None  # the last next_obs [N, *obs_shape]
+        self._last_valid = np.zeros(self.num_envs, bool)
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def capacity(self) -> int:
+        """Transitions the buffer can hold."""
+        return self.rows * self.num_envs
+
+    @property
+    def size(self) -> int:
+        """Rows stored so far, counted over all env streams."""
+        return self._count * self.num_envs
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the buffer's arrays."""
+        return sum(a.nbytes for a in self._arrays.values())
+
+    # -- writing ---------------------------------------------------------------------------
+    def _newest(self, obs: np.ndarray) -> np.ndarray:
+        return obs[:, -1] if self.frame_stack > 1 else obs
+
+    def add(self, transition: Transition) -> None:
+        """Store one vector step (``[N, ...]`` arrays) as one row per env stream.
+
+        Raises:
+            ValueError: if the arrays have the wrong leading size, or an episode's first
+                observation is not padded as ``padding`` says.
+
+        """
+        obs = np.asarray(transition.obs)
+        if obs.shape != (self.num_envs, *self.obs_shape):
+            raise ValueError(
+                f"expected obs of shape {(self.num_envs, *self.obs_shape)}, got {obs.shape}"
+            )
+        frame = self._newest(obs)
+        a, c = self._arrays, self._cursor
+        if self._last_next is None:
+            continues = np.zeros(self.num_envs, bool)
+        else:
+            # A stream continues when this obs is the previous step's next_obs; if not (the
+            # runner was reset), the previous row has no stored successor. The whole stack is
+            # compared: a reset frame can equal the last frame of the previous episode.
+            flat = (obs != self._last_next).reshape(self.num_envs, -1)
+            continues = ~flat.any(axis=1)
+            prev = (c - 1) % self.rows
+            a["valid"][prev] &= continues
+        first = ~(continues & self._last_valid)
+        if self.frame_stack > 1 and first.any():
+            self._check_padding(obs[first])
+        a["frames"][c] = frame
+        a["action"][c] = transition.action
+        a["reward"][c] = transition.reward
+        a["terminated"][c] = transition.terminated
+        a["truncated"][c] = transition.truncated
+        a["valid"][c] = transition.valid
+        a["first"][c] = first
+        self._last_next = np.array(transition.next_obs)
+        self._last_valid = np.asarray(transition.valid, bool).copy()
+        self._cursor = (c + 1) % self.rows
+        self._count = min(self._count + 1, self.rows)
+
+    def _check_padding(self, stacks: np.ndarray) -> None:
+        pad = stacks[:, :-1]
+        expected = stacks[:, -1:] if self.padding == "reset" else np.zeros_like(stacks[:, -1:])
+        if not np.all(pad == expected):
+            raise ValueError(
+                f"an episode's first observation is not padded as padding={self.padding!r} "
+                "expects (the frames before the newest one should "
+                + ("repeat it" if self.padding == "reset" else "be zeros")
+                + "); build the buffer with the padding your FrameStackObservation uses"
+            )
+
+    # -- sampling --------------------------------------------------------------------------
+    def _sampleable_range(self) -> tuple[int, int, int]:
+        """(oldest row, first sampleable position, number of sampleable positions)."""
+        full = self._count == self.rows
+        oldest = self._cursor if full else 0
+        low = self.frame_stack - 1 if full else 0
+        return oldest, low, max(self._count - 1 - low, 0)
+
+    def can_sample(self) -> bool:
+        """Whether at least one sampleable transition is stored."""
+        oldest, low, n = self._sampleable_range()
+        if n == 0:
+            return False
+        rows = (oldest + low + np.arange(n)) % self.rows
+        return bool(self._arrays["valid"][rows].any())
+
+    def sample(self, batch_size: int, num_batches: int | None = None) -> Batch:
+        """Sample transitions uniformly, with replacement.
+
+        Args:
+            batch_size: transitions per batch (B).
+            num_batches: if given (G), return ``[G, B, ...]`` arrays for G fused updates.
+
+        Returns:
+            A ``Batch`` whose ``obs``/``next_obs`` are exactly what the env produced.
+
+        Raises:
+            RuntimeError: if no transition can be sampled yet.
+
+        """
+        if not self.can_sample():
+            raise RuntimeError("the replay buffer holds no complete transition yet; add more first")
+        total = batch_size * (num_batches or 1)
+        oldest, low, n = self._sampleable_range()
+        rows = np.empty(total, np.int64)
+        envs = np.empty(total, np.int64)
+        todo = np.arange(total)
+        valid = self._arrays["valid"]
+        while todo.size:  # rejection of autoreset rows (one per episode): a few rounds at most
+            r = (oldest + low + self._rng.integers(0, n, todo.size)) % self.rows
+            e = self._rng.integers(0, self.num_envs, todo.size)
+            rows[todo], envs[todo] = r, e
+            todo = todo[~valid[r, e]]
+        a = self._arrays
+        batch = Batch(
+            obs=self._stack(rows, envs),
+            action=a["action"][rows, envs].astype(
+                np.int64 if self._discrete else a["action"].dtype
+            ),
+            reward=a["reward"][rows, envs],
+            next_obs=self._stack((rows + 1) % self.rows, envs),
+            terminated=a["terminated"][rows, envs].astype(np.float32),
+            truncated=a["truncated"][rows, envs].astype(np.float32),
+        )
+        if num_batches is None:
+            return batch
+        return Batch(*(x.reshape(num_batches, batch_size, *x.shape[1:]) for x in batch))
+
+    def _stack(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Observations at ``rows`` of ``envs``: ``[B, *obs_shape]``."""
+        k = self.frame_stack
+        if k == 1:
+            return self._frames[rows, envs]
+        window = (rows[:, None] - np.arange(k - 1, -1, -1)) % self.rows  # [B, k], oldest first
+        first = self._arrays["first"][window, envs[:, None]]  # [B, k]
+        # The episode's first row is the newest position flagged `first`; positions before
+        # it belong to an earlier episode and are replaced by padding.
+        has_first = first.any(axis=1)
+        start = np.where(has_first, k - 1 - np.argmax(first[:, ::-1], axis=1), 0)  # [B]
+        pad = np.arange(k)[None, :] < start[:, None]  # [B, k]
+        if self.padding == "reset":
+            window = np.where(pad, window[np.arange(len(rows)), start][:, None], window)
+        out = self._frames[window, envs[:, None]]  # [B, k, *frame_shape]
+        if self.padding == "zero" and pad.any():
+            out[pad] = 0
+        return out
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Arrays and counters that restore the buffer exactly (no pickle needed).
+
+        The arrays are the buffer's own (a copy of 7 GB of Atari frames would double the
+        memory): write them out before the next ``add``.
+        """
+        state: dict[str, Any] = {f"array/{k}": v for k, v in self._arrays.items()}
+        state["cursor"], state["count"] = self._cursor, self._count
+        state["last_valid"] = self._last_valid.copy()
+        state["last_next"] = None if self._last_next is None else self._last_next.copy()
+        state["rng"] = self._rng.bit_generator.state
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load what ``state()`` returned (same capacity, envs and spaces)."""
+        for k, v in self._arrays.items():
+            src = np.asarray(state[f"array/{k}"])
+            if src.shape != v.shape or src.dtype != v.dtype:
+                raise ValueError(
+                    f"replay state '{k}' has shape {src.shape} {src.dtype}, expected "
+                    f"{v.shape} {v.dtype}: it comes from a buffer of another size or env"
+                )
+            v[...] = src
+        self._cursor, self._count = int(state["cursor"]), int(state["count"])
+        self._last_valid = np.asarray(state["last_valid"], bool).copy()
+        last = state["last_next"]
+        self._last_next = None if last is None else np.array(last)
+        self._rng.bit_generator.state = state["rng"]

@@ -1,0 +1,119 @@
+"""VectorRunner: steps a gymnasium vector env and turns its output into Transitions.
+
+The vector env must use NEXT_STEP autoreset (``rlkit.envs.make_vector_env`` does): after
+an episode ends, the env's next ``step`` only resets it. The runner marks that row
+``valid=False`` so it is never learned from, and since the row's ``obs`` is the finished
+episode's true final observation, a truncated transition can bootstrap from it.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from rlkit.types import EpisodeStats, Transition
+
+
+class VectorRunner:
+    """Steps ``envs`` and tracks env steps and finished episodes.
+
+    Args:
+        envs: a gymnasium vector env with ``autoreset_mode=NEXT_STEP``.
+
+    Raises:
+        ValueError: if the vector env uses another autoreset mode.
+
+    """
+
+    def __init__(self, envs: gym.vector.VectorEnv) -> None:
+        mode = envs.metadata.get("autoreset_mode")
+        if mode != AutoresetMode.NEXT_STEP:
+            raise ValueError(
+                f"VectorRunner needs a vector env with autoreset_mode=NEXT_STEP, got {mode}; "
+                "build it with rlkit.envs.make_vector_env"
+            )
+        self.envs = envs
+        self.num_envs = envs.num_envs
+        self.observation_space = envs.single_observation_space
+        self.action_space = envs.single_action_space
+        self.env_steps = 0  # valid transitions so far, summed over envs
+        self.episodes = 0
+        self._obs: np.ndarray | None = None
+        self._resetting = np.zeros(self.num_envs, bool)
+        self._returns = np.zeros(self.num_envs, np.float64)
+        self._lengths = np.zeros(self.num_envs, np.int64)
+        self._done_returns: list[float] = []
+        self._done_lengths: list[int] = []
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset every env (env i gets ``seed + i``) and return observations ``[N, ...]``.
+
+        Episodes in progress are dropped from the statistics.
+        """
+        self._obs, _ = self.envs.reset(seed=seed)
+        self._resetting[:] = False
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        return self._obs
+
+    def step(self, actions: np.ndarray) -> tuple[Transition, np.ndarray]:
+        """Step every env once.
+
+        Args:
+            actions: ``[N]`` actions; ignored for envs that are resetting.
+
+        Returns:
+            ``(transition, obs)``: the step as a ``Transition`` (autoreset rows have
+            ``valid=False``) and the observations to act on next.
+
+        """
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        next_obs, reward, terminated, truncated, info = self.envs.step(actions)
+        valid = ~self._resetting
+        transition = Transition(
+            obs=self._obs,
+            action=np.asarray(actions),
+            reward=np.asarray(reward, np.float32),
+            next_obs=next_obs,
+            terminated=np.asarray(terminated, bool),
+            truncated=np.asarray(truncated, bool),
+            valid=valid,
+        )
+        ended = (transition.terminated | transition.truncated) & valid
+        self._track_episodes(transition.reward, valid, ended, info)
+        self._resetting = ended
+        self._obs = next_obs
+        self.env_steps += int(valid.sum())
+        return transition, next_obs
+
+    def _track_episodes(
+        self, reward: np.ndarray, valid: np.ndarray, ended: np.ndarray, info: dict
+    ) -> None:
+        # Prefer statistics from a RecordEpisodeStatistics wrapper inside the env (it sees
+        # the full game's unclipped score, e.g. for Atari); else count the rewards here.
+        self._returns += np.where(valid, reward, 0.0)
+        self._lengths += valid
+        if "episode" in info:
+            mask = np.asarray(info["_episode"], bool)
+            self._done_returns += np.asarray(info["episode"]["r"])[mask].tolist()
+            self._done_lengths += np.asarray(info["episode"]["l"])[mask].tolist()
+        elif ended.any():
+            self._done_returns += self._returns[ended].tolist()
+            self._done_lengths += self._lengths[ended].tolist()
+        self.episodes += int(ended.sum())
+        self._returns[ended] = 0.0
+        self._lengths[ended] = 0
+
+    def pop_episode_stats(self) -> EpisodeStats:
+        """Returns and lengths of the episodes finished since the last call."""
+        stats = EpisodeStats(
+            np.asarray(self._done_returns, np.float64), np.asarray(self._done_lengths, np.int64)
+        )
+        self._done_returns, self._done_lengths = [], []
+        return stats
+
+    def close(self) -> None:
+        """Close the envs (and their worker processes)."""
+        self.envs.close()

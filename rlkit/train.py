@@ -1,0 +1,188 @@
+"""Train an agent: ``python -m rlkit.train --agent a2c --env CartPole-v1``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rlkit.errors import RlkitError
+
+EPILOG = """examples:
+  python -m rlkit.train --agent a2c --env CartPole-v1
+  python -m rlkit.train --agent dqn --env CartPole-v1 --seed 3 --set learning_rate=5e-4
+  python -m rlkit.train --agent dqn --env CartPole-v1 --show-config
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m rlkit.train``."""
+    p = argparse.ArgumentParser(
+        prog="python -m rlkit.train",
+        description="Train an rlkit agent with its shipped preset for the env.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--agent", required=True, help="dqn, double_dqn, dueling_dqn, reinforce, a2c")
+    p.add_argument("--env", required=True, help="gymnasium env id, e.g. CartPole-v1")
+    p.add_argument("--seed", type=int, help="seed for Python, numpy, TF and the envs")
+    p.add_argument("--total-steps", type=float, help="env steps to train for (e.g. 5e4)")
+    p.add_argument("--num-envs", type=int, help="envs stepped in parallel")
+    p.add_argument("--vectorization", help="sync (one process) or async (subprocesses)")
+    p.add_argument("--eval-every", type=int, help="env steps between greedy evaluations")
+    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation")
+    p.add_argument("--stop-reward", type=float, help="stop once an evaluation reaches this mean")
+    p.add_argument("--config", help="YAML file of settings (beats the preset)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (beats preset and --config), repeatable",
+    )
+    p.add_argument("--run-dir", help="run folder (default: runs/<agent>/<env>_<n>)")
+    p.add_argument("--show-config", action="store_true", help="print the settings and exit")
+    p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return p
+
+
+FLAG_KEYS = {
+    "seed": "seed",
+    "total_steps": "total_steps",
+    "num_envs": "num_envs",
+    "vectorization": "vectorization",
+    "eval_every": "eval_every",
+    "eval_episodes": "eval_episodes",
+}
+
+
+def next_run_dir(root: Path, agent: str, env_id: str) -> Path:
+    """``root/<agent>/<env>_<n>`` with n one more than the highest existing."""
+    safe_env = re.sub(r"[^A-Za-z0-9_.-]+", "-", env_id)
+    parent = root / agent
+    taken = [
+        int(m.group(1))
+        for d in (parent.iterdir() if parent.exists() else [])
+        if (m := re.fullmatch(re.escape(safe_env) + r"_(\d+)", d.name))
+    ]
+    return parent / f"{safe_env}_{max(taken, default=0) + 1}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve settings, check them against the env, train, save and evaluate."""
+    from rlkit import config as config_lib
+    from rlkit.envs import check_env_id
+
+    check_env_id(args.env)  # fails fast, before TensorFlow is imported
+    overrides = config_lib.parse_overrides(args.set)
+    for flag, key in FLAG_KEYS.items():
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+
+    from rlkit.agents import get_agent_class
+
+    agent_cls = get_agent_class(args.agent)
+    run_cfg, agent_cfg = config_lib.resolve(
+        agent_cls, args.env, config_file=args.config, overrides=overrides
+    )
+    resolved = config_lib.to_yaml(agent_cls.name, args.env, run_cfg, agent_cfg)
+    if args.show_config:
+        print(resolved, end="")
+        return 0
+
+    from rlkit.agents.common import seed_everything
+    from rlkit.envs import make_vector_env
+
+    seed_everything(run_cfg.seed)
+    envs = make_vector_env(args.env, run_cfg.num_envs, run_cfg.vectorization)
+    try:
+        agent = agent_cls(
+            envs.single_observation_space, envs.single_action_space, agent_cfg, seed=run_cfg.seed
+        )
+    except BaseException:
+        envs.close()
+        raise
+    run_dir = (
+        Path(args.run_dir) if args.run_dir else next_run_dir(Path("runs"), args.agent, args.env)
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(resolved)
+    verbose = 0 if args.quiet else 1
+    if verbose:
+        print(
+            f"rlkit: training {agent_cls.__name__} on {args.env} for {run_cfg.total_steps:,} "
+            f"env steps ({run_cfg.num_envs} {run_cfg.vectorization} env(s), seed "
+            f"{run_cfg.seed}); run folder {run_dir}",
+            flush=True,
+        )
+
+    from rlkit.evaluate import evaluate_policy, write_results
+    from rlkit.experiment import learn
+    from rlkit.policy_io import save_policy
+
+    result = learn(
+        agent,
+        args.env,
+        run_cfg,
+        run_dir=run_dir,
+        verbose=verbose,
+        envs=envs,
+        eval_every=run_cfg.eval_every,
+        eval_episodes=max(run_cfg.eval_episodes, 1),
+        stop_reward=args.stop_reward,
+    )
+    save_policy(run_dir / "policy", agent.policy_network(), agent=agent_cls.name, env_id=args.env)
+    summary = (
+        f"trained {result.env_steps:,} env steps in {result.seconds:.1f} s "
+        f"({result.env_steps / max(result.seconds, 1e-9):,.0f} steps/s), "
+        f"{result.episodes:,} episodes"
+    )
+    extra = {"train_env_steps": result.env_steps, "train_seconds": result.seconds}
+    if result.solved_at:
+        extra["solved_at"] = result.solved_at
+    if run_cfg.eval_episodes:
+        t0 = time.perf_counter()
+        returns = evaluate_policy(
+            lambda o: agent.act(o, explore=False),
+            args.env,
+            run_cfg.eval_episodes,
+            seed=run_cfg.seed + 100_000,
+        )
+        res = write_results(
+            run_dir / "results.json", returns, env=args.env, deterministic=True, **extra
+        )
+        print(summary)
+        print(
+            f"final evaluation: mean reward {res['mean_reward']:.2f} ± {res['std_reward']:.2f} "
+            f"over {res['episodes']} greedy episodes ({time.perf_counter() - t0:.1f} s)"
+        )
+    else:
+        print(summary)
+    print(
+        f"run folder: {run_dir}  (policy in {run_dir / 'policy'}, "
+        f"progress in progress.csv, TensorBoard: tensorboard --logdir {run_dir})"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit code 0 on success, 2 on bad input (message, no traceback)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except RlkitError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
