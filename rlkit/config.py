@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from importlib import resources
 from pathlib import Path
@@ -47,13 +48,25 @@ class RunConfig:
     seed: int = hp(0, ge=0, help="seeds Python, numpy, TF and the envs")
     eval_episodes: int = hp(10, ge=0, help="greedy episodes per evaluation (final and periodic)")
     eval_every: int = hp(0, ge=0, help="env steps between periodic evaluations (0: off)")
+    stop_reward: float | None = hp(None, help="stop once a periodic evaluation's mean reaches it")
     log_interval: int = hp(5_000, gt=0, help="env steps between progress rows")
+
+    def problems(self) -> list[str]:
+        """Problems that involve several fields."""
+        if self.stop_reward is not None and self.eval_every == 0:
+            return ["stop_reward needs periodic evaluation: set eval_every > 0"]
+        return []
 
 
 # -- validation --------------------------------------------------------------------------
 def _coerce(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
     """Convert ``value`` to the field type ``kind``; return (value, problem or None)."""
     origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        if value is None:
+            return None, None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        origin = typing.get_origin(kind)
     if origin is tuple:
         if isinstance(value, (list, tuple)):
             inner = typing.get_args(kind)[0]

@@ -66,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env", default=None, help="env id (default: the one trained on)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    if not args.debug:
+        from rlkit.tf_setup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     try:
         if args.episodes < 1:
             raise RlkitError(f"--episodes must be >= 1, got {args.episodes}")

@@ -88,9 +88,6 @@ def learn(
     *,
     run_dir: str | Path | None = None,
     verbose: int = 0,
-    eval_every: int = 0,
-    eval_episodes: int = 10,
-    stop_reward: float | None = None,
     envs: Any = None,
 ) -> TrainResult:
     """Train ``agent`` on ``env_id`` with the loop that fits it.
@@ -98,20 +95,19 @@ def learn(
     Args:
         agent: an agent built for the env's spaces.
         env_id: gymnasium id.
-        run: steps, envs, vectorization and seed (``RunConfig()`` defaults if None).
+        run: steps, envs, vectorization, seed and periodic evaluation (``eval_every``,
+            ``eval_episodes``, ``stop_reward``); ``RunConfig()`` defaults if None.
         run_dir: where to write ``progress.csv`` and TensorBoard events (None: nowhere).
         verbose: 1 prints progress.
-        eval_every: env steps between greedy evaluations on a separate env (0: none).
-        eval_episodes: episodes per periodic evaluation.
-        stop_reward: stop once a periodic evaluation's mean reaches this.
         envs: an already built vector env (NEXT_STEP autoreset); built from ``run`` if None.
 
     Returns:
         A ``TrainResult``.
 
     Example:
+        >>> env = gym.make("CartPole-v1")
         >>> agent = DQN(env.observation_space, env.action_space, DQNConfig(), seed=0)
-        >>> learn(agent, "CartPole-v1", RunConfig(total_steps=50_000))
+        >>> result = learn(agent, "CartPole-v1", RunConfig(total_steps=50_000))
 
     """
     from rlkit import loops
@@ -127,10 +123,10 @@ def learn(
         agent,
         env_id,
         logger,
-        every=eval_every,
-        episodes=eval_episodes,
+        every=run.eval_every,
+        episodes=max(run.eval_episodes, 1),
         seed=run.seed + 10_000,
-        stop_reward=stop_reward,
+        stop_reward=run.stop_reward,
     )
     start = time.perf_counter()
     try:
@@ -147,7 +143,7 @@ def learn(
                 seed=run.seed,
             )
             loops.train_off_policy(agent, runner, buffer, logger, run, callback=evaluator)
-        logger.dump(runner.env_steps)
+        logger.dump_final(runner.env_steps)
     finally:
         logger.close()
         runner.close()

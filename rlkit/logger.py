@@ -91,6 +91,11 @@ class Logger:
             self.dump(step)
             self._next_dump = (step // self.log_interval + 1) * self.log_interval
 
+    def dump_final(self, step: int) -> None:
+        """Dump the last row unless the last dump was at ``step`` already."""
+        if step > self._last_step or self._metrics:
+            self.dump(step)
+
     def dump(self, step: int) -> dict[str, Any]:
         """Write one row now: CSV, TensorBoard and the console."""
         now = time.perf_counter()

@@ -77,27 +77,29 @@ class Network(keras.Model):
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.activation_name = activation
         self.channels_first = bool(channels_first)
-        if torso == "mlp":
-            self.torso_layers = [
+        self.torso_layers = self._make_torso()
+        self._np_params: list[np.ndarray] | None = None
+
+    def _make_torso(self, prefix: str = "") -> list[keras.layers.Layer]:
+        if self.torso_name == "mlp":
+            return [
                 keras.layers.Dense(
                     h,
-                    activation=activation,
+                    activation=self.activation_name,
                     kernel_initializer=self.hidden_initializer,
-                    name=f"dense_{i}",
+                    name=f"{prefix}dense_{i}",
                 )
                 for i, h in enumerate(self.hidden_sizes)
             ]
-        else:
-            # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
-            width = self.hidden_sizes[-1] if self.hidden_sizes else 512
-            self.torso_layers = [
-                keras.layers.Conv2D(32, 8, strides=4, activation="relu", name="conv_0"),
-                keras.layers.Conv2D(64, 4, strides=2, activation="relu", name="conv_1"),
-                keras.layers.Conv2D(64, 3, strides=1, activation="relu", name="conv_2"),
-                keras.layers.Flatten(name="flatten"),
-                keras.layers.Dense(width, activation="relu", name="dense_0"),
-            ]
-        self._np_params: list[np.ndarray] | None = None
+        # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
+        width = self.hidden_sizes[-1] if self.hidden_sizes else 512
+        return [
+            keras.layers.Conv2D(32, 8, strides=4, activation="relu", name=f"{prefix}conv_0"),
+            keras.layers.Conv2D(64, 4, strides=2, activation="relu", name=f"{prefix}conv_1"),
+            keras.layers.Conv2D(64, 3, strides=1, activation="relu", name=f"{prefix}conv_2"),
+            keras.layers.Flatten(name=f"{prefix}flatten"),
+            keras.layers.Dense(width, activation="relu", name=f"{prefix}dense_0"),
+        ]
 
     # -- description -------------------------------------------------------------------
     @property
@@ -119,8 +121,8 @@ class Network(keras.Model):
         return self
 
     # -- graph ----------------------------------------------------------------------------
-    def torso(self, obs: tf.Tensor) -> tf.Tensor:
-        """Features ``[B, F]`` from observations ``[B, *obs_shape]``."""
+    def torso(self, obs: tf.Tensor, layers: list[keras.layers.Layer] | None = None) -> tf.Tensor:
+        """Features ``[B, F]`` from observations ``[B, *obs_shape]`` (default: the torso)."""
         if self.torso_name == "nature_cnn":
             # uint8 frames are scaled in the graph, so the buffer keeps them as bytes.
             x = tf.cast(obs, tf.float32) / 255.0
@@ -128,7 +130,7 @@ class Network(keras.Model):
                 x = tf.transpose(x, [0, 2, 3, 1])  # [B, C, H, W] -> [B, H, W, C]
         else:
             x = tf.reshape(tf.cast(obs, tf.float32), (-1, int(np.prod(self.obs_shape))))
-        for layer in self.torso_layers:
+        for layer in self.torso_layers if layers is None else layers:
             x = layer(x)
         return x
 
@@ -150,20 +152,28 @@ class Network(keras.Model):
             values = self.numpy_variables()
         self._np_params = [np.asarray(v, dtype=np.float32) for v in values]
 
-    def _numpy_torso(self, obs: np.ndarray, params: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    def _numpy_torso(
+        self, obs: np.ndarray, params: list[np.ndarray], i: int = 0
+    ) -> tuple[np.ndarray, int]:
+        """Torso features from ``params[i:]``; returns them and the index after the torso."""
         x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
-        for i in range(len(self.hidden_sizes)):
-            x = _np_activation(self.activation_name, x @ params[2 * i] + params[2 * i + 1])
-        return x, 2 * len(self.hidden_sizes)
+        for _ in self.hidden_sizes:
+            x = _np_activation(self.activation_name, x @ params[i] + params[i + 1])
+            i += 2
+        return x, i
 
     def numpy_variables(self) -> list[tf.Variable]:
         """The variables the numpy path reads: (kernel, bias) of each torso then head layer."""
-        layers = [*self.torso_layers, *self.head_layers()]
+        layers = [*self.torso_layers, *self.extra_torso_layers(), *self.head_layers()]
         return [v for layer in layers for v in (layer.kernel, layer.bias)]
 
     def head_layers(self) -> list[keras.layers.Dense]:
         """Dense head layers, in the order ``numpy_forward`` reads their weights."""
         raise NotImplementedError
+
+    def extra_torso_layers(self) -> list[keras.layers.Layer]:
+        """Layers of a second torso, if the network has one (read after the first)."""
+        return []
 
     def numpy_params(self) -> list[np.ndarray]:
         """Weights for the numpy path, fetched on first use after ``refresh_numpy``."""
@@ -227,14 +237,20 @@ class DuelingQNetwork(Network):
 
 
 class ActorCriticNetwork(Network):
-    """Shared torso with a policy head (logits ``[B, A]``) and a value head (``[B]``)."""
+    """A policy head (logits ``[B, A]``) and a value head (``[B]``) on a shared torso.
+
+    With ``share_torso=False`` the value head gets a torso of its own (same shape), so the
+    value loss, often much larger than the policy loss, does not shape the policy's features.
+    """
 
     kind = "actor_critic"
     # Orthogonal init with gain sqrt(2) (Saxe et al., 2014), usual for policy-gradient MLPs.
     hidden_initializer = keras.initializers.Orthogonal(float(np.sqrt(2.0)))
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, share_torso: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.share_torso = bool(share_torso)
+        self.value_torso_layers = [] if self.share_torso else self._make_torso("value_")
         # Small policy-head init keeps the first policy near uniform (Andrychowicz et al., 2021).
         self.policy_head = keras.layers.Dense(
             self.num_actions,
@@ -245,20 +261,31 @@ class ActorCriticNetwork(Network):
             1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value"
         )
 
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The base spec plus ``share_torso``."""
+        return {**super().spec, "share_torso": self.share_torso}
+
     def call(self, obs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Return ``(logits [B, A], value [B])``."""
         x = self.torso(obs)
-        return self.policy_head(x), tf.squeeze(self.value_head(x), axis=-1)
+        x_v = x if self.share_torso else self.torso(obs, self.value_torso_layers)
+        return self.policy_head(x), tf.squeeze(self.value_head(x_v), axis=-1)
 
     def head_layers(self) -> list[keras.layers.Dense]:
         """Policy head, then value head."""
         return [self.policy_head, self.value_head]
 
+    def extra_torso_layers(self) -> list[keras.layers.Layer]:
+        """The value torso when it is not shared."""
+        return self.value_torso_layers
+
     def numpy_forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(logits [B, A], value [B])`` computed in numpy."""
         p = self.numpy_params()
         x, i = self._numpy_torso(obs, p)
-        return x @ p[i] + p[i + 1], (x @ p[i + 2] + p[i + 3])[:, 0]
+        x_v, i = (x, i) if self.share_torso else self._numpy_torso(obs, p, i)
+        return x @ p[i] + p[i + 1], (x_v @ p[i + 2] + p[i + 3])[:, 0]
 
 
 NETWORKS: dict[str, type[Network]] = {
@@ -267,6 +294,7 @@ NETWORKS: dict[str, type[Network]] = {
 SPEC_KEYS = frozenset(
     {"kind", "obs_shape", "num_actions", "torso", "hidden_sizes", "activation", "channels_first"}
 )
+KIND_KEYS = {"actor_critic": frozenset({"share_torso"})}
 
 
 def build_network(spec: dict[str, Any]) -> Network:
@@ -279,7 +307,7 @@ def build_network(spec: dict[str, Any]) -> Network:
     missing = {"kind", "obs_shape", "num_actions"} - set(spec)
     if missing:
         raise ValueError(f"network spec lacks {sorted(missing)}")
-    unknown = set(spec) - SPEC_KEYS
+    unknown = set(spec) - SPEC_KEYS - KIND_KEYS.get(spec.get("kind"), frozenset())
     if unknown:
         raise ValueError(
             f"network spec has unknown keys {sorted(unknown)}; valid: {sorted(SPEC_KEYS)}"

@@ -57,6 +57,7 @@ FLAG_KEYS = {
     "vectorization": "vectorization",
     "eval_every": "eval_every",
     "eval_episodes": "eval_episodes",
+    "stop_reward": "stop_reward",
 }
 
 
@@ -124,17 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from rlkit.experiment import learn
     from rlkit.policy_io import save_policy
 
-    result = learn(
-        agent,
-        args.env,
-        run_cfg,
-        run_dir=run_dir,
-        verbose=verbose,
-        envs=envs,
-        eval_every=run_cfg.eval_every,
-        eval_episodes=max(run_cfg.eval_episodes, 1),
-        stop_reward=args.stop_reward,
-    )
+    result = learn(agent, args.env, run_cfg, run_dir=run_dir, verbose=verbose, envs=envs)
     save_policy(run_dir / "policy", agent.policy_network(), agent=agent_cls.name, env_id=args.env)
     summary = (
         f"trained {result.env_steps:,} env steps in {result.seconds:.1f} s "
@@ -172,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit code 0 on success, 2 on bad input (message, no traceback)."""
     args = build_parser().parse_args(argv)
+    if not args.debug:
+        from rlkit.tf_setup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     try:
         return run(args)
     except RlkitError as e:

@@ -39,6 +39,7 @@ class A2CConfig:
     normalize_advantage: bool = hp(False, help="standardise advantages per rollout")
     hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
     activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
+    share_torso: bool = hp(True, help="policy and value heads share one torso")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
 
 
@@ -87,6 +88,7 @@ class A2C(Agent):
             self.num_actions,
             config.hidden_sizes,
             config.activation,
+            share_torso=config.share_torso,
         )
         self.network: Network = build_network(spec)
         self.optimizer = make_optimizer(

@@ -42,8 +42,12 @@ def network_spec(
     num_actions: int,
     hidden_sizes: tuple[int, ...],
     activation: str,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Spec for ``rlkit.networks.build_network``: Nature CNN for image stacks, else MLP."""
+    """Spec for ``rlkit.networks.build_network``: Nature CNN for image stacks, else MLP.
+
+    ``extra`` holds keys of one network kind (``share_torso`` for actor-critic).
+    """
     shape = tuple(observation_space.shape)
     image = len(shape) == 3 and np.dtype(observation_space.dtype) == np.uint8
     return {
@@ -55,6 +59,7 @@ def network_spec(
         "activation": activation,
         # FrameStackObservation stacks on axis 0: [k, H, W] with k < H.
         "channels_first": bool(image and shape[0] < shape[-1]),
+        **extra,
     }
 
 

@@ -33,6 +33,7 @@ class ReinforceConfig:
     optimizer_eps: float = hp(1e-7, gt=0, help="epsilon of Adam/RMSprop")
     hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
     activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
+    share_torso: bool = hp(True, help="policy and value heads share one torso")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
 
 

@@ -1,0 +1,168 @@
+"""A2C on CartPole-v1, rlkit vs Stable-Baselines3, same settings, side by side.
+
+Usage:
+    python benchmarks/a2c_vs_sb3.py --sb3-python /path/to/venv/bin/python [--repeats 5]
+
+Throughput: each library trains A2C (8 sync envs, n_steps 5, RMSprop lr 7e-4, gamma 0.99,
+gae_lambda 1, vf_coef 0.5, ent_coef 0, max_grad_norm 0.5, 64x64 tanh MLP) for ``--steps``
+env steps with no evaluation; runs alternate rlkit / SB3 so that both see the same machine
+load, and the medians and their ratio are reported.
+
+Solve: each library trains with a greedy 10-episode evaluation every 5,000 env steps and
+stops at the first mean >= 475; steps and training seconds (evaluation excluded) are
+reported per seed.
+
+SB3 needs PyTorch, which rlkit does not depend on: install it in a separate virtual
+environment (``pip install torch stable-baselines3``) and pass its python with
+``--sb3-python``. Results go to ``benchmarks/results/a2c_vs_sb3.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+SB3_CHILD = r"""
+import json, sys, time
+import numpy as np
+import gymnasium as gym
+from stable_baselines3 import A2C
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+
+mode, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+model = A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, device="cpu", verbose=0)
+
+
+class Solve(BaseCallback):
+    def __init__(self):
+        super().__init__()
+        self.next_eval, self.eval_s, self.solved = 5000, 0.0, None
+        self.eval_env = gym.make("CartPole-v1")
+
+    def _on_training_start(self):
+        self.t0 = time.perf_counter()
+
+    def _on_step(self):
+        if self.num_timesteps < self.next_eval:
+            return True
+        self.next_eval += 5000
+        t = time.perf_counter()
+        mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=10, deterministic=True)
+        self.eval_s += time.perf_counter() - t
+        if mean >= 475:
+            self.solved = {"env_steps": self.num_timesteps,
+                           "train_seconds": time.perf_counter() - self.t0 - self.eval_s}
+            return False
+        return True
+
+
+t0 = time.perf_counter()
+cb = Solve() if mode == "solve" else None
+model.learn(total_timesteps=steps, callback=cb)
+seconds = time.perf_counter() - t0
+print(json.dumps({"steps": model.num_timesteps, "seconds": seconds,
+                  "solved": cb.solved if cb else None}))
+"""
+
+
+def run_rlkit(mode: str, steps: int, seed: int) -> dict:
+    import gymnasium as gym
+
+    from rlkit.agents import A2C
+    from rlkit.agents.common import seed_everything
+    from rlkit.config import resolve
+    from rlkit.experiment import learn
+
+    overrides = {
+        "seed": seed,
+        "total_steps": steps,
+        "num_envs": 8,
+        "n_steps": 5,
+        "ent_coef": 0.0,
+        "eval_every": 5000 if mode == "solve" else 0,
+        "stop_reward": 475 if mode == "solve" else None,
+    }
+    run, cfg = resolve(A2C, "CartPole-v1", overrides=overrides)
+    seed_everything(seed)
+    env = gym.make("CartPole-v1")
+    agent = A2C(env.observation_space, env.action_space, cfg, seed=seed)
+    result = learn(agent, "CartPole-v1", run)
+    return {"steps": result.env_steps, "seconds": result.seconds, "solved": result.solved_at}
+
+
+def run_sb3(python: str, mode: str, steps: int, seed: int) -> dict:
+    out = subprocess.run(
+        [python, "-c", SB3_CHILD, mode, str(steps), str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--sb3-python", default=None, help="python of a venv with stable-baselines3")
+    p.add_argument("--steps", type=int, default=100_000, help="env steps per throughput run")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seeds", default="1,2,3,4,5", help="seeds of the solve runs")
+    p.add_argument("--skip-solve", action="store_true")
+    p.add_argument("--out", default=str(HERE / "results" / "a2c_vs_sb3.json"))
+    args = p.parse_args()
+    libs = ["rlkit"] + (["sb3"] if args.sb3_python else [])
+
+    def one(lib: str, mode: str, steps: int, seed: int) -> dict:
+        if lib == "rlkit":
+            return run_rlkit(mode, steps, seed)
+        return run_sb3(args.sb3_python, mode, steps, seed)
+
+    throughput: dict[str, list[float]] = {lib: [] for lib in libs}
+    for r in range(args.repeats):
+        for lib in libs:
+            res = one(lib, "throughput", args.steps, r)
+            throughput[lib].append(res["steps"] / res["seconds"])
+            print(f"throughput {lib} run {r}: {throughput[lib][-1]:,.0f} env steps/s", flush=True)
+    solve: dict[str, list[dict]] = {lib: [] for lib in libs}
+    if not args.skip_solve:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for lib in libs:
+                res = one(lib, "solve", 500_000, seed)
+                solve[lib].append({"seed": seed, **(res["solved"] or {"env_steps": None})})
+                print(f"solve {lib} seed {seed}: {res['solved']}", flush=True)
+    summary = {
+        lib: {
+            "median_steps_per_s": statistics.median(throughput[lib]),
+            "runs_steps_per_s": throughput[lib],
+            "solve": solve[lib],
+            "median_solve_steps": statistics.median(
+                [s["env_steps"] for s in solve[lib] if s["env_steps"] is not None] or [float("nan")]
+            ),
+            "median_solve_seconds": statistics.median(
+                [s["train_seconds"] for s in solve[lib] if s.get("train_seconds")] or [float("nan")]
+            ),
+        }
+        for lib in libs
+    }
+    if "sb3" in summary:
+        summary["speed_ratio_rlkit_over_sb3"] = (
+            summary["rlkit"]["median_steps_per_s"] / summary["sb3"]["median_steps_per_s"]
+        )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in summary.items()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
