@@ -137,9 +137,13 @@ def field_names(cls: type) -> list[str]:
 
 
 def build(cls: type, values: dict[str, Any]) -> tuple[Any, list[str]]:
-    """Make ``cls(**values)`` with type coercion; return (instance or None, problems)."""
+    """Make ``cls(**values)`` with type coercion; return (instance, problems).
+
+    Bad values are reported and left at their defaults in the instance, so checks across
+    fields (``problems()``) still run on the good ones and every problem is reported at once.
+    """
     hints = typing.get_type_hints(cls)
-    kwargs, problems = {}, []
+    kwargs, problems, bad = {}, [], set()
     for f in dataclasses.fields(cls):
         if f.name not in values:
             continue
@@ -147,12 +151,15 @@ def build(cls: type, values: dict[str, Any]) -> tuple[Any, list[str]]:
         problem = problem or _range_problem(f.name, value, dict(f.metadata))
         if problem:
             problems.append(problem)
-        kwargs[f.name] = value
-    if problems:
-        return None, problems
+            bad.add(f.name)
+        else:
+            kwargs[f.name] = value
     obj = cls(**kwargs)
     check = getattr(obj, "problems", None)
-    return obj, list(check()) if check else []
+    cross = list(check()) if check else []
+    # A check across fields that involves a bad field would only repeat its problem.
+    problems += [c for c in cross if not any(name in c for name in bad)]
+    return obj, problems
 
 
 # -- presets -----------------------------------------------------------------------------
@@ -236,8 +243,9 @@ def resolve(
     run, p1 = build(RunConfig, {k: v for k, v in values.items() if k in run_keys})
     cfg, p2 = build(agent_cls.config_cls, {k: v for k, v in values.items() if k in agent_keys})
     problems += p1 + p2
-    if not problems and hasattr(cfg, "run_problems"):
-        problems += list(cfg.run_problems(run))
+    if hasattr(cfg, "run_problems"):
+        bad = {p.split(":")[0] for p in p1 + p2}
+        problems += [c for c in cfg.run_problems(run) if not any(name in c for name in bad)]
     if problems:
         raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
     return run, cfg

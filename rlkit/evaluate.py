@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,17 +19,27 @@ def evaluate_policy(
     env_id: str,
     episodes: int = 10,
     seed: int = 0,
+    check: Callable[[Any], None] | None = None,
 ) -> np.ndarray:
     """Play ``episodes`` full episodes on a fresh env and return their returns.
 
     Episode i is reset with seed ``seed + i``, so results are reproducible and do not
     favour short episodes as a vector env would.
+
+    Args:
+        policy: maps observations ``[1, ...]`` to actions ``[1]``.
+        env_id: gymnasium id.
+        episodes: number of episodes.
+        seed: seed of the first episode.
+        check: called with the env before any step (e.g. to check its spaces).
     """
     from rlkit.envs import make_env
 
     env = make_env(env_id)
     returns = np.zeros(episodes)
     try:
+        if check is not None:
+            check(env)
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
             done = False
@@ -77,7 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         policy = load_policy(args.run)
         env_id = args.env or policy.meta["env"]
-        returns = evaluate_policy(policy, env_id, args.episodes, args.seed)
+        returns = evaluate_policy(
+            policy,
+            env_id,
+            args.episodes,
+            args.seed,
+            check=lambda env: policy.check_env(env_id, env.observation_space, env.action_space),
+        )
     except RlkitError as e:
         if args.debug:
             raise

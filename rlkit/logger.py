@@ -43,6 +43,7 @@ class Logger:
         self._next_dump = log_interval
         self._start = time.perf_counter()
         self._last_time, self._last_step = self._start, 0
+        self._fps = 0.0
         self._csv_keys: list[str] = []
         self._rows: list[dict[str, Any]] = []
         self._tb = None
@@ -94,13 +95,15 @@ class Logger:
     def dump_final(self, step: int) -> None:
         """Dump the last row unless the last dump was at ``step`` already."""
         if step > self._last_step or self._metrics:
-            self.dump(step)
+            self.dump(step, echo=step > self._last_step)
 
-    def dump(self, step: int) -> dict[str, Any]:
-        """Write one row now: CSV, TensorBoard and the console."""
+    def dump(self, step: int, echo: bool = True) -> dict[str, Any]:
+        """Write one row now: CSV, TensorBoard and (if ``echo``) the console."""
         now = time.perf_counter()
         row: dict[str, Any] = {"time/env_steps": step}
-        row["time/fps"] = (step - self._last_step) / max(now - self._last_time, 1e-9)
+        if step > self._last_step:
+            self._fps = (step - self._last_step) / max(now - self._last_time, 1e-9)
+        row["time/fps"] = self._fps
         row["time/elapsed_s"] = now - self._start
         row["time/episodes"] = self.episodes
         if self.returns:
@@ -113,7 +116,8 @@ class Logger:
         if self.run_dir is not None:
             self._write_csv(row)
             self._write_tensorboard(row, step)
-        self._print(row, step)
+        if echo:
+            self._print(row, step)
         return row
 
     def _write_csv(self, row: dict[str, Any]) -> None:

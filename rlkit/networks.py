@@ -81,6 +81,14 @@ class Network(keras.Model):
         self._np_params: list[np.ndarray] | None = None
 
     def _make_torso(self, prefix: str = "") -> list[keras.layers.Layer]:
+        layers = self._torso_layers(prefix)
+        for layer in layers:
+            # tf.train.Checkpoint follows attributes, not Keras 3's tracked lists: name each
+            # layer as an attribute too, or its weights would be missing from checkpoints.
+            setattr(self, f"layer_{layer.name}", layer)
+        return layers
+
+    def _torso_layers(self, prefix: str) -> list[keras.layers.Layer]:
         if self.torso_name == "mlp":
             return [
                 keras.layers.Dense(

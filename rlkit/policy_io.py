@@ -55,6 +55,18 @@ class SavedPolicy:
     def __init__(self, meta: dict[str, Any], network: Any) -> None:
         self.meta, self.network = meta, network
 
+    def check_env(self, env_id: str, observation_space: Any, action_space: Any) -> None:
+        """Raise ``RlkitError`` unless the env's spaces fit the network's inputs and outputs."""
+        spec = self.meta["network"]
+        obs_shape = tuple(getattr(observation_space, "shape", None) or ())
+        n = getattr(action_space, "n", None)
+        if obs_shape != tuple(spec["obs_shape"]) or n != spec["num_actions"]:
+            raise RlkitError(
+                f"the policy was trained for observations of shape {tuple(spec['obs_shape'])} "
+                f"and {spec['num_actions']} actions ({self.meta.get('env')}), but {env_id} has "
+                f"{observation_space} and {action_space}"
+            )
+
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """Q-values or logits ``[N, A]``."""
         if self.network.supports_numpy:
@@ -99,7 +111,13 @@ def load_policy(path: str | Path) -> SavedPolicy:
         network = build_network(meta["network"])
     except (ValueError, TypeError, KeyError) as e:
         raise RlkitError(f"{desc} describes a network rlkit cannot build: {e}") from None
-    network.load_weights(str(path / "policy.weights.h5"))
+    weights = path / "policy.weights.h5"
+    if not weights.exists():
+        raise RlkitError(f"{weights} is missing: the policy folder is incomplete")
+    try:
+        network.load_weights(str(weights))
+    except (ValueError, OSError) as e:
+        raise RlkitError(f"{weights} does not match the network described in {desc}: {e}") from None
     if network.supports_numpy:
         network.refresh_numpy()
     return SavedPolicy(meta, network)

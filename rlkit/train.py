@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     from rlkit.envs import check_env_id
 
     check_env_id(args.env)  # fails fast, before TensorFlow is imported
+    if not args.debug:
+        from rlkit.tf_setup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     overrides = config_lib.parse_overrides(args.set)
     for flag, key in FLAG_KEYS.items():
         if getattr(args, flag) is not None:
@@ -95,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
         print(resolved, end="")
         return 0
 
+    run_dir = (
+        Path(args.run_dir) if args.run_dir else next_run_dir(Path("runs"), args.agent, args.env)
+    )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RlkitError(f"--run-dir {str(run_dir)!r} is a file; give a folder path")
+
     from rlkit.agents.common import seed_everything
     from rlkit.envs import make_vector_env
 
@@ -107,9 +117,6 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         envs.close()
         raise
-    run_dir = (
-        Path(args.run_dir) if args.run_dir else next_run_dir(Path("runs"), args.agent, args.env)
-    )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(resolved)
     verbose = 0 if args.quiet else 1
@@ -135,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
     extra = {"train_env_steps": result.env_steps, "train_seconds": result.seconds}
     if result.solved_at:
         extra["solved_at"] = result.solved_at
+        summary += (
+            f"; stopped when a greedy evaluation reached {run_cfg.stop_reward:g} "
+            f"(mean {result.solved_at['mean_reward']:.1f} at "
+            f"{result.solved_at['env_steps']:,} steps)"
+        )
     if run_cfg.eval_episodes:
         t0 = time.perf_counter()
         returns = evaluate_policy(
@@ -163,10 +175,6 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit code 0 on success, 2 on bad input (message, no traceback)."""
     args = build_parser().parse_args(argv)
-    if not args.debug:
-        from rlkit.tf_setup import import_tensorflow_quietly
-
-        import_tensorflow_quietly()
     try:
         return run(args)
     except RlkitError as e:

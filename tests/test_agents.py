@@ -274,19 +274,8 @@ def test_update_traces_once(agent):
 
 # -- checkpoints -----------------------------------------------------------------------------
 
-TARGET_NOT_SAVED = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: the target network's torso is not in the checkpoint (Network.torso_layers is "
-    "a plain list that tf.train.Checkpoint does not track under Keras 3); the online net "
-    "only survives because the optimizer tracks its trainable variables",
-)
 
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=TARGET_NOT_SAVED) if n in DQN_NAMES else n for n in NAMES],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_checkpoint_round_trip(name, tmp_path):
     agent = make_agent(name, seed=0)
     rng = np.random.default_rng(3)
@@ -316,7 +305,6 @@ def test_checkpoint_round_trip(name, tmp_path):
     np.testing.assert_array_equal(fresh.act(obs, explore=False), agent.act(obs, explore=False))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=TARGET_NOT_SAVED.kwargs["reason"])
 @pytest.mark.parametrize("name", NAMES)
 def test_network_checkpoint_holds_every_weight(name, tmp_path):
     network = make_agent(name).policy_network()
@@ -410,15 +398,16 @@ def test_dqn_hard_target_update_every_period(name):
         np.testing.assert_array_equal(o.numpy(), t.numpy())
 
 
-def test_dqn_polyak_target_update():
-    agent = make_agent("dqn", target_update_period=1, tau=0.5, learning_rate=1e-2)
+@pytest.mark.parametrize("tau", [0.5, 0.25])
+def test_dqn_polyak_target_update(tau):
+    agent = make_agent("dqn", target_update_period=1, tau=tau, learning_rate=1e-2)
     rng = np.random.default_rng(8)
     target = [v.numpy() for v in agent.target_network.variables]
     for _ in range(2):
         agent.update(make_batch(rng, (8,)))
         online = [v.numpy() for v in agent.q_network.variables]
-        # target <- 0.5 * online + 0.5 * target, from the weights after the gradient step
-        expected = [0.5 * o + 0.5 * t for o, t in zip(online, target, strict=True)]
+        # target <- tau * online + (1 - tau) * target, from the weights after the gradient step
+        expected = [tau * o + (1 - tau) * t for o, t in zip(online, target, strict=True)]
         target = [v.numpy() for v in agent.target_network.variables]
         assert any(not np.array_equal(o, t) for o, t in zip(online, target, strict=True))
         for e, t in zip(expected, target, strict=True):

@@ -224,12 +224,6 @@ def test_valid_edges_are_accepted() -> None:
     assert (cfg.gamma, cfg.batch_size, cfg.buffer_size, cfg.learning_starts) == (1.0, 8, 8, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cross-field checks (DQNConfig.problems, run_problems) are skipped as soon as any "
-    "other setting is wrong, so they are not reported 'all at once' (config.build returns "
-    "early; resolve only calls run_problems when `not problems`)",
-)
 def test_cross_field_problems_are_reported_with_the_others() -> None:
     overrides = {
         "bogus_key": 1,

@@ -36,9 +36,12 @@ def transition(k: int, n: int = 2, **flags: list[bool]) -> Transition:
 
 def fake_runner(episode_length, truncate: bool = False) -> VectorRunner:
     envs = make_fake_vector_env(
-        len(episode_length), episode_length=episode_length, truncate=truncate,
-        obs_shape=(), dtype=np.int32,
-    )  # fmt: skip
+        len(episode_length),
+        episode_length=episode_length,
+        truncate=truncate,
+        obs_shape=(),
+        dtype=np.int32,
+    )
     return VectorRunner(envs)
 
 
@@ -91,11 +94,13 @@ def test_rollout_buffer_fills_t_by_n_and_resets():
 def test_rollout_buffer_from_runner_marks_autoreset_rows():
     # Env 0 terminates every 2 steps, env 1 every 3; NEXT_STEP: the step after an end resets.
     runner = fake_runner([2, 3])
-    obs = runner.reset(seed=0)
+    runner.reset(seed=0)
     buf = RolloutBuffer(4, 2, runner.observation_space, runner.action_space)
-    full = [buf.add(step(runner)[0]) for _ in range(4)]
+    full = []
+    for _ in range(4):
+        tr, obs = step(runner)
+        full.append(buf.add(tr))
     assert full == [False, False, False, True]
-    obs = runner._obs
     rollout = buf.pop(obs)
     f = frame_value
     expected_obs = [

@@ -35,7 +35,7 @@ class A2CConfig:
     vf_coef: float = hp(0.5, ge=0, help="value loss weight")
     max_grad_norm: float = hp(0.5, gt=0, help="clip gradients to this global norm")
     optimizer: str = hp("rmsprop", choices=("rmsprop", "adam"), help="optimizer")
-    optimizer_eps: float = hp(1e-5, gt=0, help="epsilon of RMSprop/Adam")
+    optimizer_eps: float = hp(1e-10, gt=0, help="RMSprop/Adam epsilon (Keras: inside the sqrt)")
     normalize_advantage: bool = hp(False, help="standardise advantages per rollout")
     hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
     activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
