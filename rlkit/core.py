@@ -73,7 +73,21 @@ class Agent(abc.ABC):
 
     @abc.abstractmethod
     def checkpoint_items(self) -> dict[str, Any]:
-        """Trackable objects (models, optimizer, ``tf.Variable`` counters) to checkpoint."""
+        """Trackable objects (models, optimizer, ``tf.Variable`` counters) to checkpoint.
+
+        Save them with ``tf.train.Checkpoint(**agent.checkpoint_items())``; call
+        ``before_checkpoint()`` before each save and ``after_restore()`` after a restore,
+        so that Python-side state (schedules, the numpy copy of the policy) follows.
+        """
+
+    def before_checkpoint(self) -> None:  # noqa: B027 (optional hook, nothing to do by default)
+        """Copy Python-side state (e.g. schedule positions) into checkpointed variables."""
+
+    def after_restore(self) -> None:
+        """Refresh Python-side state from restored variables (numpy policy copy, schedules)."""
+        network = self.policy_network()
+        if getattr(network, "supports_numpy", False):
+            network.refresh_numpy()
 
     @abc.abstractmethod
     def policy_network(self) -> Any:

@@ -34,7 +34,7 @@ class DQNConfig:
     tau: float = hp(1.0, gt=0, le=1, help="target update weight: 1 copies, <1 is Polyak")
     exploration_initial_eps: float = hp(1.0, ge=0, le=1, help="epsilon at step 0")
     exploration_final_eps: float = hp(0.05, ge=0, le=1, help="epsilon after the decay")
-    exploration_steps: int = hp(10_000, ge=0, help="env steps of linear epsilon decay")
+    exploration_steps: int = hp(10_000, ge=0, help="acting steps (over all envs) of epsilon decay")
     loss: str = hp("huber", choices=("huber", "mse"), help="TD loss")
     max_grad_norm: float = hp(10.0, gt=0, help="clip gradients to this global norm")
     adam_epsilon: float = hp(1e-7, gt=0, help="Adam's epsilon")
@@ -110,6 +110,8 @@ class DQN(Agent):
         self.optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=config.adam_epsilon)
         self.optimizer.build(self.q_network.trainable_variables)
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
+        # The schedule runs in Python; this variable carries its position into checkpoints.
+        self.explore_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="explore_steps")
         self.rng = np.random.default_rng(seed)
         self.explore_policy = EpsilonGreedyPolicy(
             self.q_values,
@@ -211,13 +213,23 @@ class DQN(Agent):
 
     # -- state -----------------------------------------------------------------------------
     def checkpoint_items(self) -> dict[str, Any]:
-        """Online and target networks, optimizer and update counter."""
+        """Online and target networks, optimizer, update and exploration counters."""
         return {
             "q_network": self.q_network,
             "target_network": self.target_network,
             "optimizer": self.optimizer,
             "updates": self.updates,
+            "explore_steps": self.explore_steps,
         }
+
+    def before_checkpoint(self) -> None:
+        """Store the exploration schedule's position."""
+        self.explore_steps.assign(self.explore_policy.step)
+
+    def after_restore(self) -> None:
+        """Resume the exploration schedule and act with the restored weights."""
+        self.explore_policy.step = int(self.explore_steps.numpy())
+        super().after_restore()
 
     def policy_network(self) -> Network:
         """The online Q-network: greedy in its Q-values."""
