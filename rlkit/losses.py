@@ -152,6 +152,13 @@ def masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(x * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
+def masked_standardize(x: tf.Tensor, mask: tf.Tensor, eps: float = 1e-8) -> tf.Tensor:
+    """(x - mean) / (std + eps) with mean and std taken over the entries where mask is 1."""
+    mean = masked_mean(x, mask)
+    std = tf.sqrt(masked_mean(tf.square(x - mean), mask))
+    return (x - mean) / (std + eps)
+
+
 def policy_gradient_loss(log_prob: tf.Tensor, advantage: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Policy-gradient surrogate -E[log pi(a|s) * A], advantages treated as constants."""
     return -masked_mean(log_prob * tf.stop_gradient(advantage), mask)

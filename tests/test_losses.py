@@ -339,3 +339,12 @@ def test_policy_gradient_loss_by_hand_and_gradients():
     # advantages are constants: no gradient flows into them
     grad_adv = tape.gradient(loss, advantage)
     assert grad_adv is None or not np.any(grad_adv.numpy())
+
+
+def test_masked_standardize_ignores_masked_entries():
+    x = tf.constant([1.0, 2.0, 3.0, 100.0])
+    mask = tf.constant([1.0, 1.0, 1.0, 0.0])
+    # mean over the mask = (1 + 2 + 3) / 3 = 2; var = (1 + 0 + 1) / 3 = 2/3; std = 0.81650
+    out = losses.masked_standardize(x, mask).numpy()
+    std = np.sqrt(2.0 / 3.0)
+    np.testing.assert_allclose(out, [-1 / std, 0.0, 1 / std, 98 / std], rtol=1e-5)

@@ -148,43 +148,69 @@ class A2C(Agent):
         valid: tf.Tensor,
         last_obs: tf.Tensor,
     ) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
-        cfg = self.config
+        """One gradient step on a ``[T, N]`` rollout (compiled once in ``__init__``)."""
         steps, envs = tf.shape(obs)[0], tf.shape(obs)[1]
         flat_obs = tf.reshape(obs, tf.concat([[steps * envs], tf.shape(obs)[2:]], 0))
         all_obs = tf.concat([flat_obs, last_obs], axis=0)  # [(T + 1) N, ...]
         variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
             logits, values = self.network(all_obs)
-            values = tf.reshape(values, [steps + 1, envs])  # [T + 1, N]
-            v_tm1, v_t = values[:-1], tf.stop_gradient(values[1:])
-            discount_t = cfg.gamma * (1.0 - terminated)
-            continue_t = discount_t * (1.0 - truncated)
-            advantages = losses.generalized_advantage_estimation(
-                reward, tf.stop_gradient(v_tm1), v_t, discount_t, continue_t, cfg.gae_lambda
-            )  # [T, N]
-            returns = advantages + tf.stop_gradient(v_tm1)
-            if cfg.normalize_advantage:
-                mean = losses.masked_mean(advantages, valid)
-                std = tf.sqrt(losses.masked_mean(tf.square(advantages - mean), valid))
-                advantages = (advantages - mean) / (std + 1e-8)
             dist = tfd.Categorical(logits=tf.reshape(logits[: steps * envs], [steps, envs, -1]))
-            log_prob = dist.log_prob(action)  # [T, N]
-            policy_loss = losses.policy_gradient_loss(log_prob, advantages, valid)
-            value_loss = losses.masked_mean(tf.square(returns - v_tm1), valid)
-            entropy = losses.masked_mean(dist.entropy(), valid)
-            loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+            values = tf.reshape(values, [steps + 1, envs])  # [T + 1, N]; row T is last_obs
+            loss, metrics = self.rollout_loss(
+                dist, values, action, reward, terminated, truncated, valid
+            )
         grads = tape.gradient(loss, variables)
-        grads, norm = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
+        grads, norm = tf.clip_by_global_norm(grads, self.config.max_grad_norm)
         self.optimizer.apply(grads, variables)
         self.updates.assign_add(1)
+        metrics = {"train/loss": loss, **metrics, "train/grad_norm": norm}
+        return metrics, [tf.identity(v) for v in self.network.numpy_variables()]
+
+    def rollout_loss(
+        self,
+        dist: tfd.Categorical,
+        values: tf.Tensor,
+        action: tf.Tensor,
+        reward: tf.Tensor,
+        terminated: tf.Tensor,
+        truncated: tf.Tensor,
+        valid: tf.Tensor,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The A2C loss of a rollout.
+
+        Args:
+            dist: the policy at each row, batch shape ``[T, N]``.
+            values: V of each row's observation and, in row T, of ``last_obs``: ``[T + 1, N]``.
+            action: ``[T, N]``.
+            reward: ``[T, N]``.
+            terminated: ``[T, N]``.
+            truncated: ``[T, N]``.
+            valid: ``[T, N]``, 0 on autoreset rows.
+
+        Returns:
+            ``(loss, metrics)``.
+        """
+        cfg = self.config
+        v_tm1, v_t = values[:-1], tf.stop_gradient(values[1:])  # [T, N] each
+        discount_t = cfg.gamma * (1.0 - terminated)
+        continue_t = discount_t * (1.0 - truncated)
+        advantages = losses.generalized_advantage_estimation(
+            reward, tf.stop_gradient(v_tm1), v_t, discount_t, continue_t, cfg.gae_lambda
+        )  # [T, N]
+        returns = advantages + tf.stop_gradient(v_tm1)
+        if cfg.normalize_advantage:
+            advantages = losses.masked_standardize(advantages, valid)
+        policy_loss = losses.policy_gradient_loss(dist.log_prob(action), advantages, valid)
+        value_loss = losses.masked_mean(tf.square(returns - v_tm1), valid)
+        entropy = losses.masked_mean(dist.entropy(), valid)
+        loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
         metrics = {
-            "train/loss": loss,
             "train/policy_loss": policy_loss,
             "train/value_loss": value_loss,
             "train/entropy": entropy,
-            "train/grad_norm": norm,
         }
-        return metrics, [tf.identity(v) for v in self.network.numpy_variables()]
+        return loss, metrics
 
     def update(self, batch: Rollout) -> dict[str, float]:
         """One gradient step on a ``[T, N]`` rollout."""

@@ -66,56 +66,39 @@ class Reinforce(A2C):
         """Episode storage: update after ``episodes_per_update`` whole episodes."""
         return EpisodeBuffer(self.config.episodes_per_update, runner.num_envs)
 
-    def _update_step(
+    def rollout_loss(
         self,
-        obs: tf.Tensor,
+        dist: tfd.Categorical,
+        values: tf.Tensor,
         action: tf.Tensor,
         reward: tf.Tensor,
         terminated: tf.Tensor,
         truncated: tf.Tensor,
         valid: tf.Tensor,
-        last_obs: tf.Tensor,
-    ) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The REINFORCE loss of ``[L, E]`` episodes (columns; row L of ``values``: final obs)."""
         cfg = self.config
-        steps, episodes = tf.shape(obs)[0], tf.shape(obs)[1]
-        flat_obs = tf.reshape(obs, tf.concat([[steps * episodes], tf.shape(obs)[2:]], 0))
-        all_obs = tf.concat([flat_obs, last_obs], axis=0)  # [L E + E, ...]
-        variables = self.network.trainable_variables
         use_baseline = 1.0 if cfg.baseline else 0.0
-        with tf.GradientTape() as tape:
-            logits, values = self.network(all_obs)
-            v_s = tf.reshape(values[: steps * episodes], [steps, episodes])  # [L, E]
-            v_final = tf.stop_gradient(values[steps * episodes :])  # [E]
-            # Columns are episodes; padding rows (valid 0) carry the bootstrap up unchanged.
-            cut = tf.reduce_max(truncated, axis=0)  # [E] 1 if a time limit ended it
-            bootstrap = use_baseline * cut * v_final
-            discount_t = valid * cfg.gamma * (1.0 - terminated) + (1.0 - valid)
-            returns = losses.discounted_returns(reward * valid, discount_t, bootstrap)  # [L, E]
-            weights = returns - use_baseline * tf.stop_gradient(v_s)
-            if cfg.normalize_returns:
-                mean = losses.masked_mean(weights, valid)
-                std = tf.sqrt(losses.masked_mean(tf.square(weights - mean), valid))
-                weights = (weights - mean) / (std + 1e-8)
-            dist = tfd.Categorical(
-                logits=tf.reshape(logits[: steps * episodes], [steps, episodes, -1])
-            )
-            policy_loss = losses.policy_gradient_loss(dist.log_prob(action), weights, valid)
-            value_loss = losses.masked_mean(tf.square(returns - v_s), valid)
-            entropy = losses.masked_mean(dist.entropy(), valid)
-            loss = policy_loss + use_baseline * cfg.vf_coef * value_loss - cfg.ent_coef * entropy
-        grads = tape.gradient(loss, variables)
-        grads, norm = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
-        self.optimizer.apply(grads, variables)
-        self.updates.assign_add(1)
+        v_s, v_final = values[:-1], tf.stop_gradient(values[-1])  # [L, E], [E]
+        # Padding rows (valid 0) carry the bootstrap up to the episode's last step unchanged.
+        cut = tf.reduce_max(truncated, axis=0)  # [E]: 1 where a time limit ended the episode
+        bootstrap = use_baseline * cut * v_final
+        discount_t = valid * cfg.gamma * (1.0 - terminated) + (1.0 - valid)
+        returns = losses.discounted_returns(reward * valid, discount_t, bootstrap)  # [L, E]
+        weights = returns - use_baseline * tf.stop_gradient(v_s)
+        if cfg.normalize_returns:
+            weights = losses.masked_standardize(weights, valid)
+        policy_loss = losses.policy_gradient_loss(dist.log_prob(action), weights, valid)
+        value_loss = losses.masked_mean(tf.square(returns - v_s), valid)
+        entropy = losses.masked_mean(dist.entropy(), valid)
+        loss = policy_loss + use_baseline * cfg.vf_coef * value_loss - cfg.ent_coef * entropy
         metrics = {
-            "train/loss": loss,
             "train/policy_loss": policy_loss,
             "train/value_loss": value_loss,
             "train/entropy": entropy,
-            "train/grad_norm": norm,
             "train/return_mean": losses.masked_mean(returns, valid),
         }
-        return metrics, [tf.identity(v) for v in self.network.numpy_variables()]
+        return loss, metrics
 
 
 __all__ = ["Reinforce", "ReinforceConfig"]

@@ -1,12 +1,19 @@
-"""A2C on CartPole-v1, rlkit vs Stable-Baselines3, same settings, side by side.
+"""A2C or DQN on CartPole-v1, rlkit vs Stable-Baselines3, same settings, side by side.
 
 Usage:
-    python benchmarks/a2c_vs_sb3.py --sb3-python /path/to/venv/bin/python [--repeats 5]
+    python benchmarks/vs_sb3.py --agent a2c --sb3-python /path/to/venv/bin/python
+    python benchmarks/vs_sb3.py --agent dqn --sb3-python /path/to/venv/bin/python
 
-Throughput: each library trains A2C (8 sync envs, n_steps 5, RMSprop lr 7e-4, gamma 0.99,
-gae_lambda 1, vf_coef 0.5, ent_coef 0, max_grad_norm 0.5, 64x64 tanh MLP) for ``--steps``
-env steps with no evaluation; runs alternate rlkit / SB3 so that both see the same machine
-load, and the medians and their ratio are reported.
+Throughput: each library trains the agent with rl-zoo3's CartPole-v1 settings for
+``--steps`` env steps with no evaluation. A2C: 8 sync envs, n_steps 5, RMSprop lr 7e-4,
+gamma 0.99, gae_lambda 1, vf_coef 0.5, ent_coef 0, max_grad_norm 0.5, 64x64 tanh MLPs
+(rlkit with the value head on its own torso, as SB3). DQN: 1 env, lr 2.3e-3, batch 64,
+buffer 100k, learning_starts 1000, train_freq 256 with 128 gradient steps, target synced
+once per 128 gradient steps, epsilon decaying to 0.04 over 8,000 steps (zoo: 16% of its
+50k budget); SB3 with zoo's
+256x256 MLP, rlkit with its preset's 64x64 (``--set hidden_sizes=[256,256]`` to match).
+Runs alternate rlkit / SB3 so that both see the same machine load, and the medians and
+their ratio are reported.
 
 Solve: each library trains with a greedy 10-episode evaluation every 5,000 env steps and
 stops at the first mean >= 475; steps and training seconds (evaluation excluded) are
@@ -14,7 +21,7 @@ reported per seed.
 
 SB3 needs PyTorch, which rlkit does not depend on: install it in a separate virtual
 environment (``pip install torch stable-baselines3``) and pass its python with
-``--sb3-python``. Results go to ``benchmarks/results/a2c_vs_sb3.json``.
+``--sb3-python``. Results go to ``benchmarks/results/<agent>_vs_sb3.json``.
 """
 
 from __future__ import annotations
@@ -32,14 +39,21 @@ SB3_CHILD = r"""
 import json, sys, time
 import numpy as np
 import gymnasium as gym
-from stable_baselines3 import A2C
+from stable_baselines3 import A2C, DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-mode, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
-model = A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, device="cpu", verbose=0)
+agent, mode, steps, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+if agent == "a2c":
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, device="cpu", verbose=0)
+else:  # rl-zoo3's CartPole-v1 hyperparameters
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=seed)
+    model = DQN("MlpPolicy", env, learning_rate=2.3e-3, batch_size=64, buffer_size=100000,
+                learning_starts=1000, gamma=0.99, target_update_interval=10, train_freq=256,
+                gradient_steps=128, exploration_fraction=8000 / steps, exploration_final_eps=0.04,
+                policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu", verbose=0)
 
 
 class Solve(BaseCallback):
@@ -74,34 +88,33 @@ print(json.dumps({"steps": model.num_timesteps, "seconds": seconds,
 """
 
 
-def run_rlkit(mode: str, steps: int, seed: int) -> dict:
+def run_rlkit(agent_name: str, mode: str, steps: int, seed: int, sets: list[str]) -> dict:
     import gymnasium as gym
 
-    from rlkit.agents import A2C
+    from rlkit.agents import get_agent_class
     from rlkit.agents.common import seed_everything
-    from rlkit.config import resolve
+    from rlkit.config import parse_overrides, resolve
     from rlkit.experiment import learn
 
+    cls = get_agent_class(agent_name)
     overrides = {
+        **parse_overrides(sets),
         "seed": seed,
         "total_steps": steps,
-        "num_envs": 8,
-        "n_steps": 5,
-        "ent_coef": 0.0,
         "eval_every": 5000 if mode == "solve" else 0,
         "stop_reward": 475 if mode == "solve" else None,
     }
-    run, cfg = resolve(A2C, "CartPole-v1", overrides=overrides)
+    run, cfg = resolve(cls, "CartPole-v1", overrides=overrides)
     seed_everything(seed)
     env = gym.make("CartPole-v1")
-    agent = A2C(env.observation_space, env.action_space, cfg, seed=seed)
+    agent = cls(env.observation_space, env.action_space, cfg, seed=seed)
     result = learn(agent, "CartPole-v1", run)
     return {"steps": result.env_steps, "seconds": result.seconds, "solved": result.solved_at}
 
 
-def run_sb3(python: str, mode: str, steps: int, seed: int) -> dict:
+def run_sb3(python: str, agent: str, mode: str, steps: int, seed: int) -> dict:
     out = subprocess.run(
-        [python, "-c", SB3_CHILD, mode, str(steps), str(seed)],
+        [python, "-c", SB3_CHILD, agent, mode, str(steps), str(seed)],
         capture_output=True,
         text=True,
         check=True,
@@ -113,19 +126,24 @@ def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--agent", choices=("a2c", "dqn"), default="a2c")
     p.add_argument("--sb3-python", default=None, help="python of a venv with stable-baselines3")
-    p.add_argument("--steps", type=int, default=100_000, help="env steps per throughput run")
+    p.add_argument("--steps", type=int, default=None, help="env steps per throughput run")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="rlkit only")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seeds", default="1,2,3,4,5", help="seeds of the solve runs")
     p.add_argument("--skip-solve", action="store_true")
-    p.add_argument("--out", default=str(HERE / "results" / "a2c_vs_sb3.json"))
+    p.add_argument("--out", default=None)
     args = p.parse_args()
+    args.steps = args.steps or (100_000 if args.agent == "a2c" else 50_000)
+    args.out = args.out or str(HERE / "results" / f"{args.agent}_vs_sb3.json")
+    budget = 500_000 if args.agent == "a2c" else 100_000
     libs = ["rlkit"] + (["sb3"] if args.sb3_python else [])
 
     def one(lib: str, mode: str, steps: int, seed: int) -> dict:
         if lib == "rlkit":
-            return run_rlkit(mode, steps, seed)
-        return run_sb3(args.sb3_python, mode, steps, seed)
+            return run_rlkit(args.agent, mode, steps, seed, args.set)
+        return run_sb3(args.sb3_python, args.agent, mode, steps, seed)
 
     throughput: dict[str, list[float]] = {lib: [] for lib in libs}
     for r in range(args.repeats):
@@ -137,7 +155,7 @@ def main() -> int:
     if not args.skip_solve:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for lib in libs:
-                res = one(lib, "solve", 500_000, seed)
+                res = one(lib, "solve", budget, seed)
                 solve[lib].append({"seed": seed, **(res["solved"] or {"env_steps": None})})
                 print(f"solve {lib} seed {seed}: {res['solved']}", flush=True)
     summary = {
