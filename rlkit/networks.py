@@ -37,6 +37,15 @@ def default_torso(obs_shape: tuple[int, ...]) -> str:
     return "nature_cnn" if len(obs_shape) == 3 else "mlp"
 
 
+class _NumpyCache:
+    """Numpy copies of a network's weights for ``numpy_forward``."""
+
+    __slots__ = ("params",)
+
+    def __init__(self) -> None:
+        self.params: list[np.ndarray] | None = None
+
+
 class Network(keras.Model):
     """Base class: a torso (MLP or Nature CNN) shared by the heads of a subclass.
 
@@ -78,7 +87,9 @@ class Network(keras.Model):
         self.activation_name = activation
         self.channels_first = bool(channels_first)
         self.torso_layers = self._make_torso()
-        self._np_params: list[np.ndarray] | None = None
+        # A plain holder: a list set directly on a Keras layer would be wrapped and tracked
+        # element by element on every refresh, which costs more than the numpy forward pass.
+        self._np_cache = _NumpyCache()
 
     def _make_torso(self, prefix: str = "") -> list[keras.layers.Layer]:
         layers = self._torso_layers(prefix)
@@ -158,7 +169,7 @@ class Network(keras.Model):
         """
         if values is None:
             values = self.numpy_variables()
-        self._np_params = [np.asarray(v, dtype=np.float32) for v in values]
+        self._np_cache.params = [np.asarray(v, dtype=np.float32) for v in values]
 
     def _numpy_torso(
         self, obs: np.ndarray, params: list[np.ndarray], i: int = 0
@@ -185,9 +196,9 @@ class Network(keras.Model):
 
     def numpy_params(self) -> list[np.ndarray]:
         """Weights for the numpy path, fetched on first use after ``refresh_numpy``."""
-        if self._np_params is None:
+        if self._np_cache.params is None:
             self.refresh_numpy()
-        return self._np_params  # type: ignore[return-value]
+        return self._np_cache.params  # type: ignore[return-value]
 
 
 class QNetwork(Network):
@@ -288,12 +299,18 @@ class ActorCriticNetwork(Network):
         """The value torso when it is not shared."""
         return self.value_torso_layers
 
-    def numpy_forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(logits [B, A], value [B])`` computed in numpy."""
+    def numpy_forward(
+        self, obs: np.ndarray, value: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(logits [B, A], value [B])`` computed in numpy (value None if not asked for)."""
         p = self.numpy_params()
-        x, i = self._numpy_torso(obs, p)
-        x_v, i = (x, i) if self.share_torso else self._numpy_torso(obs, p, i)
-        return x @ p[i] + p[i + 1], (x_v @ p[i + 2] + p[i + 3])[:, 0]
+        head = len(p) - 4  # policy kernel and bias, then value kernel and bias
+        x, value_torso_start = self._numpy_torso(obs, p)
+        logits = x @ p[head] + p[head + 1]
+        if not value:
+            return logits, None
+        x_v = x if self.share_torso else self._numpy_torso(obs, p, value_torso_start)[0]
+        return logits, (x_v @ p[head + 2] + p[head + 3])[:, 0]
 
 
 NETWORKS: dict[str, type[Network]] = {

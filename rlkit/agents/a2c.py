@@ -12,7 +12,12 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from rlkit import losses
-from rlkit.agents.common import network_spec, require_box_observations, require_discrete_actions
+from rlkit.agents.common import (
+    CompiledStep,
+    network_spec,
+    require_box_observations,
+    require_discrete_actions,
+)
 from rlkit.config import hp
 from rlkit.core import Agent
 from rlkit.networks import Network, build_network
@@ -99,7 +104,7 @@ class A2C(Agent):
         self.rng = np.random.default_rng(seed)
         obs_dtype = tf.as_dtype(observation_space.dtype)
         scalars = tf.TensorSpec([None, None], tf.float32)
-        self._update_fn = tf.function(
+        self._update_fn = CompiledStep(
             self._update_step,
             jit_compile=config.jit_compile,
             input_signature=[
@@ -132,7 +137,10 @@ class A2C(Agent):
 
     def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
         """Sample from pi(.|s) when exploring; the most likely action otherwise."""
-        logits, _ = self.logits_and_values(obs)
+        if self.network.supports_numpy:
+            logits, _ = self.network.numpy_forward(obs, value=False)
+        else:
+            logits, _ = self.logits_and_values(obs)
         if explore:
             return sample_categorical(logits, self.rng)
         return np.argmax(logits, axis=-1)

@@ -63,6 +63,39 @@ def network_spec(
     }
 
 
+class CompiledStep:
+    """A ``tf.function`` traced once, at construction, and called through that one trace.
+
+    Calling the concrete function directly skips ``tf.function``'s per-call argument
+    binding and signature matching, which on small networks costs as much as the maths
+    (0.6 of 1.4 ms per A2C update on CartPole). Inputs are cast to the signature's dtypes.
+
+    Args:
+        fn: the Python function to compile.
+        input_signature: one ``tf.TensorSpec`` per argument, batch dims ``None``.
+        jit_compile: compile with XLA.
+    """
+
+    def __init__(self, fn: Any, input_signature: list[Any], jit_compile: bool = False) -> None:
+        import tensorflow as tf
+
+        self.function = tf.function(fn, input_signature=input_signature, jit_compile=jit_compile)
+        self.concrete = self.function.get_concrete_function()
+        self._dtypes = [spec.dtype.as_numpy_dtype for spec in input_signature]
+
+    def __call__(self, *arrays: Any) -> Any:
+        """Run the compiled step on numpy arrays (or tensors)."""
+        import tensorflow as tf
+
+        return self.concrete(
+            *[tf.constant(np.asarray(a, d)) for a, d in zip(arrays, self._dtypes, strict=True)]
+        )
+
+    def experimental_get_tracing_count(self) -> int:
+        """How many times the function was traced (1 unless something forced a retrace)."""
+        return self.function.experimental_get_tracing_count()
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy's global generator and TensorFlow/Keras."""
     import keras

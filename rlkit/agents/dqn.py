@@ -11,7 +11,12 @@ import numpy as np
 import tensorflow as tf
 
 from rlkit import losses
-from rlkit.agents.common import network_spec, require_box_observations, require_discrete_actions
+from rlkit.agents.common import (
+    CompiledStep,
+    network_spec,
+    require_box_observations,
+    require_discrete_actions,
+)
 from rlkit.config import RunConfig, hp
 from rlkit.core import Agent
 from rlkit.networks import Network, build_network
@@ -126,7 +131,7 @@ class DQN(Agent):
         obs_dtype = tf.as_dtype(observation_space.dtype)
         stacked = tf.TensorSpec([None, None, *obs_shape], obs_dtype)
         scalars = tf.TensorSpec([None, None], tf.float32)
-        self._update_fn = tf.function(
+        self._update_fn = CompiledStep(
             self._update_steps,
             jit_compile=config.jit_compile,
             input_signature=[
