@@ -19,7 +19,7 @@ import yaml
 
 from rlkit.errors import ConfigError, UnknownNameError
 
-VECTORIZATIONS = ("sync", "async")
+VECTORIZATIONS = ("sync", "async", "ale")
 
 
 def hp(
@@ -44,12 +44,17 @@ class RunConfig:
 
     total_steps: int = hp(100_000, gt=0, help="env steps to train for, summed over envs")
     num_envs: int = hp(1, ge=1, help="envs stepped in parallel")
-    vectorization: str = hp("sync", choices=VECTORIZATIONS, help="sync (one process) or async")
+    vectorization: str = hp(
+        "sync", choices=VECTORIZATIONS, help="sync (one process), async, or ale (Atari only)"
+    )
     seed: int = hp(0, ge=0, help="seeds Python, numpy, TF and the envs")
     eval_episodes: int = hp(10, ge=0, help="greedy episodes per evaluation (final and periodic)")
     eval_every: int = hp(0, ge=0, help="env steps between periodic evaluations (0: off)")
     stop_reward: float | None = hp(None, help="stop once a periodic evaluation's mean reaches it")
     log_interval: int = hp(5_000, gt=0, help="env steps between progress rows")
+    atari_protocol: str = hp("dqn", help="Atari preprocessing protocol from envs/atari.yaml")
+    frame_stack: int | None = hp(None, ge=1, help="Atari: frames per observation (protocol's)")
+    screen_size: tuple[int, ...] | None = hp(None, ge=8, help="Atari: [height, width]")
 
     def problems(self) -> list[str]:
         """Problems that involve several fields."""
@@ -224,7 +229,6 @@ def resolve(
 
     Raises:
         ConfigError: listing every unknown key, wrong type and out-of-range value at once.
-
     """
     values = load_preset(agent_cls.name, env_id)
     if config_file is not None:
@@ -243,6 +247,19 @@ def resolve(
     run, p1 = build(RunConfig, {k: v for k, v in values.items() if k in run_keys})
     cfg, p2 = build(agent_cls.config_cls, {k: v for k, v in values.items() if k in agent_keys})
     problems += p1 + p2
+    from rlkit.envs.atari import is_atari
+
+    if run.vectorization == "ale" and not is_atari(env_id):
+        problems.append(f"vectorization: 'ale' is for Atari envs only, not {env_id!r}")
+    if is_atari(env_id):
+        from rlkit.envs.atari import load_protocol
+
+        try:
+            load_protocol(
+                run.atari_protocol, frame_stack=run.frame_stack, screen_size=run.screen_size
+            )
+        except ConfigError as e:
+            problems.append(f"atari_protocol: {e}")
     if hasattr(cfg, "run_problems"):
         bad = {p.split(":")[0] for p in p1 + p2}
         problems += [c for c in cfg.run_problems(run) if not any(name in c for name in bad)]

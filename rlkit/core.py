@@ -64,7 +64,6 @@ class Agent(abc.ABC):
 
         Returns:
             Actions, ``[N]``.
-
         """
 
     @abc.abstractmethod

@@ -108,7 +108,6 @@ def learn(
         >>> env = gym.make("CartPole-v1")
         >>> agent = DQN(env.observation_space, env.action_space, DQNConfig(), seed=0)
         >>> result = learn(agent, "CartPole-v1", RunConfig(total_steps=50_000))
-
     """
     from rlkit import loops
     from rlkit.envs import make_vector_env

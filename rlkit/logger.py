@@ -23,7 +23,6 @@ class Logger:
         log_interval: env steps between rows.
         verbose: 0 silent, 1 a progress line per dump (a live bar on a terminal).
         window: episodes averaged in ``rollout/ep_rew_mean``.
-
     """
 
     def __init__(

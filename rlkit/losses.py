@@ -22,7 +22,6 @@ def q_learning_target(r_t: tf.Tensor, discount_t: tf.Tensor, q_t: tf.Tensor) -> 
 
     Returns:
         Targets ``[B]`` (gradients stopped).
-
     """
     return tf.stop_gradient(r_t + discount_t * tf.reduce_max(q_t, axis=-1))
 
@@ -43,7 +42,6 @@ def double_q_learning_target(
 
     Returns:
         Targets ``[B]`` (gradients stopped).
-
     """
     best = tf.argmax(q_t_selector, axis=-1, output_type=tf.int32)  # [B]
     value = tf.gather(q_t_value, best, axis=-1, batch_dims=1)  # [B]
@@ -70,7 +68,6 @@ def td_loss(
 
     Returns:
         ``(loss [], td_error [B])``.
-
     """
     if kind not in TD_LOSSES:
         raise ValueError(f"unknown TD loss {kind!r}; choose one of {TD_LOSSES}")
@@ -123,7 +120,6 @@ def discounted_returns(r_t: tf.Tensor, discount_t: tf.Tensor, bootstrap: tf.Tens
 
     Returns:
         Returns ``[T, N]``.
-
     """
     return reverse_recursion(r_t, discount_t, bootstrap)
 
@@ -156,7 +152,6 @@ def generalized_advantage_estimation(
 
     Returns:
         Advantages ``[T, N]``; returns for the value loss are ``advantages + v_tm1``.
-
     """
     delta = r_t + discount_t * v_t - v_tm1  # [T, N]
     return reverse_recursion(delta, lambda_ * continue_t, tf.zeros_like(delta[0]))

@@ -58,7 +58,6 @@ class Network(keras.Model):
         activation: activation of hidden layers.
         channels_first: for image observations, whether the stack axis comes first
             (gymnasium's ``FrameStackObservation`` gives ``[k, H, W]``).
-
     """
 
     kind: str = "base"
@@ -165,7 +164,6 @@ class Network(keras.Model):
         Args:
             values: the tensors of ``numpy_variables()`` if the caller already has them
                 (a compiled update step returns them, which saves one read per variable).
-
         """
         if values is None:
             values = self.numpy_variables()
@@ -327,7 +325,6 @@ def build_network(spec: dict[str, Any]) -> Network:
 
     Raises:
         ValueError: if the spec has unknown keys or an unknown kind, torso or activation.
-
     """
     missing = {"kind", "obs_shape", "num_actions"} - set(spec)
     if missing:

@@ -43,7 +43,6 @@ class EpsilonGreedyPolicy:
         num_actions: size of the discrete action space.
         epsilon: schedule of epsilon over ``step`` (advanced by the caller).
         rng: the generator for exploration (seeded by the agent).
-
     """
 
     def __init__(

@@ -25,7 +25,6 @@ def save_policy(path: str | Path, network: Any, *, agent: str, env_id: str) -> P
 
     Returns:
         The folder.
-
     """
     from rlkit import __version__
 
@@ -49,7 +48,6 @@ class SavedPolicy:
     Attributes:
         meta: the ``policy.json`` description (agent, env, network spec).
         network: the rebuilt Keras network with the saved weights.
-
     """
 
     def __init__(self, meta: dict[str, Any], network: Any) -> None:
@@ -86,7 +84,6 @@ def load_policy(path: str | Path) -> SavedPolicy:
 
     Raises:
         RlkitError: if the folder holds no policy or its description is not one rlkit wrote.
-
     """
     from rlkit.networks import build_network
 

@@ -66,7 +66,6 @@ class ReplayBuffer:
 
     Raises:
         ValueError: on inconsistent arguments, or ``MemoryError`` if the buffer cannot fit.
-
     """
 
     def __init__(
@@ -171,7 +170,6 @@ class ReplayBuffer:
         Raises:
             ValueError: if the arrays have the wrong leading size, or an episode's first
                 observation is not padded as ``padding`` says.
-
         """
         obs = np.asarray(transition.obs)
         if obs.shape != (self.num_envs, *self.obs_shape):
@@ -244,7 +242,6 @@ class ReplayBuffer:
 
         Raises:
             RuntimeError: if no transition can be sampled yet.
-
         """
         if not self.can_sample():
             raise RuntimeError("the replay buffer holds no complete transition yet; add more first")

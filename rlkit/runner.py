@@ -20,13 +20,22 @@ class VectorRunner:
 
     Args:
         envs: a gymnasium vector env with ``autoreset_mode=NEXT_STEP``.
+        clip_rewards: hand ``sign(reward)`` to the learner (Atari's DQN protocol); the
+            episode statistics keep the raw rewards.
+        life_loss_terminal: mark a transition that loses a life (``info["lives"]`` drops)
+            as terminated for the learner; the episode itself goes on to game over.
 
     Raises:
         ValueError: if the vector env uses another autoreset mode.
-
     """
 
-    def __init__(self, envs: gym.vector.VectorEnv) -> None:
+    def __init__(
+        self,
+        envs: gym.vector.VectorEnv,
+        *,
+        clip_rewards: bool = False,
+        life_loss_terminal: bool = False,
+    ) -> None:
         mode = envs.metadata.get("autoreset_mode")
         if mode != AutoresetMode.NEXT_STEP:
             raise ValueError(
@@ -37,6 +46,8 @@ class VectorRunner:
         self.num_envs = envs.num_envs
         self.observation_space = envs.single_observation_space
         self.action_space = envs.single_action_space
+        self.clip_rewards, self.life_loss_terminal = clip_rewards, life_loss_terminal
+        self._lives: np.ndarray | None = None
         self.env_steps = 0  # valid transitions so far, summed over envs
         self.episodes = 0
         self._obs: np.ndarray | None = None
@@ -51,7 +62,8 @@ class VectorRunner:
 
         Episodes in progress are dropped from the statistics.
         """
-        self._obs, _ = self.envs.reset(seed=seed)
+        self._obs, info = self.envs.reset(seed=seed)
+        self._lives = np.asarray(info["lives"]).copy() if "lives" in info else None
         self._resetting[:] = False
         self._returns[:] = 0.0
         self._lengths[:] = 0
@@ -66,23 +78,31 @@ class VectorRunner:
         Returns:
             ``(transition, obs)``: the step as a ``Transition`` (autoreset rows have
             ``valid=False``) and the observations to act on next.
-
         """
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         next_obs, reward, terminated, truncated, info = self.envs.step(actions)
         valid = ~self._resetting
+        reward = np.asarray(reward, np.float32)
+        terminated = np.asarray(terminated, bool)
+        truncated = np.asarray(truncated, bool)
+        ended = (terminated | truncated) & valid
+        self._track_episodes(reward, valid, ended, info)
+        learn_terminated = terminated
+        if self.life_loss_terminal and "lives" in info:
+            lives = np.asarray(info["lives"])
+            if self._lives is not None:
+                learn_terminated = terminated | (valid & (lives < self._lives))
+            self._lives = lives.copy()
         transition = Transition(
             obs=self._obs,
             action=np.asarray(actions),
-            reward=np.asarray(reward, np.float32),
+            reward=np.sign(reward) if self.clip_rewards else reward,
             next_obs=next_obs,
-            terminated=np.asarray(terminated, bool),
-            truncated=np.asarray(truncated, bool),
+            terminated=learn_terminated,
+            truncated=truncated,
             valid=valid,
         )
-        ended = (transition.terminated | transition.truncated) & valid
-        self._track_episodes(transition.reward, valid, ended, info)
         self._resetting = ended
         self._obs = next_obs
         self.env_steps += int(valid.sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,8 @@ def fake_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "atari:\n"
         "  tau: 0.75\n",
     )
+    (root / "envs").mkdir()
+    shutil.copy(config_lib.preset_dir() / "envs" / "atari.yaml", root / "envs" / "atari.yaml")
     monkeypatch.setattr(config_lib, "preset_dir", lambda: root)
     return root
 
@@ -192,7 +195,7 @@ def test_every_field_problem_is_reported_in_one_error() -> None:
         "batch_size: must be >= 1",
         "buffer_size: expected an integer",
         "loss: 'l3' is not one of ['huber', 'mse']",
-        "vectorization: 'threads' is not one of ['sync', 'async']",
+        "vectorization: 'threads' is not one of ['sync', 'async', 'ale']",
         "num_envs: must be >= 1",
     ):
         assert fragment in msg

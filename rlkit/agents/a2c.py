@@ -69,7 +69,6 @@ class A2C(Agent):
         action_space: single-env action space (``Discrete``).
         config: hyperparameters.
         seed: seeds the action-sampling generator.
-
     """
 
     name: ClassVar[str] = "a2c"

@@ -84,7 +84,6 @@ class DQN(Agent):
         action_space: single-env action space (``Discrete``).
         config: hyperparameters.
         seed: seeds the exploration generator (seed TF/Keras globally for the weights).
-
     """
 
     name: ClassVar[str] = "dqn"

@@ -8,22 +8,34 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
-from rlkit.errors import UnknownNameError
+from rlkit.envs.atari import AtariProtocol, is_atari, make_atari_env, make_atari_vector_env
+from rlkit.errors import ConfigError, UnknownNameError
 
-VECTORIZATIONS = ("sync", "async")
+VECTORIZATIONS = ("sync", "async", "ale")
 
 
 def check_env_id(env_id: str) -> None:
     """Raise ``UnknownNameError`` (with gymnasium's hint) if ``env_id`` is not registered."""
+    if is_atari(env_id):
+        from rlkit.envs.atari import register_ale
+
+        register_ale()
     try:
         gym.spec(env_id)
     except gym.error.Error as e:
         raise UnknownNameError(f"unknown env {env_id!r}: {e}") from None
 
 
-def make_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """Make one env by id."""
+def make_env(
+    env_id: str,
+    render_mode: str | None = None,
+    protocol: AtariProtocol | None = None,
+    **kwargs: Any,
+) -> gym.Env:
+    """Make one env by id (Atari ids get ``protocol``'s preprocessing)."""
     check_env_id(env_id)
+    if is_atari(env_id):
+        return make_atari_env(env_id, protocol or AtariProtocol(), render_mode=render_mode)
     return gym.make(env_id, render_mode=render_mode, **kwargs)
 
 
@@ -36,6 +48,7 @@ def make_vector_env(
     env_id: str,
     num_envs: int = 1,
     vectorization: str = "sync",
+    protocol: AtariProtocol | None = None,
     **kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """Make ``num_envs`` copies of an env as one vector env with NEXT_STEP autoreset.
@@ -43,19 +56,24 @@ def make_vector_env(
     Args:
         env_id: a registered gymnasium id.
         num_envs: number of copies.
-        vectorization: ``"sync"`` (one process) or ``"async"`` (one ``spawn``ed subprocess
-            per env; forking after TensorFlow has started is unsafe).
+        vectorization: ``"sync"`` (one process), ``"async"`` (one ``spawn``ed subprocess
+            per env; forking after TensorFlow has started is unsafe) or, for Atari,
+            ``"ale"`` (ale-py's C++ vector env, preprocessing in threads).
+        protocol: the Atari preprocessing protocol (Atari ids only; default ``dqn``).
         **kwargs: passed to ``gym.make`` for every copy.
 
     Returns:
         A gymnasium ``VectorEnv``.
-
     """
     if vectorization not in VECTORIZATIONS:
         raise UnknownNameError(
             f"unknown vectorization {vectorization!r}; choose one of {VECTORIZATIONS}"
         )
     check_env_id(env_id)
+    if is_atari(env_id):
+        return make_atari_vector_env(env_id, num_envs, vectorization, protocol or AtariProtocol())
+    if vectorization == "ale":
+        raise ConfigError(f"vectorization 'ale' is for Atari envs only, not {env_id!r}")
     fns = [functools.partial(_env_fn, env_id, dict(kwargs)) for _ in range(num_envs)]
     if vectorization == "sync":
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)

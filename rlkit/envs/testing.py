@@ -62,7 +62,6 @@ class CountingEnv(gym.Env):
         >>> env = CountingEnv(episode_length=2)
         >>> int(env.reset(seed=0)[0][0, 0]), int(env.step(0)[0][0, 0])
         (1, 2)
-
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -158,7 +157,6 @@ def make_fake_vector_env(
         >>> envs = make_fake_vector_env(3, stack=4, episode_length=[2, 3, 4], dtype=np.int32)
         >>> envs.reset(seed=0)[0].shape
         (3, 4, 4, 4)
-
     """
     lengths = [episode_length] * num_envs if isinstance(episode_length, int) else episode_length
     if len(lengths) != num_envs:
