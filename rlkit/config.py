@@ -50,6 +50,7 @@ class RunConfig:
     seed: int = hp(0, ge=0, help="seeds Python, numpy, TF and the envs")
     eval_episodes: int = hp(10, ge=0, help="greedy episodes per evaluation (final and periodic)")
     eval_every: int = hp(0, ge=0, help="env steps between periodic evaluations (0: off)")
+    eval_epsilon: float = hp(0.0, ge=0, le=1, help="random-action rate in evaluations")
     stop_reward: float | None = hp(None, help="stop once a periodic evaluation's mean reaches it")
     log_interval: int = hp(5_000, gt=0, help="env steps between progress rows")
     atari_protocol: str = hp("dqn", help="Atari preprocessing protocol from envs/atari.yaml")

@@ -20,11 +20,16 @@ def evaluate_policy(
     episodes: int = 10,
     seed: int = 0,
     check: Callable[[Any], None] | None = None,
+    *,
+    protocol: Any = None,
+    epsilon: float = 0.0,
+    record: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Play ``episodes`` full episodes on a fresh env and return their returns.
 
     Episode i is reset with seed ``seed + i``, so results are reproducible and do not
-    favour short episodes as a vector env would.
+    favour short episodes as a vector env would. Returns are the env's own rewards: for
+    Atari, the full game's unclipped score over all lives.
 
     Args:
         policy: maps observations ``[1, ...]`` to actions ``[1]``.
@@ -32,25 +37,56 @@ def evaluate_policy(
         episodes: number of episodes.
         seed: seed of the first episode.
         check: called with the env before any step (e.g. to check its spaces).
+        protocol: the Atari protocol the policy was trained with (Atari ids only).
+        epsilon: probability of a uniformly random action (0.05 is usual on Atari, where a
+            fully greedy policy can stall a game).
+        record: if given, the first episode's rendered RGB frames are appended to it.
     """
     from rlkit.envs import make_env
 
-    env = make_env(env_id)
+    env = make_env(
+        env_id, render_mode="rgb_array" if record is not None else None, protocol=protocol
+    )
+    rng = np.random.default_rng(seed)
     returns = np.zeros(episodes)
     try:
         if check is not None:
             check(env)
+        env.action_space.seed(seed)
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
             done = False
             while not done:
-                action = policy(np.asarray(obs)[None])[0]
+                if record is not None and i == 0:
+                    record.append(np.asarray(env.render()))
+                if epsilon > 0 and rng.random() < epsilon:
+                    action = env.action_space.sample()
+                else:
+                    action = policy(np.asarray(obs)[None])[0]
                 obs, reward, terminated, truncated, _ = env.step(action)
                 returns[i] += float(reward)
                 done = terminated or truncated
     finally:
         env.close()
     return returns
+
+
+def save_video(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
+    """Write RGB frames as an animated GIF (or MP4 if ``path`` ends in .mp4 and ffmpeg exists).
+
+    Raises:
+        RlkitError: if imageio is not installed (``pip install 'rlkit[video]'``).
+    """
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        raise RlkitError("recording video needs imageio: pip install 'rlkit[video]'") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gif":
+        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    else:
+        imageio.mimsave(path, frames, fps=fps)
+    return path
 
 
 def write_results(path: Path, returns: np.ndarray, **extra: object) -> dict:
@@ -75,6 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--env", default=None, help="env id (default: the one trained on)")
+    parser.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        help="random-action rate (default: 0, or 0.05 for Atari)",
+    )
+    parser.add_argument(
+        "--video",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="record the first episode as a GIF into DIR (default: the run folder)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     if not args.debug:
@@ -88,20 +138,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         policy = load_policy(args.run)
         env_id = args.env or policy.meta["env"]
+        protocol = policy.protocol()
+        epsilon = args.epsilon if args.epsilon is not None else (0.05 if protocol else 0.0)
+        if not 0.0 <= epsilon <= 1.0:
+            raise RlkitError(f"--epsilon must be in [0, 1], got {epsilon}")
+        frames: list[np.ndarray] | None = [] if args.video is not None else None
         returns = evaluate_policy(
             policy,
             env_id,
             args.episodes,
             args.seed,
             check=lambda env: policy.check_env(env_id, env.observation_space, env.action_space),
+            protocol=protocol,
+            epsilon=epsilon,
+            record=frames,
         )
+        video = None
+        if frames:
+            folder = Path(args.video) if args.video else Path(args.run)
+            name = f"{policy.meta['agent']}-{env_id.replace('/', '-')}-seed{args.seed}.gif"
+            video = save_video(frames, folder / name)
     except RlkitError as e:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.run) / "results.json"
-    write_results(out, returns, env=env_id, seed=args.seed, deterministic=True)
+    extra = {"video": str(video)} if video else {}
+    write_results(out, returns, env=env_id, seed=args.seed, epsilon=epsilon, **extra)
+    if video:
+        print(f"video of the first episode: {video}")
     print(
         f"{policy.meta['agent']} on {env_id}: mean reward {np.mean(returns):.2f} "
         f"± {np.std(returns):.2f} over {len(returns)} episodes (written to {out})"

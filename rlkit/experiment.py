@@ -42,9 +42,12 @@ class PeriodicEvaluator:
         episodes: int,
         seed: int,
         stop_reward: float | None = None,
+        protocol: Any = None,
+        epsilon: float = 0.0,
     ) -> None:
         self.agent, self.env_id, self.logger = agent, env_id, logger
         self.every, self.episodes, self.seed, self.stop_reward = every, episodes, seed, stop_reward
+        self.protocol, self.epsilon = protocol, epsilon
         self.next_eval = every
         self.history: list[dict[str, float]] = []
         self.solved_at: dict[str, float] | None = None
@@ -60,7 +63,12 @@ class PeriodicEvaluator:
 
         t0 = time.perf_counter()
         returns = evaluate_policy(
-            lambda o: self.agent.act(o, explore=False), self.env_id, self.episodes, self.seed
+            lambda o: self.agent.act(o, explore=False),
+            self.env_id,
+            self.episodes,
+            self.seed,
+            protocol=self.protocol,
+            epsilon=self.epsilon,
         )
         self._eval_seconds += time.perf_counter() - t0
         train_seconds = time.perf_counter() - self._start - self._eval_seconds
@@ -79,6 +87,24 @@ class PeriodicEvaluator:
             self.solved_at = self.solved_at or row
             return False
         return True
+
+
+def env_protocol(env_id: str, run: RunConfig) -> Any:
+    """The Atari protocol of the run (``AtariProtocol``), or None for other envs."""
+    from rlkit.envs.atari import is_atari, load_protocol
+
+    if not is_atari(env_id):
+        return None
+    return load_protocol(
+        run.atari_protocol, frame_stack=run.frame_stack, screen_size=run.screen_size
+    )
+
+
+def make_envs(env_id: str, run: RunConfig, protocol: Any = None) -> Any:
+    """The run's vector env: ``run.num_envs`` copies, ``run.vectorization``, NEXT_STEP."""
+    from rlkit.envs import make_vector_env
+
+    return make_vector_env(env_id, run.num_envs, run.vectorization, protocol=protocol)
 
 
 def learn(
@@ -110,18 +136,24 @@ def learn(
         >>> result = learn(agent, "CartPole-v1", RunConfig(total_steps=50_000))
     """
     from rlkit import loops
-    from rlkit.envs import make_vector_env
     from rlkit.runner import VectorRunner
 
     run = run or RunConfig()
+    protocol = env_protocol(env_id, run)
     if envs is None:
-        envs = make_vector_env(env_id, run.num_envs, run.vectorization)
-    runner = VectorRunner(envs)
+        envs = make_envs(env_id, run, protocol)
+    runner = VectorRunner(
+        envs,
+        clip_rewards=bool(protocol and protocol.clip_rewards),
+        life_loss_terminal=bool(protocol and protocol.life_loss_terminal),
+    )
     logger = Logger(run_dir, run.total_steps, run.log_interval, verbose)
     evaluator = PeriodicEvaluator(
         agent,
         env_id,
         logger,
+        protocol=protocol,
+        epsilon=run.eval_epsilon,
         every=run.eval_every,
         episodes=max(run.eval_episodes, 1),
         seed=run.seed + 10_000,
@@ -139,6 +171,8 @@ def learn(
                 runner.num_envs,
                 runner.observation_space,
                 runner.action_space,
+                frame_stack=protocol.frame_stack if protocol else 1,
+                padding="zero",  # Atari stacks are zero-padded in every vectorization
                 seed=run.seed,
             )
             loops.train_off_policy(agent, runner, buffer, logger, run, callback=evaluator)

@@ -184,6 +184,10 @@ class Network(keras.Model):
         layers = [*self.torso_layers, *self.extra_torso_layers(), *self.head_layers()]
         return [v for layer in layers for v in (layer.kernel, layer.bias)]
 
+    def numpy_weight_outputs(self) -> list[tf.Tensor]:
+        """Inside a compiled update: the new weights for the numpy copy (none for CNNs)."""
+        return [tf.identity(v) for v in self.numpy_variables()] if self.supports_numpy else []
+
     def head_layers(self) -> list[keras.layers.Dense]:
         """Dense head layers, in the order ``numpy_forward`` reads their weights."""
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,14 @@ import numpy as np
 from rlkit.errors import RlkitError
 
 FORMAT_VERSION = 1
-POLICY_KEYS = frozenset({"format_version", "agent", "env", "network", "rlkit_version"})
+POLICY_KEYS = frozenset(
+    {"format_version", "agent", "env", "network", "rlkit_version", "atari_protocol"}
+)
 
 
-def save_policy(path: str | Path, network: Any, *, agent: str, env_id: str) -> Path:
+def save_policy(
+    path: str | Path, network: Any, *, agent: str, env_id: str, protocol: Any = None
+) -> Path:
     """Write ``network`` and its description into the folder ``path``.
 
     Args:
@@ -22,6 +27,7 @@ def save_policy(path: str | Path, network: Any, *, agent: str, env_id: str) -> P
         network: an ``rlkit.networks.Network``.
         agent: registry name of the agent that trained it.
         env_id: the env it was trained on.
+        protocol: the ``AtariProtocol`` its observations were made with (Atari only).
 
     Returns:
         The folder.
@@ -38,6 +44,11 @@ def save_policy(path: str | Path, network: Any, *, agent: str, env_id: str) -> P
         "env": env_id,
         "network": network.spec,
     }
+    if protocol is not None:
+        meta["atari_protocol"] = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(protocol).items()
+        }
     (path / "policy.json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
@@ -52,6 +63,19 @@ class SavedPolicy:
 
     def __init__(self, meta: dict[str, Any], network: Any) -> None:
         self.meta, self.network = meta, network
+
+    def protocol(self) -> Any:
+        """The Atari protocol the policy was trained with, or None."""
+        values = self.meta.get("atari_protocol")
+        if values is None:
+            return None
+        from rlkit.envs.atari import AtariProtocol
+
+        try:
+            values = {**values, "screen_size": tuple(values["screen_size"])}
+            return AtariProtocol(**values)
+        except (TypeError, KeyError) as e:
+            raise RlkitError(f"the policy's atari_protocol is not valid: {e}") from None
 
     def check_env(self, env_id: str, observation_space: Any, action_space: Any) -> None:
         """Raise ``RlkitError`` unless the env's spaces fit the network's inputs and outputs."""

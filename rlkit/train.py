@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -106,10 +107,11 @@ def run(args: argparse.Namespace) -> int:
         raise RlkitError(f"--run-dir {str(run_dir)!r} is a file; give a folder path")
 
     from rlkit.agents.common import seed_everything
-    from rlkit.envs import make_vector_env
+    from rlkit.experiment import env_protocol, make_envs
 
     seed_everything(run_cfg.seed)
-    envs = make_vector_env(args.env, run_cfg.num_envs, run_cfg.vectorization)
+    protocol = env_protocol(args.env, run_cfg)
+    envs = make_envs(args.env, run_cfg, protocol)
     try:
         agent = agent_cls(
             envs.single_observation_space, envs.single_action_space, agent_cfg, seed=run_cfg.seed
@@ -120,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(resolved)
     verbose = 0 if args.quiet else 1
+    if protocol is not None:
+        from rlkit.envs.atari import format_card, protocol_card
+
+        card = protocol_card(args.env, protocol, run_cfg.vectorization, run_cfg.seed)
+        (run_dir / "protocol.json").write_text(json.dumps(card, indent=2) + "\n")
+        print(f"Atari protocol card (also in {run_dir / 'protocol.json'}):\n{format_card(card)}")
     if verbose:
         print(
             f"rlkit: training {agent_cls.__name__} on {args.env} for {run_cfg.total_steps:,} "
@@ -133,7 +141,13 @@ def run(args: argparse.Namespace) -> int:
     from rlkit.policy_io import save_policy
 
     result = learn(agent, args.env, run_cfg, run_dir=run_dir, verbose=verbose, envs=envs)
-    save_policy(run_dir / "policy", agent.policy_network(), agent=agent_cls.name, env_id=args.env)
+    save_policy(
+        run_dir / "policy",
+        agent.policy_network(),
+        agent=agent_cls.name,
+        env_id=args.env,
+        protocol=protocol,
+    )
     summary = (
         f"trained {result.env_steps:,} env steps in {result.seconds:.1f} s "
         f"({result.env_steps / max(result.seconds, 1e-9):,.0f} steps/s), "
@@ -154,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
             args.env,
             run_cfg.eval_episodes,
             seed=run_cfg.seed + 100_000,
+            protocol=protocol,
+            epsilon=run_cfg.eval_epsilon,
         )
         res = write_results(
             run_dir / "results.json", returns, env=args.env, deterministic=True, **extra

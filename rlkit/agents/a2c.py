@@ -172,7 +172,7 @@ class A2C(Agent):
         self.optimizer.apply(grads, variables)
         self.updates.assign_add(1)
         metrics = {"train/loss": loss, **metrics, "train/grad_norm": norm}
-        return metrics, [tf.identity(v) for v in self.network.numpy_variables()]
+        return metrics, self.network.numpy_weight_outputs()
 
     def rollout_loss(
         self,

@@ -200,7 +200,7 @@ class DQN(Agent):
             totals += tf.stack([loss, tf.reduce_mean(q_tm1), norm])
         means = totals / tf.cast(num_steps, tf.float32)
         metrics = {"train/loss": means[0], "train/q_mean": means[1], "train/grad_norm": means[2]}
-        return metrics, [tf.identity(v) for v in self.q_network.numpy_variables()]
+        return metrics, self.q_network.numpy_weight_outputs()
 
     def update(self, batch: Batch) -> dict[str, float]:
         """Learn from a ``Batch`` of ``[B, ...]`` or ``[G, B, ...]`` (G fused steps)."""
