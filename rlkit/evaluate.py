@@ -44,9 +44,14 @@ def evaluate_policy(
     """
     from rlkit.envs import make_env
 
-    env = make_env(
-        env_id, render_mode="rgb_array" if record is not None else None, protocol=protocol
-    )
+    import gymnasium as gym
+
+    try:
+        env = make_env(
+            env_id, render_mode="rgb_array" if record is not None else None, protocol=protocol
+        )
+    except gym.error.DependencyNotInstalled as e:
+        raise RlkitError(f"rendering {env_id} needs more packages: {e}") from None
     rng = np.random.default_rng(seed)
     returns = np.zeros(episodes)
     try:

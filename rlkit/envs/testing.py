@@ -174,3 +174,52 @@ def register_fake_envs() -> None:
     """Register ``CountingEnv`` as ``rlkit/Counting-v0`` (idempotent), for ``make_vector_env``."""
     if COUNTING_ENV_ID not in gym.registry:
         gym.register(COUNTING_ENV_ID, entry_point=CountingEnv)
+
+
+class FakeAtariEnv(gym.Env):
+    """An Atari-shaped game without ROMs: 84x84 uint8 frames, lives, large rewards.
+
+    Frame ``t`` of a game is filled with ``(t + 1) % 256`` (so stacks are checkable), the
+    reward of every step is 5.0, a life is lost every ``life_length`` steps (``info["lives"]``
+    drops from ``lives``) and the game ends, ``terminated``, when the last life is lost.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, lives: int = 3, life_length: int = 4, shape: tuple[int, int] = (84, 84)):
+        self.observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
+        self.action_space = gym.spaces.Discrete(6)
+        self.total_lives, self.life_length, self.shape = lives, life_length, shape
+        self._t = 0
+
+    def _frame(self) -> np.ndarray:
+        return np.full(self.shape, (self._t + 1) % 256, np.uint8)
+
+    def _lives(self) -> int:
+        return self.total_lives - self._t // self.life_length
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new game with all lives."""
+        super().reset(seed=seed)
+        self._t = 0
+        return self._frame(), {"lives": self._lives()}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Advance one step; lose a life every ``life_length`` steps."""
+        self._t += 1
+        lives = self._lives()
+        return self._frame(), 5.0, lives <= 0, False, {"lives": lives}
+
+
+def make_fake_atari_vector_env(
+    num_envs: int = 2, stack: int = 4, **kwargs: Any
+) -> gym.vector.VectorEnv:
+    """Zero-padded ``FrameStackObservation`` stacks of ``FakeAtariEnv``, NEXT_STEP autoreset."""
+    fns = [functools.partial(_make_fake_atari, stack, dict(kwargs)) for _ in range(num_envs)]
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
+
+
+def _make_fake_atari(stack: int, kwargs: dict[str, Any]) -> gym.Env:
+    return gym.wrappers.FrameStackObservation(FakeAtariEnv(**kwargs), stack, padding_type="zero")
