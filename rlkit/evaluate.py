@@ -42,9 +42,9 @@ def evaluate_policy(
             fully greedy policy can stall a game).
         record: if given, the first episode's rendered RGB frames are appended to it.
     """
-    from rlkit.envs import make_env
-
     import gymnasium as gym
+
+    from rlkit.envs import make_env
 
     try:
         env = make_env(
