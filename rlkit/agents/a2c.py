@@ -116,8 +116,10 @@ class A2C(Agent):
                 tf.TensorSpec([None, *obs_shape], obs_dtype),
             ],
         )
-        self._forward_fn = tf.function(
-            self.network.call, input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)]
+        self._forward_fn = CompiledStep(
+            self.network.call,
+            input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)],
+            lazy=True,
         )
 
     def make_rollout(self, runner: Any) -> RolloutBuffer:

@@ -74,14 +74,26 @@ class CompiledStep:
         fn: the Python function to compile.
         input_signature: one ``tf.TensorSpec`` per argument, batch dims ``None``.
         jit_compile: compile with XLA.
+        lazy: trace on the first call instead of now.
     """
 
-    def __init__(self, fn: Any, input_signature: list[Any], jit_compile: bool = False) -> None:
+    def __init__(
+        self, fn: Any, input_signature: list[Any], jit_compile: bool = False, lazy: bool = False
+    ) -> None:
         import tensorflow as tf
 
         self.function = tf.function(fn, input_signature=input_signature, jit_compile=jit_compile)
-        self.concrete = self.function.get_concrete_function()
         self._dtypes = [spec.dtype.as_numpy_dtype for spec in input_signature]
+        # lazy: trace on first call (for paths an agent may never take, e.g. acting in TF
+        # when the numpy copy of a small MLP acts instead).
+        self._concrete = None if lazy else self.function.get_concrete_function()
+
+    @property
+    def concrete(self) -> Any:
+        """The one concrete function (traced now if it was lazy)."""
+        if self._concrete is None:
+            self._concrete = self.function.get_concrete_function()
+        return self._concrete
 
     def __call__(self, *arrays: Any) -> Any:
         """Run the compiled step on numpy arrays (or tensors)."""

@@ -141,8 +141,10 @@ class DQN(Agent):
                 scalars,
             ],
         )
-        self._q_fn = tf.function(
-            self.q_network.call, input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)]
+        self._q_fn = CompiledStep(
+            self.q_network.call,
+            input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)],
+            lazy=True,
         )
 
     # -- acting ----------------------------------------------------------------------------
