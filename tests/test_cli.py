@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from procs import live_children
 
 import rlkit
 from rlkit import evaluate, train
@@ -39,22 +40,6 @@ def read_progress(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
         reader = csv.DictReader(f)
         rows = list(reader)
         return list(reader.fieldnames or []), rows
-
-
-def live_children() -> set[int]:
-    """Pids of this process's children that are running (not zombies), from /proc."""
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if int(fields[1]) == os.getpid() and fields[0] != "Z":
-            out.add(int(entry.name))
-    return out
 
 
 def is_resource_tracker(pid: int) -> bool:

@@ -10,25 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import live_group_members
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Pids of live (non-zombie) processes in process group ``pgid``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")
@@ -73,7 +57,7 @@ def test_ctrl_c_during_async_training_leaves_no_worker(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "training did not start"
             time.sleep(0.2)
-        workers = [p for p in _group_members(proc.pid) if p != proc.pid]
+        workers = [p for p in live_group_members(proc.pid) if p != proc.pid]
         assert len(workers) >= 2, "expected the two spawned env workers"
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, err = proc.communicate(timeout=60)
@@ -84,4 +68,4 @@ def test_ctrl_c_during_async_training_leaves_no_worker(tmp_path: Path) -> None:
     assert "interrupted" in err
     assert "Traceback" not in err, err
     time.sleep(0.5)
-    assert _group_members(proc.pid) == [], "worker processes outlived the run"
+    assert live_group_members(proc.pid) == set(), "worker processes outlived the run"

@@ -1,0 +1,31 @@
+"""Process listing from /proc, for tests that check no worker outlives a run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _stats() -> Iterator[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        yield int(entry.name), fields[0], int(fields[1]), int(fields[2])
+
+
+def live_children(parent: int | None = None) -> set[int]:
+    """Pids of the running (not zombie) children of ``parent`` (default: this process)."""
+    parent = os.getpid() if parent is None else parent
+    return {pid for pid, state, ppid, _ in _stats() if ppid == parent and state != "Z"}
+
+
+def live_group_members(pgid: int) -> set[int]:
+    """Pids of the running (not zombie) processes in process group ``pgid``."""
+    return {pid for pid, state, _, group in _stats() if group == pgid and state != "Z"}
