@@ -9,7 +9,8 @@ decides the length of a run. A2C: 8 envs, n_steps 5, RMSprop 7e-4 (SB3's TF-like
 rlkit's Keras one), Nature CNN shared by policy and value. Both libraries use
 ``SpaceInvadersNoFrameskip-v4`` with the DQN protocol (no-ops, frame skip 4 with max-pool,
 84x84 grayscale, 4-frame stack, life loss and reward clipping for learning); rlkit runs with
-its Python wrappers (``sync``) and, separately, ``ale`` vectorization. Runs alternate and
+its Python wrappers (``sync``) and, separately, ``ale`` vectorization, in float32 and with
+``mixed_precision`` (bfloat16 torso; opt-in). Runs alternate and
 the medians are reported in ``benchmarks/results/atari_vs_sb3_<agent>.json``. SB3 needs
 PyTorch: install ``stable-baselines3 ale-py opencv-python-headless torch`` in a separate
 venv and pass its python.
@@ -65,7 +66,9 @@ print(json.dumps({"steps_per_s": (model.num_timesteps - cb.s0) / (time.perf_coun
 """
 
 
-def run_rlkit(agent: str, steps: int, start: int, seed: int, vectorization: str) -> float:
+def run_rlkit(
+    agent: str, steps: int, start: int, seed: int, vectorization: str, bf16: bool = False
+) -> float:
     from rlkit.agents import get_agent_class
     from rlkit.agents.common import seed_everything
     from rlkit.config import resolve
@@ -78,6 +81,7 @@ def run_rlkit(agent: str, steps: int, start: int, seed: int, vectorization: str)
         "vectorization": vectorization,
         "eval_every": 0,
         "log_interval": 500,
+        "mixed_precision": bf16,
     }
     if agent == "dqn":
         overrides.update(buffer_size=100_000, learning_starts=start)
@@ -117,12 +121,13 @@ def main() -> int:
     args = p.parse_args()
     start = 1000 if args.agent == "dqn" else 0
     steps = args.steps or (4000 if args.agent == "dqn" else 20_000)
-    results: dict[str, list[float]] = {"rlkit_sync": [], "rlkit_ale": []}
+    results: dict[str, list[float]] = {"rlkit_sync": [], "rlkit_ale": [], "rlkit_ale_bf16": []}
     if args.sb3_python:
         results["sb3"] = []
     for r in range(args.repeats):
         results["rlkit_sync"].append(run_rlkit(args.agent, steps, start, r, "sync"))
         results["rlkit_ale"].append(run_rlkit(args.agent, steps, start, r, "ale"))
+        results["rlkit_ale_bf16"].append(run_rlkit(args.agent, steps, start, r, "ale", bf16=True))
         if args.sb3_python:
             results["sb3"].append(run_sb3(args.sb3_python, args.agent, steps, start, r))
         print({k: [round(x) for x in v] for k, v in results.items()}, flush=True)
@@ -130,7 +135,7 @@ def main() -> int:
         k: {"median_steps_per_s": statistics.median(v), "runs": v} for k, v in results.items()
     }
     if "sb3" in summary:
-        for k in ("rlkit_sync", "rlkit_ale"):
+        for k in ("rlkit_sync", "rlkit_ale", "rlkit_ale_bf16"):
             summary[f"ratio_{k}_over_sb3"] = (
                 summary[k]["median_steps_per_s"] / summary["sb3"]["median_steps_per_s"]
             )

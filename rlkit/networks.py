@@ -72,9 +72,14 @@ class Network(keras.Model):
         hidden_sizes: tuple[int, ...] = (64, 64),
         activation: str = "relu",
         channels_first: bool = False,
+        mixed_precision: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.mixed_precision = bool(mixed_precision)
+        # bfloat16 needs no loss scaling and runs fast on CPUs with AMX/AVX512-BF16 and on
+        # recent GPUs; the heads stay float32 (see the subclasses).
+        self._torso_dtype = keras.DTypePolicy("mixed_bfloat16") if mixed_precision else None
         if torso not in TORSOS:
             raise ValueError(f"unknown torso {torso!r}; choose one of {TORSOS}")
         if activation not in ACTIVATIONS:
@@ -106,17 +111,19 @@ class Network(keras.Model):
                     activation=self.activation_name,
                     kernel_initializer=self.hidden_initializer,
                     name=f"{prefix}dense_{i}",
+                    dtype=self._torso_dtype,
                 )
                 for i, h in enumerate(self.hidden_sizes)
             ]
         # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
         width = self.hidden_sizes[-1] if self.hidden_sizes else 512
+        dtype = self._torso_dtype
         return [
-            keras.layers.Conv2D(32, 8, strides=4, activation="relu", name=f"{prefix}conv_0"),
-            keras.layers.Conv2D(64, 4, strides=2, activation="relu", name=f"{prefix}conv_1"),
-            keras.layers.Conv2D(64, 3, strides=1, activation="relu", name=f"{prefix}conv_2"),
-            keras.layers.Flatten(name=f"{prefix}flatten"),
-            keras.layers.Dense(width, activation="relu", name=f"{prefix}dense_0"),
+            keras.layers.Conv2D(32, 8, 4, activation="relu", name=f"{prefix}conv_0", dtype=dtype),
+            keras.layers.Conv2D(64, 4, 2, activation="relu", name=f"{prefix}conv_1", dtype=dtype),
+            keras.layers.Conv2D(64, 3, 1, activation="relu", name=f"{prefix}conv_2", dtype=dtype),
+            keras.layers.Flatten(name=f"{prefix}flatten", dtype=dtype),
+            keras.layers.Dense(width, activation="relu", name=f"{prefix}dense_0", dtype=dtype),
         ]
 
     # -- description -------------------------------------------------------------------
@@ -131,6 +138,7 @@ class Network(keras.Model):
             "hidden_sizes": list(self.hidden_sizes),
             "activation": self.activation_name,
             "channels_first": self.channels_first,
+            "mixed_precision": self.mixed_precision,
         }
 
     def build_for_obs(self) -> Network:
@@ -155,8 +163,12 @@ class Network(keras.Model):
     # -- numpy mirror ---------------------------------------------------------------------
     @property
     def supports_numpy(self) -> bool:
-        """Whether ``numpy_forward`` is available (MLP torsos with a numpy activation)."""
-        return self.torso_name == "mlp" and self.activation_name in ("relu", "tanh", "elu")
+        """Whether ``numpy_forward`` is available (float32 MLPs with a numpy activation)."""
+        return (
+            self.torso_name == "mlp"
+            and self.activation_name in ("relu", "tanh", "elu")
+            and not self.mixed_precision
+        )
 
     def refresh_numpy(self, values: list[Any] | None = None) -> None:
         """Copy the current weights for ``numpy_forward``; call after every weight change.
@@ -210,7 +222,9 @@ class QNetwork(Network):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.q_head = keras.layers.Dense(self.num_actions, name="q")
+        # Heads compute in float32 even under a mixed-precision policy: TD targets,
+        # distributions and losses need it.
+        self.q_head = keras.layers.Dense(self.num_actions, name="q", dtype="float32")
 
     def call(self, obs: tf.Tensor) -> tf.Tensor:
         """Return Q-values ``[B, A]``."""
@@ -234,8 +248,10 @@ class DuelingQNetwork(Network):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.value_head = keras.layers.Dense(1, name="value")
-        self.advantage_head = keras.layers.Dense(self.num_actions, name="advantage")
+        self.value_head = keras.layers.Dense(1, name="value", dtype="float32")
+        self.advantage_head = keras.layers.Dense(
+            self.num_actions, name="advantage", dtype="float32"
+        )
 
     def call(self, obs: tf.Tensor) -> tf.Tensor:
         """Return Q-values ``[B, A]``."""
@@ -277,9 +293,10 @@ class ActorCriticNetwork(Network):
             self.num_actions,
             kernel_initializer=keras.initializers.Orthogonal(0.01),
             name="logits",
+            dtype="float32",
         )
         self.value_head = keras.layers.Dense(
-            1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value"
+            1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value", dtype="float32"
         )
 
     @property
@@ -319,7 +336,16 @@ NETWORKS: dict[str, type[Network]] = {
     cls.kind: cls for cls in (QNetwork, DuelingQNetwork, ActorCriticNetwork)
 }
 SPEC_KEYS = frozenset(
-    {"kind", "obs_shape", "num_actions", "torso", "hidden_sizes", "activation", "channels_first"}
+    {
+        "kind",
+        "obs_shape",
+        "num_actions",
+        "torso",
+        "hidden_sizes",
+        "activation",
+        "channels_first",
+        "mixed_precision",
+    }
 )
 KIND_KEYS = {"actor_critic": frozenset({"share_torso"})}
 

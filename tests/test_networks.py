@@ -198,7 +198,25 @@ def test_spec_contents():
         "hidden_sizes": [32],
         "activation": "tanh",
         "channels_first": False,
+        "mixed_precision": False,
     }
+
+
+def test_mixed_precision_keeps_float32_outputs_and_matches_float32_closely():
+    import tensorflow as tf
+
+    obs = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    for cls in (QNetwork, DuelingQNetwork, ActorCriticNetwork):
+        full = cls((4,), 3, hidden_sizes=(16,)).build_for_obs()
+        half = cls((4,), 3, hidden_sizes=(16,), mixed_precision=True).build_for_obs()
+        half.set_weights(full.get_weights())
+        assert not half.supports_numpy  # the numpy copy is float32-only
+        out_full = tf.nest.flatten(full(obs))
+        out_half = tf.nest.flatten(half(obs))
+        for a, b in zip(out_full, out_half, strict=True):
+            assert b.dtype == tf.float32
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=0.05)  # bfloat16 torso
+        assert build_network(half.spec).mixed_precision
 
 
 def _spec(**changes):

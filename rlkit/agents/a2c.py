@@ -46,6 +46,7 @@ class A2CConfig:
     activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
     share_torso: bool = hp(True, help="policy and value heads share one torso")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
+    mixed_precision: bool = hp(False, help="bfloat16 torso, float32 heads and losses")
 
 
 def make_optimizer(name: str, learning_rate: float, eps: float) -> keras.optimizers.Optimizer:
@@ -93,6 +94,7 @@ class A2C(Agent):
             config.hidden_sizes,
             config.activation,
             share_torso=config.share_torso,
+            mixed_precision=config.mixed_precision,
         )
         self.network: Network = build_network(spec)
         self.optimizer = make_optimizer(

@@ -46,6 +46,7 @@ class DQNConfig:
     hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
     activation: str = hp("relu", choices=("relu", "tanh", "elu"), help="hidden activation")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
+    mixed_precision: bool = hp(False, help="bfloat16 torso, float32 heads and losses")
 
     def problems(self) -> list[str]:
         """Problems that involve several fields."""
@@ -107,6 +108,7 @@ class DQN(Agent):
             self.num_actions,
             config.hidden_sizes,
             config.activation,
+            mixed_precision=config.mixed_precision,
         )
         self.q_network: Network = build_network(spec)
         self.target_network: Network = build_network(spec)

@@ -35,6 +35,7 @@ class ReinforceConfig:
     activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
     share_torso: bool = hp(True, help="policy and value heads share one torso")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
+    mixed_precision: bool = hp(False, help="bfloat16 torso, float32 heads and losses")
 
 
 class Reinforce(A2C):
