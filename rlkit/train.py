@@ -140,7 +140,19 @@ def run(args: argparse.Namespace) -> int:
     from rlkit.experiment import learn
     from rlkit.policy_io import save_policy
 
-    result = learn(agent, args.env, run_cfg, run_dir=run_dir, verbose=verbose, envs=envs)
+    try:
+        result = learn(agent, args.env, run_cfg, run_dir=run_dir, verbose=verbose, envs=envs)
+    except KeyboardInterrupt:
+        # Ctrl-C: the workers are closed (learn's cleanup); keep what was learned so far.
+        save_policy(
+            run_dir / "policy",
+            agent.policy_network(),
+            agent=agent_cls.name,
+            env_id=args.env,
+            protocol=protocol,
+        )
+        print(f"\ninterrupted: policy so far saved in {run_dir / 'policy'}", flush=True)
+        raise
     save_policy(
         run_dir / "policy",
         agent.policy_network(),

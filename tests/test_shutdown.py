@@ -66,6 +66,8 @@ def test_ctrl_c_during_async_training_leaves_no_worker(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, (out, err)
     assert "interrupted" in err
+    assert "policy so far saved" in out
+    assert (run_dir / "policy" / "policy.json").exists()
     assert "Traceback" not in err, err
     time.sleep(0.5)
     assert live_group_members(proc.pid) == set(), "worker processes outlived the run"
