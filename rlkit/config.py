@@ -53,6 +53,8 @@ class RunConfig:
     eval_epsilon: float = hp(0.0, ge=0, le=1, help="random-action rate in evaluations")
     stop_reward: float | None = hp(None, help="stop once a periodic evaluation's mean reaches it")
     log_interval: int = hp(5_000, gt=0, help="env steps between progress rows")
+    checkpoint_every: int = hp(0, ge=0, help="env steps between checkpoints (0: at the end)")
+    keep_checkpoints: int = hp(2, ge=1, help="newest checkpoints kept")
     atari_protocol: str = hp("dqn", help="Atari preprocessing protocol from envs/atari.yaml")
     frame_stack: int | None = hp(None, ge=1, help="Atari: frames per observation (protocol's)")
     screen_size: tuple[int, ...] | None = hp(None, ge=8, help="Atari: [height, width]")

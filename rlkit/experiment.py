@@ -54,6 +54,15 @@ class PeriodicEvaluator:
         self._start = time.perf_counter()
         self._eval_seconds = 0.0
 
+    def state(self) -> dict[str, Any]:
+        """What a resumed run needs to evaluate on the same schedule (JSON-able)."""
+        return {"next_eval": self.next_eval, "history": self.history, "solved_at": self.solved_at}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state()``."""
+        self.next_eval, self.history = state["next_eval"], state["history"]
+        self.solved_at = state["solved_at"]
+
     def __call__(self, env_steps: int) -> bool:
         """Evaluate if due; return False to stop training."""
         if self.every <= 0 or env_steps < self.next_eval:
@@ -89,6 +98,77 @@ class PeriodicEvaluator:
         return True
 
 
+class RunCheckpoints:
+    """Saves and restores everything a run needs to continue exactly (see ``loops``).
+
+    Agent variables (networks, optimizer, counters), the agent's and the replay buffer's
+    RNG states, the replay arrays, the runner's counters, the loop's next update, the
+    logger's episode window and the evaluation schedule.
+    """
+
+    def __init__(
+        self,
+        checkpointer: Any,
+        agent: Agent,
+        runner: Any,
+        logger: Logger,
+        evaluator: PeriodicEvaluator,
+        buffer: Any = None,
+    ) -> None:
+        self.checkpointer, self.agent, self.runner = checkpointer, agent, runner
+        self.logger, self.evaluator, self.buffer = logger, evaluator, buffer
+
+    def due(self, env_steps: int) -> bool:
+        """Whether a periodic checkpoint is due."""
+        return self.checkpointer.due(env_steps)
+
+    def __call__(self, env_steps: int, loop_state: dict[str, Any]) -> Any:
+        """Save a checkpoint at ``env_steps``; return its folder."""
+        state: dict[str, Any] = {
+            "loop": loop_state,
+            "runner": {"env_steps": self.runner.env_steps, "episodes": self.runner.episodes},
+            "logger": self.logger.state(),
+            "evaluator": self.evaluator.state(),
+        }
+        rng = getattr(self.agent, "rng", None)
+        if rng is not None:
+            state["agent_rng"] = rng.bit_generator.state
+        arrays: dict[str, np.ndarray] = {}
+        if self.buffer is not None:
+            replay = self.buffer.state()
+            arrays = {k.split("/", 1)[1]: v for k, v in replay.items() if k.startswith("array/")}
+            arrays["last_valid"] = replay["last_valid"]
+            if replay["last_next"] is not None:
+                arrays["last_next"] = replay["last_next"]
+            state["replay"] = {k: replay[k] for k in ("cursor", "count", "rng")}
+        return self.checkpointer.save(env_steps, self.agent, state, arrays)
+
+    def restore(self) -> dict[str, Any]:
+        """Load the newest good checkpoint into every part; return the loop's state."""
+        path, state, arrays = self.checkpointer.load_latest()
+        self.checkpointer.restore_agent(path, self.agent)
+        if "agent_rng" in state:
+            self.agent.rng.bit_generator.state = state["agent_rng"]  # type: ignore[attr-defined]
+        self.runner.env_steps = state["runner"]["env_steps"]
+        self.runner.episodes = state["runner"]["episodes"]
+        self.logger.restore(state["logger"])
+        self.evaluator.restore(state["evaluator"])
+        self.checkpointer.next_step = (
+            (self.runner.env_steps // self.checkpointer.every + 1) * self.checkpointer.every
+            if self.checkpointer.every
+            else 0
+        )
+        if self.buffer is not None:
+            replay = {
+                f"array/{k}": v for k, v in arrays.items() if k not in ("last_valid", "last_next")
+            }
+            replay.update(state["replay"])
+            replay["last_valid"] = arrays["last_valid"]
+            replay["last_next"] = arrays.get("last_next")
+            self.buffer.restore(replay)
+        return state["loop"]
+
+
 def env_protocol(env_id: str, run: RunConfig) -> Any:
     """The Atari protocol of the run (``AtariProtocol``), or None for other envs."""
     from rlkit.envs.atari import is_atari, load_protocol
@@ -115,6 +195,7 @@ def learn(
     run_dir: str | Path | None = None,
     verbose: int = 0,
     envs: Any = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ``agent`` on ``env_id`` with the loop that fits it.
 
@@ -126,6 +207,10 @@ def learn(
         run_dir: where to write ``progress.csv`` and TensorBoard events (None: nowhere).
         verbose: 1 prints progress.
         envs: an already built vector env (NEXT_STEP autoreset); built from ``run`` if None.
+        resume: continue from the newest good checkpoint in ``run_dir/checkpoints``.
+            Training N steps, then resuming to N + M gives the same weights as N + M in
+            one go when N is a multiple of ``run.checkpoint_every`` (see
+            ``rlkit.loops.segment_seed``).
 
     Returns:
         A ``TrainResult``.
@@ -159,24 +244,53 @@ def learn(
         seed=run.seed + 10_000,
         stop_reward=run.stop_reward,
     )
+    buffer = None
+    if not agent.on_policy:
+        from rlkit.replay import ReplayBuffer
+
+        buffer = ReplayBuffer(
+            agent.config.buffer_size,  # type: ignore[attr-defined]
+            runner.num_envs,
+            runner.observation_space,
+            runner.action_space,
+            frame_stack=protocol.frame_stack if protocol else 1,
+            padding="zero",  # Atari stacks are zero-padded in every vectorization
+            seed=run.seed,
+        )
+    checkpoints = None
+    if run_dir is not None:
+        from rlkit.checkpoint import Checkpointer
+
+        checkpointer = Checkpointer(run_dir, run.checkpoint_every, run.keep_checkpoints)
+        checkpoints = RunCheckpoints(checkpointer, agent, runner, logger, evaluator, buffer)
+    loop_state: dict[str, Any] = {}
+    if resume:
+        if checkpoints is None:
+            raise ValueError("resume=True needs the run_dir to resume from")
+        loop_state = checkpoints.restore()
     start = time.perf_counter()
     try:
         if agent.on_policy:
-            loops.train_on_policy(agent, runner, logger, run, callback=evaluator)
-        else:
-            from rlkit.replay import ReplayBuffer
-
-            buffer = ReplayBuffer(
-                agent.config.buffer_size,  # type: ignore[attr-defined]
-                runner.num_envs,
-                runner.observation_space,
-                runner.action_space,
-                frame_stack=protocol.frame_stack if protocol else 1,
-                padding="zero",  # Atari stacks are zero-padded in every vectorization
-                seed=run.seed,
+            loops.train_on_policy(
+                agent, runner, logger, run, callback=evaluator, checkpoints=checkpoints
             )
-            loops.train_off_policy(agent, runner, buffer, logger, run, callback=evaluator)
+        else:
+            loops.train_off_policy(
+                agent,
+                runner,
+                buffer,
+                logger,
+                run,
+                callback=evaluator,
+                checkpoints=checkpoints,
+                state=loop_state,
+            )
         logger.dump_final(runner.env_steps)
+        if checkpoints is not None and not (
+            checkpointer.checkpoints()
+            and checkpointer.checkpoints()[-1].name.endswith(f"{runner.env_steps:012d}")
+        ):
+            checkpoints(runner.env_steps, loop_state)
     finally:
         logger.close()
         runner.close()

@@ -66,6 +66,35 @@ class Logger:
             self._task = self._live.add_task("train", total=total_steps, fps=0.0, rew="-")
             self._live.start()
 
+    def state(self) -> dict[str, Any]:
+        """Episode window and counters, for checkpoints (JSON-able)."""
+        return {
+            "returns": list(self.returns),
+            "lengths": list(self.lengths),
+            "episodes": self.episodes,
+            "next_dump": self._next_dump,
+            "last_step": self._last_step,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state()``, appending to the existing ``progress.csv``."""
+        self.returns.extend(state["returns"])
+        self.lengths.extend(state["lengths"])
+        self.episodes, self._next_dump = state["episodes"], state["next_dump"]
+        self._last_step = state["last_step"]
+        path = self.run_dir / "progress.csv" if self.run_dir is not None else None
+        if path is not None and path.exists():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                self._rows = [
+                    r for r in reader if int(float(r["time/env_steps"])) <= self._last_step
+                ]
+                self._csv_keys = list(reader.fieldnames or [])
+            with open(path, "w", newline="") as f:  # drop rows written after the checkpoint
+                w = csv.DictWriter(f, fieldnames=self._csv_keys)
+                w.writeheader()
+                w.writerows(self._rows)
+
     def write(self, metrics: dict[str, float], step: int) -> None:
         """Record scalar metrics at ``step`` (averaged until the next dump)."""
         for k, v in metrics.items():

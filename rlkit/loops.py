@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
 
 from rlkit.config import RunConfig
 from rlkit.core import Agent
@@ -13,6 +16,32 @@ from rlkit.runner import VectorRunner
 Callback = Callable[[int], bool]  # called with env_steps after each step; False stops
 
 
+class Checkpoints(Protocol):
+    """What the loops need from checkpointing (``rlkit.experiment.RunCheckpoints``)."""
+
+    def due(self, env_steps: int) -> bool:
+        """Whether to checkpoint now."""
+        ...
+
+    def __call__(self, env_steps: int, loop_state: dict[str, Any]) -> None:
+        """Save everything needed to continue from here."""
+        ...
+
+
+def segment_seed(seed: int, env_steps: int) -> int:
+    """Seed of the env reset that starts a run (``seed``) or follows a checkpoint.
+
+    Every checkpoint ends a segment: the envs are reset with a seed derived from the run's
+    seed and the step count, in an uninterrupted run and in one resumed from that
+    checkpoint alike. Env internals cannot be saved in general, but this makes the env
+    streams after a checkpoint identical either way, so resuming gives bitwise-identical
+    training on CPU. Episodes in progress at a checkpoint are cut (not learned from).
+    """
+    if env_steps == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, env_steps]).generate_state(1)[0] % (2**31 - 1))
+
+
 def train_off_policy(
     agent: Agent,
     runner: VectorRunner,
@@ -20,27 +49,34 @@ def train_off_policy(
     logger: Logger,
     run: RunConfig,
     callback: Callback | None = None,
+    checkpoints: Checkpoints | None = None,
+    state: dict[str, Any] | None = None,
 ) -> None:
-    """Train a replay-based agent (DQN family) for ``run.total_steps`` env steps.
+    """Train a replay-based agent (DQN family) until ``run.total_steps`` env steps.
 
     Every ``train_frequency`` env steps after ``learning_starts``, the agent gets
     ``gradient_steps`` batches sampled at once and fuses them into one compiled call.
+    ``state`` (the next update's step) comes from a checkpoint when resuming.
     """
     cfg = agent.config  # type: ignore[attr-defined]
-    obs = runner.reset(seed=run.seed)
-    next_update = max(cfg.learning_starts, cfg.train_frequency)
+    state = {} if state is None else state  # updated in place: a checkpoint saves it
+    state.setdefault("next_update", max(cfg.learning_starts, cfg.train_frequency))
+    obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
     while runner.env_steps < run.total_steps:
         action = agent.act(obs, explore=True)  # [N]
         transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
         buffer.add(transition)
-        if runner.env_steps >= next_update and buffer.can_sample():
-            due = 1 + (runner.env_steps - next_update) // cfg.train_frequency
-            next_update += due * cfg.train_frequency
+        if runner.env_steps >= state["next_update"] and buffer.can_sample():
+            due = 1 + (runner.env_steps - state["next_update"]) // cfg.train_frequency
+            state["next_update"] += due * cfg.train_frequency
             batch = buffer.sample(cfg.batch_size, num_batches=due * cfg.gradient_steps)
             logger.write(agent.update(batch), runner.env_steps)
         logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
         if callback is not None and not callback(runner.env_steps):
             break
+        if checkpoints is not None and checkpoints.due(runner.env_steps):
+            checkpoints(runner.env_steps, state)
+            obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
 
 
 def train_on_policy(
@@ -49,19 +85,28 @@ def train_on_policy(
     logger: Logger,
     run: RunConfig,
     callback: Callback | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> None:
-    """Train a policy-gradient agent (A2C, REINFORCE) for ``run.total_steps`` env steps.
+    """Train a policy-gradient agent (A2C, REINFORCE) until ``run.total_steps`` env steps.
 
     The agent's own rollout storage says when it holds enough data (``n_steps`` per env
     for A2C, whole episodes for REINFORCE); then the agent makes one update from it.
+    Checkpoints are taken, and the budget ends, right after an update, so no rollout is
+    ever half collected at a checkpoint.
     """
     rollout = agent.make_rollout(runner)  # type: ignore[attr-defined]
-    obs = runner.reset(seed=run.seed)
-    while runner.env_steps < run.total_steps:
+    obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
+    done = runner.env_steps >= run.total_steps
+    while not done:
         action = agent.act(obs, explore=True)  # [N]
         transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
         if rollout.add(transition):
             logger.write(agent.update(rollout.pop(last_obs=obs)), runner.env_steps)
+            done = runner.env_steps >= run.total_steps  # the budget ends on an update
+            if checkpoints is not None and checkpoints.due(runner.env_steps):
+                checkpoints(runner.env_steps, {})
+                rollout.clear()
+                obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
         logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
         if callback is not None and not callback(runner.env_steps):
             break

@@ -46,6 +46,10 @@ class RolloutBuffer:
         self._t += 1
         return self._t == self.n_steps
 
+    def clear(self) -> None:
+        """Drop what was collected (after an env reset)."""
+        self._t = 0
+
     def pop(self, last_obs: np.ndarray) -> Rollout:
         """The full rollout (arrays are reused: consume it before the next ``add``)."""
         if self._t != self.n_steps:
@@ -88,6 +92,11 @@ class EpisodeBuffer:
                 self._done.append((self._running[i], np.array(transition.next_obs[i])))
                 self._running[i] = []
         return len(self._done) >= self.episodes_per_update
+
+    def clear(self) -> None:
+        """Drop the episodes in progress and the finished ones not handed out yet."""
+        self._running = [[] for _ in range(self.num_envs)]
+        self._done = []
 
     def pop(self, last_obs: np.ndarray | None = None) -> Rollout:
         """The finished episodes as a padded ``[L, E, ...]`` Rollout (``last_obs`` unused)."""

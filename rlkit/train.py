@@ -27,8 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--agent", required=True, help="dqn, double_dqn, dueling_dqn, reinforce, a2c")
-    p.add_argument("--env", required=True, help="gymnasium env id, e.g. CartPole-v1")
+    p.add_argument("--agent", help="dqn, double_dqn, dueling_dqn, reinforce, a2c")
+    p.add_argument("--env", help="gymnasium env id, e.g. CartPole-v1")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a run from its newest good checkpoint (--total-steps may extend it)",
+    )
+    p.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints")
     p.add_argument("--seed", type=int, help="seed for Python, numpy, TF and the envs")
     p.add_argument("--total-steps", type=float, help="env steps to train for (e.g. 5e4)")
     p.add_argument("--num-envs", type=int, help="envs stepped in parallel")
@@ -59,6 +65,7 @@ FLAG_KEYS = {
     "eval_every": "eval_every",
     "eval_episodes": "eval_episodes",
     "stop_reward": "stop_reward",
+    "checkpoint_every": "checkpoint_every",
 }
 
 
@@ -74,11 +81,43 @@ def next_run_dir(root: Path, agent: str, env_id: str) -> Path:
     return parent / f"{safe_env}_{max(taken, default=0) + 1}"
 
 
+def resume_from_run_dir(args: argparse.Namespace) -> None:
+    """Fill ``args`` from the run folder's ``config.yaml`` for ``--resume``.
+
+    Raises:
+        RlkitError: if the folder is not a run, or ``--agent``/``--env`` name another one.
+    """
+    from rlkit.config import read_yaml
+
+    run_dir = Path(args.resume)
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoints").is_dir():
+        raise RlkitError(
+            f"--resume {str(run_dir)!r} is not a run folder with checkpoints "
+            "(expected config.yaml and checkpoints/ in it)"
+        )
+    saved = read_yaml(run_dir / "config.yaml")
+    for key in ("agent", "env"):
+        given = getattr(args, key)
+        if given is not None and given != saved.get(key):
+            raise RlkitError(
+                f"--{key} {given} does not match the run being resumed ({saved.get(key)}); "
+                f"drop --{key} or pick another run folder"
+            )
+        setattr(args, key, saved.get(key))
+    if args.config:
+        raise RlkitError("--resume takes the run's own config.yaml; use --set to change it")
+    args.config, args.run_dir = str(run_dir / "config.yaml"), str(run_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     """Resolve settings, check them against the env, train, save and evaluate."""
     from rlkit import config as config_lib
     from rlkit.envs import check_env_id
 
+    if args.resume:
+        resume_from_run_dir(args)
+    elif not (args.agent and args.env):
+        raise RlkitError("give --agent and --env (or --resume RUN_DIR)")
     check_env_id(args.env)  # fails fast, before TensorFlow is imported
     if not args.debug:
         from rlkit.tf_setup import import_tensorflow_quietly
@@ -105,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if run_dir.exists() and not run_dir.is_dir():
         raise RlkitError(f"--run-dir {str(run_dir)!r} is a file; give a folder path")
+    if not args.resume and (run_dir / "checkpoints").is_dir():
+        raise RlkitError(
+            f"{str(run_dir)!r} already holds a run with checkpoints; continue it with "
+            f"--resume {run_dir} or train into another --run-dir"
+        )
 
     from rlkit.agents.common import seed_everything
     from rlkit.experiment import env_protocol, make_envs
@@ -141,7 +185,15 @@ def run(args: argparse.Namespace) -> int:
     from rlkit.policy_io import save_policy
 
     try:
-        result = learn(agent, args.env, run_cfg, run_dir=run_dir, verbose=verbose, envs=envs)
+        result = learn(
+            agent,
+            args.env,
+            run_cfg,
+            run_dir=run_dir,
+            verbose=verbose,
+            envs=envs,
+            resume=bool(args.resume),
+        )
     except KeyboardInterrupt:
         # Ctrl-C: the workers are closed (learn's cleanup); keep what was learned so far.
         save_policy(

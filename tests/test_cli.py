@@ -199,12 +199,17 @@ def test_train_debug_flag_shows_the_exception(tmp_path: Path) -> None:
         train.main(["--agent", "dqn", "--env", "NoSuchEnv-v0", "--debug"])
 
 
-@pytest.mark.parametrize("argv", [[], ["--agent", "dqn"], ["--agent", "dqn", "--env", ENV, "-x"]])
-def test_train_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+def test_train_usage_errors_exit_2(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as info:
-        train.main(argv)
+        train.main(["--agent", "dqn", "--env", ENV, "-x"])
     assert info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [[], ["--agent", "dqn"], ["--env", ENV]])
+def test_train_needs_agent_and_env_or_resume(argv: list[str], capsys) -> None:
+    assert train.main(argv) == 2
+    assert "give --agent and --env (or --resume RUN_DIR)" in capsys.readouterr().err
 
 
 def test_show_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

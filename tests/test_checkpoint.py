@@ -1,0 +1,188 @@
+"""Checkpoints: exact resume, atomic writes, fallback on damage, format versions, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+
+from rlkit import train
+from rlkit.agents import get_agent_class
+from rlkit.agents.common import seed_everything
+from rlkit.checkpoint import Checkpointer, CheckpointError
+from rlkit.config import resolve
+from rlkit.experiment import learn
+
+SMALL = {"hidden_sizes": [16, 16], "num_envs": 2, "eval_every": 0, "stop_reward": None}
+OFF_POLICY = {"learning_starts": 200, "train_frequency": 16, "gradient_steps": 4}
+
+
+def train_agent(name: str, total: int, run_dir: Path, resume: bool = False, every: int = 1000):
+    cls = get_agent_class(name)
+    overrides = {**SMALL, "total_steps": total, "checkpoint_every": every, "seed": 3}
+    if not cls.on_policy:
+        overrides.update(OFF_POLICY)
+    run, cfg = resolve(cls, "CartPole-v1", overrides=overrides)
+    seed_everything(3)
+    env = gym.make("CartPole-v1")
+    agent = cls(env.observation_space, env.action_space, cfg, seed=3)
+    result = learn(agent, "CartPole-v1", run, run_dir=run_dir, resume=resume)
+    return agent, result
+
+
+@pytest.mark.parametrize("name", ["dqn", "a2c", "reinforce"])
+def test_resume_gives_bitwise_identical_weights(name, tmp_path):
+    # N + M steps in one go vs N steps, a stop, a resume and M more: N is a multiple of
+    # checkpoint_every, so both runs reset their envs with the same seed at step N.
+    straight, _ = train_agent(name, 3000, tmp_path / "straight")
+    train_agent(name, 2000, tmp_path / "split")
+    resumed, result = train_agent(name, 3000, tmp_path / "split", resume=True)
+    assert result.env_steps >= 3000
+    for a, b in zip(
+        straight.policy_network().get_weights(), resumed.policy_network().get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert int(straight.updates.numpy()) == int(resumed.updates.numpy())
+    if name == "dqn":
+        assert straight.epsilon == resumed.epsilon
+        for a, b in zip(
+            straight.target_network.get_weights(),
+            resumed.target_network.get_weights(),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_without_resume_the_runs_differ(tmp_path):
+    # The contract test above can fail: a fresh 1000-step run continued without restoring
+    # is not the same as one straight run.
+    straight, _ = train_agent("a2c", 2000, tmp_path / "a")
+    other, _ = train_agent("a2c", 2000, tmp_path / "b", every=700)
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(
+            straight.policy_network().get_weights(),
+            other.policy_network().get_weights(),
+            strict=True,
+        )
+    )
+
+
+@pytest.fixture()
+def run_with_checkpoints(tmp_path):
+    train_agent("dqn", 1500, tmp_path / "run", every=500)
+    return tmp_path / "run"
+
+
+def test_keeps_the_newest_and_writes_atomically(run_with_checkpoints):
+    folder = run_with_checkpoints / "checkpoints"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["step_000000001000", "step_000000001500"]  # keep_checkpoints = 2
+    manifest = json.loads((folder / names[-1] / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["step"] == 1500
+    assert "arrays/frames.npy" in manifest["files"] and "state.json" in manifest["files"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "alter"])
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(run_with_checkpoints, damage):
+    newest = run_with_checkpoints / "checkpoints" / "step_000000001500"
+    target = newest / "arrays" / "frames.npy"
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    elif damage == "delete":
+        target.unlink()
+    else:
+        data = bytearray(target.read_bytes())
+        data[-1] ^= 0xFF
+        target.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="damaged"):
+        path, state, _ = Checkpointer(run_with_checkpoints).load_latest()
+    assert path.name == "step_000000001000" and state["runner"]["env_steps"] >= 1000
+
+
+def test_half_written_checkpoint_is_ignored(run_with_checkpoints):
+    folder = run_with_checkpoints / "checkpoints"
+    shutil.copytree(folder / "step_000000001500", folder / ".tmp-step_000000002000")
+    path, _, _ = Checkpointer(run_with_checkpoints).load_latest()
+    assert path.name == "step_000000001500"
+
+
+def test_newer_format_is_refused(run_with_checkpoints):
+    manifest = run_with_checkpoints / "checkpoints" / "step_000000001500" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["format_version"] = 99
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="format 99.*upgrade rlkit"):
+        Checkpointer(run_with_checkpoints).load_latest()
+
+
+def test_no_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no usable checkpoint"):
+        Checkpointer(tmp_path).load_latest()
+
+
+def test_cli_resume_extends_a_run(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    base = [
+        "--quiet",
+        "--eval-episodes",
+        "0",
+        "--set",
+        "hidden_sizes=[16,16]",
+        "--set",
+        "log_interval=200",
+    ]
+    argv = [
+        "--agent",
+        "a2c",
+        "--env",
+        "CartPole-v1",
+        "--total-steps",
+        "800",
+        "--checkpoint-every",
+        "400",
+        "--run-dir",
+        str(run_dir),
+        *base,
+    ]
+    assert train.main(argv) == 0
+    # A second fresh run into the same folder would bury the first: refused.
+    assert train.main(argv) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert train.main(["--resume", str(run_dir), "--total-steps", "1600", *base]) == 0
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["total_steps"] == 1600 and config["agent"] == "a2c"
+    steps = [p.name for p in (run_dir / "checkpoints").iterdir()]
+    assert max(steps) >= "step_000000001600"
+    lines = (run_dir / "progress.csv").read_text().splitlines()
+    assert lines[0].startswith("time/env_steps")
+    steps = [int(float(line.split(",")[0])) for line in lines[1:]]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # one row per step
+    assert steps[0] <= 400 and steps[-1] >= 1600
+
+
+def test_cli_resume_errors(tmp_path, capsys):
+    assert train.main(["--resume", str(tmp_path / "nothing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    run_dir = tmp_path / "run"
+    argv = [
+        "--agent",
+        "a2c",
+        "--env",
+        "CartPole-v1",
+        "--total-steps",
+        "200",
+        "--quiet",
+        "--eval-episodes",
+        "0",
+        "--run-dir",
+        str(run_dir),
+    ]
+    assert train.main(argv) == 0
+    assert train.main(["--resume", str(run_dir), "--agent", "dqn"]) == 2
+    assert "does not match" in capsys.readouterr().err
