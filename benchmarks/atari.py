@@ -68,7 +68,7 @@ def plot(env_id: str, random_return: float | None) -> Path | None:
             random_return, color="grey", ls="--", label=f"random policy ({random_return:.0f})"
         )
     ax.set_xlabel("env steps (agent steps, 4 frames each)")
-    ax.set_ylabel("training episode return (full game, unclipped; mean of last 100)")
+    ax.set_ylabel("episode return, full game (mean of last 100)")
     ax.set_title(f"rlkit on {env_id} (dqn protocol)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
