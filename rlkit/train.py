@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a setting (beats preset and --config), repeatable",
     )
     p.add_argument("--run-dir", help="run folder (default: runs/<agent>/<env>_<n>)")
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="record the final evaluation's first episode as a GIF in the run folder",
+    )
     p.add_argument("--show-config", action="store_true", help="print the settings and exit")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -227,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if run_cfg.eval_episodes:
         t0 = time.perf_counter()
+        frames: list | None = [] if args.video else None
         returns = evaluate_policy(
             lambda o: agent.act(o, explore=False),
             args.env,
@@ -234,14 +240,21 @@ def run(args: argparse.Namespace) -> int:
             seed=run_cfg.seed + 100_000,
             protocol=protocol,
             epsilon=run_cfg.eval_epsilon,
+            record=frames,
         )
+        if frames:
+            from rlkit.evaluate import save_video
+
+            extra["video"] = str(save_video(frames, run_dir / "final_episode.gif"))
         res = write_results(
             run_dir / "results.json", returns, env=args.env, deterministic=True, **extra
         )
         print(summary)
         print(
             f"final evaluation: mean reward {res['mean_reward']:.2f} ± {res['std_reward']:.2f} "
-            f"over {res['episodes']} greedy episodes ({time.perf_counter() - t0:.1f} s)"
+            f"over {res['episodes']} episodes "
+            f"({'greedy' if not run_cfg.eval_epsilon else f'epsilon {run_cfg.eval_epsilon:g}'}, "
+            f"{time.perf_counter() - t0:.1f} s)"
         )
     else:
         print(summary)

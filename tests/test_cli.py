@@ -384,3 +384,25 @@ def test_train_as_a_subprocess(tmp_path: Path) -> None:
     assert ok.returncode == 0, (ok.returncode, ok.stdout, ok.stderr)
     assert yaml.safe_load(ok.stdout)["batch_size"] == 50
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_video_records_the_final_evaluation(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    argv = [
+        "--agent",
+        "a2c",
+        "--env",
+        ENV,
+        "--total-steps",
+        "100",
+        "--eval-episodes",
+        "1",
+        "--video",
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    ]
+    assert train.main(argv) == 0
+    gif = run_dir / "final_episode.gif"
+    assert gif.exists() and gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
+    assert json.loads((run_dir / "results.json").read_text())["video"] == str(gif)
