@@ -15,9 +15,11 @@ the return of a random policy for reference.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -49,8 +51,6 @@ def random_policy_return(env_id: str, episodes: int, seed: int) -> float:
 
 def plot(env_id: str, random_return: float | None) -> Path | None:
     try:
-        import csv
-
         import matplotlib
 
         matplotlib.use("Agg")
@@ -123,6 +123,12 @@ def main() -> int:
                     result = learn(agent, args.env, run, run_dir=tmp, verbose=1, envs=envs)
                     seconds = time.perf_counter() - t0
                     shutil.copy(Path(tmp) / "progress.csv", OUT / f"{name}.csv")
+                    with open(OUT / f"{name}.csv", newline="") as f:
+                        update_ms = [
+                            float(r["time/update_ms"])
+                            for r in csv.DictReader(f)
+                            if r.get("time/update_ms")
+                        ]
                 card = protocol_card(args.env, protocol, run.vectorization, seed)
                 (OUT / f"{name}.protocol.json").write_text(json.dumps(card, indent=2) + "\n")
                 row = {
@@ -135,6 +141,7 @@ def main() -> int:
                     "episodes": result.episodes,
                     "final_mean_return_last100": result.mean_return,
                     "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+                    "update_ms_median": statistics.median(update_ms) if update_ms else None,
                     "vectorization": run.vectorization,
                     "num_envs": run.num_envs,
                     "overrides": args.set,

@@ -54,6 +54,7 @@ class RunConfig:
     stop_reward: float | None = hp(None, help="stop once a periodic evaluation's mean reaches it")
     log_interval: int = hp(5_000, gt=0, help="env steps between progress rows")
     checkpoint_every: int = hp(0, ge=0, help="env steps between checkpoints (0: at the end)")
+    video_every: int = hp(0, ge=0, help="env steps between GIFs of the policy (run_dir/videos)")
     keep_checkpoints: int = hp(2, ge=1, help="newest checkpoints kept")
     atari_protocol: str = hp("dqn", help="Atari preprocessing protocol from envs/atari.yaml")
     frame_stack: int | None = hp(None, ge=1, help="Atari: frames per observation (protocol's)")

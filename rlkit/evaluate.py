@@ -130,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="record the first episode as a GIF into DIR (default: the run folder)",
     )
+    parser.add_argument(
+        "--best",
+        action="store_true",
+        help="load the best policy of the periodic evaluations (RUN/best_policy)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     if not args.debug:
@@ -141,7 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RlkitError(f"--episodes must be >= 1, got {args.episodes}")
         from rlkit.policy_io import load_policy
 
-        policy = load_policy(args.run)
+        if args.best and not (Path(args.run) / "best_policy" / "policy.json").exists():
+            raise RlkitError(
+                f"{args.run} has no best_policy/: it is saved by periodic evaluation "
+                "during training (--eval-every N)"
+            )
+        policy = load_policy(Path(args.run) / "best_policy" if args.best else args.run)
         env_id = args.env or policy.meta["env"]
         protocol = policy.protocol()
         epsilon = args.epsilon if args.epsilon is not None else (0.05 if protocol else 0.0)

@@ -44,15 +44,40 @@ class PeriodicEvaluator:
         stop_reward: float | None = None,
         protocol: Any = None,
         epsilon: float = 0.0,
+        video_every: int = 0,
+        video_dir: Path | None = None,
+        best_dir: Path | None = None,
     ) -> None:
         self.agent, self.env_id, self.logger = agent, env_id, logger
         self.every, self.episodes, self.seed, self.stop_reward = every, episodes, seed, stop_reward
         self.protocol, self.epsilon = protocol, epsilon
+        self.video_every, self.video_dir = video_every, video_dir
+        self.next_video = video_every
+        self.best_dir = best_dir  # the policy of the best evaluation so far is saved here
         self.next_eval = every
         self.history: list[dict[str, float]] = []
         self.solved_at: dict[str, float] | None = None
         self._start = time.perf_counter()
         self._eval_seconds = 0.0
+
+    def record(self, env_steps: int) -> Path:
+        """Play one episode with the current policy and save it as a GIF."""
+        from rlkit.evaluate import evaluate_policy, save_video
+
+        t0 = time.perf_counter()
+        frames: list[np.ndarray] = []
+        evaluate_policy(
+            lambda o: self.agent.act(o, explore=False),
+            self.env_id,
+            1,
+            self.seed,
+            protocol=self.protocol,
+            epsilon=self.epsilon,
+            record=frames,
+        )
+        path = save_video(frames, self.video_dir / f"step_{env_steps:09d}.gif")  # type: ignore[operator]
+        self._eval_seconds += time.perf_counter() - t0
+        return path
 
     def state(self) -> dict[str, Any]:
         """What a resumed run needs to evaluate on the same schedule (JSON-able)."""
@@ -64,7 +89,10 @@ class PeriodicEvaluator:
         self.solved_at = state["solved_at"]
 
     def __call__(self, env_steps: int) -> bool:
-        """Evaluate if due; return False to stop training."""
+        """Evaluate (and record a GIF) if due; return False to stop training."""
+        if self.video_every > 0 and self.video_dir is not None and env_steps >= self.next_video:
+            self.next_video = (env_steps // self.video_every + 1) * self.video_every
+            self.record(env_steps)
         if self.every <= 0 or env_steps < self.next_eval:
             return True
         self.next_eval = (env_steps // self.every + 1) * self.every
@@ -88,6 +116,17 @@ class PeriodicEvaluator:
             "std_reward": float(np.std(returns)),
         }
         self.history.append(row)
+        best = max((r["mean_reward"] for r in self.history[:-1]), default=-np.inf)
+        if self.best_dir is not None and row["mean_reward"] > best:
+            from rlkit.policy_io import save_policy
+
+            save_policy(
+                self.best_dir,
+                self.agent.policy_network(),
+                agent=self.agent.name,
+                env_id=self.env_id,
+                protocol=self.protocol,
+            )
         self.logger.write(
             {"eval/mean_reward": row["mean_reward"], "eval/std_reward": row["std_reward"]},
             env_steps,
@@ -239,6 +278,9 @@ def learn(
         logger,
         protocol=protocol,
         epsilon=run.eval_epsilon,
+        video_every=run.video_every,
+        video_dir=Path(run_dir) / "videos" if run_dir is not None else None,
+        best_dir=Path(run_dir) / "best_policy" if run_dir is not None else None,
         every=run.eval_every,
         episodes=max(run.eval_episodes, 1),
         seed=run.seed + 10_000,

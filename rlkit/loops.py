@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -26,6 +27,14 @@ class Checkpoints(Protocol):
     def __call__(self, env_steps: int, loop_state: dict[str, Any]) -> None:
         """Save everything needed to continue from here."""
         ...
+
+
+def timed_update(agent: Agent, batch: Any) -> dict[str, float]:
+    """``agent.update(batch)`` plus ``time/update_ms``, its wall time."""
+    start = time.perf_counter()
+    metrics = agent.update(batch)
+    metrics["time/update_ms"] = (time.perf_counter() - start) * 1e3
+    return metrics
 
 
 def segment_seed(seed: int, env_steps: int) -> int:
@@ -70,7 +79,7 @@ def train_off_policy(
             due = 1 + (runner.env_steps - state["next_update"]) // cfg.train_frequency
             state["next_update"] += due * cfg.train_frequency
             batch = buffer.sample(cfg.batch_size, num_batches=due * cfg.gradient_steps)
-            logger.write(agent.update(batch), runner.env_steps)
+            logger.write(timed_update(agent, batch), runner.env_steps)
         logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
         if callback is not None and not callback(runner.env_steps):
             break
@@ -101,7 +110,7 @@ def train_on_policy(
         action = agent.act(obs, explore=True)  # [N]
         transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
         if rollout.add(transition):
-            logger.write(agent.update(rollout.pop(last_obs=obs)), runner.env_steps)
+            logger.write(timed_update(agent, rollout.pop(last_obs=obs)), runner.env_steps)
             done = runner.env_steps >= run.total_steps  # the budget ends on an update
             if checkpoints is not None and checkpoints.due(runner.env_steps):
                 checkpoints(runner.env_steps, {})

@@ -406,3 +406,53 @@ def test_train_video_records_the_final_evaluation(tmp_path: Path) -> None:
     gif = run_dir / "final_episode.gif"
     assert gif.exists() and gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
     assert json.loads((run_dir / "results.json").read_text())["video"] == str(gif)
+
+
+def test_train_records_gifs_during_training_and_times_updates(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    argv = [
+        "--agent",
+        "a2c",
+        "--env",
+        ENV,
+        "--total-steps",
+        "200",
+        "--eval-episodes",
+        "0",
+        "--set",
+        "video_every=100",
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    ]
+    assert train.main(argv) == 0
+    gifs = sorted(p.name for p in (run_dir / "videos").glob("*.gif"))
+    assert len(gifs) == 2 and gifs[0].startswith("step_0000001")
+    header, rows = read_progress(run_dir)
+    assert "time/update_ms" in header and float(rows[-1]["time/update_ms"]) > 0
+
+
+def test_best_policy_is_kept_and_evaluated(tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    argv = [
+        "--agent",
+        "a2c",
+        "--env",
+        ENV,
+        "--total-steps",
+        "300",
+        "--eval-episodes",
+        "2",
+        "--eval-every",
+        "100",
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    ]
+    assert train.main(argv) == 0
+    assert (run_dir / "best_policy" / "policy.json").exists()
+    assert evaluate.main(["--run", str(run_dir), "--best", "--episodes", "2"]) == 0
+    capsys.readouterr()
+    (run_dir / "best_policy" / "policy.json").unlink()
+    assert evaluate.main(["--run", str(run_dir), "--best"]) == 2
+    assert "--eval-every" in capsys.readouterr().err
