@@ -189,6 +189,15 @@ def run(args: argparse.Namespace) -> int:
     from rlkit.experiment import learn
     from rlkit.policy_io import save_policy
 
+    def save_final_policy() -> Path:
+        return save_policy(
+            run_dir / "policy",
+            agent.policy_network(),
+            agent=agent_cls.name,
+            env_id=args.env,
+            protocol=protocol,
+        )
+
     try:
         result = learn(
             agent,
@@ -201,22 +210,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         # Ctrl-C: the workers are closed (learn's cleanup); keep what was learned so far.
-        save_policy(
-            run_dir / "policy",
-            agent.policy_network(),
-            agent=agent_cls.name,
-            env_id=args.env,
-            protocol=protocol,
-        )
-        print(f"\ninterrupted: policy so far saved in {run_dir / 'policy'}", flush=True)
+        print(f"\ninterrupted: policy so far saved in {save_final_policy()}", flush=True)
         raise
-    save_policy(
-        run_dir / "policy",
-        agent.policy_network(),
-        agent=agent_cls.name,
-        env_id=args.env,
-        protocol=protocol,
-    )
+    save_final_policy()
     summary = (
         f"trained {result.env_steps:,} env steps in {result.seconds:.1f} s "
         f"({result.env_steps / max(result.seconds, 1e-9):,.0f} steps/s), "
