@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from rlkit.errors import ConfigError, UnknownNameError
+from rlkit.errors import ConfigError
 
 VECTORIZATIONS = ("sync", "async", "ale")
 
@@ -279,13 +279,3 @@ def to_yaml(agent: str, env_id: str, run: RunConfig, cfg: Any) -> str:
         for k, v in dataclasses.asdict(obj).items():
             data[k] = list(v) if isinstance(v, tuple) else v
     return yaml.safe_dump(data, sort_keys=False)
-
-
-def known_agents_hint(names: list[str]) -> str:
-    """One line listing the valid agent names."""
-    return ", ".join(names)
-
-
-def unknown_agent(name: str, names: list[str]) -> UnknownNameError:
-    """The error for an unknown agent name, listing the valid ones."""
-    return UnknownNameError(f"unknown agent {name!r}; choose one of: {known_agents_hint(names)}")

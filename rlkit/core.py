@@ -22,6 +22,7 @@ A complete training loop with these pieces (this is what ``rlkit.loops`` does)::
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -78,6 +79,23 @@ class Agent(abc.ABC):
         ``before_checkpoint()`` before each save and ``after_restore()`` after a restore,
         so that Python-side state (schedules, the numpy copy of the policy) follows.
         """
+
+    def save(self, path: str | Path) -> Path:
+        """Save the whole agent (settings, spaces, variables, RNG) into the folder ``path``.
+
+        ``Agent.load(path)`` rebuilds it, ready to act or to keep learning. No pickle: JSON
+        and a TensorFlow checkpoint.
+        """
+        from rlkit.agent_io import save_agent
+
+        return save_agent(self, path)
+
+    @staticmethod
+    def load(path: str | Path) -> Agent:
+        """Rebuild an agent saved with ``save`` (its class is read from the folder)."""
+        from rlkit.agent_io import load_agent
+
+        return load_agent(path)
 
     def before_checkpoint(self) -> None:  # noqa: B027 (optional hook, nothing to do by default)
         """Copy Python-side state (e.g. schedule positions) into checkpointed variables."""

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rlkit.errors import RlkitError
 
@@ -114,7 +115,42 @@ def resume_from_run_dir(args: argparse.Namespace) -> None:
     args.config, args.run_dir = str(run_dir / "config.yaml"), str(run_dir)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    agent: str,
+    env: str,
+    *,
+    total_steps: int | None = None,
+    seed: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    config: str | Path | None = None,
+    verbose: bool = False,
+) -> Path:
+    """Train like the CLI does, from Python; return the run folder.
+
+    Example:
+        >>> run_dir = rlkit.train.run(agent="a2c", env="CartPole-v1", seed=1,
+        ...                           overrides={"learning_rate": 1e-3})
+
+    Raises:
+        RlkitError: for bad input, as the CLI's exit code 2 (nothing is trained).
+    """
+    argv = ["--agent", agent, "--env", env]
+    if not verbose:
+        argv.append("--quiet")
+    args = build_parser().parse_args(argv)
+    args.total_steps, args.seed = total_steps, seed
+    args.run_dir = None if run_dir is None else str(run_dir)
+    args.config = None if config is None else str(config)
+    # JSON is valid YAML for numbers, booleans, null and lists: --set parses it back.
+    args.set = [f"{k}={json.dumps(v)}" for k, v in (overrides or {}).items()]
+    folder = _train(args)
+    if folder is None:  # pragma: no cover - --show-config is not reachable from here
+        raise RlkitError("nothing was trained")
+    return folder
+
+
+def _train(args: argparse.Namespace) -> Path | None:
     """Resolve settings, check them against the env, train, save and evaluate."""
     from rlkit import config as config_lib
     from rlkit.envs import check_env_id
@@ -142,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     resolved = config_lib.to_yaml(agent_cls.name, args.env, run_cfg, agent_cfg)
     if args.show_config:
         print(resolved, end="")
-        return 0
+        return None
 
     run_dir = (
         Path(args.run_dir) if args.run_dir else next_run_dir(Path("runs"), args.agent, args.env)
@@ -258,14 +294,15 @@ def run(args: argparse.Namespace) -> int:
         f"run folder: {run_dir}  (policy in {run_dir / 'policy'}, "
         f"progress in progress.csv, TensorBoard: tensorboard --logdir {run_dir})"
     )
-    return 0
+    return run_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit code 0 on success, 2 on bad input (message, no traceback)."""
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        _train(args)
+        return 0
     except RlkitError as e:
         if args.debug:
             raise

@@ -693,3 +693,23 @@ def test_incompatible_spaces_raise_helpful_errors(name):
     with pytest.raises(IncompatibleEnvError, match="start"):
         cls(OBS_SPACE, gym.spaces.Discrete(3, start=1), config)
     assert issubclass(IncompatibleEnvError, TypeError)
+
+
+@pytest.mark.parametrize("name", ["dqn", "a2c"])
+def test_agent_save_and_load_round_trip(name, tmp_path):
+    from rlkit.core import Agent
+
+    agent = make_agent(name, seed=0)
+    rng = np.random.default_rng(9)
+    agent.update(hand_made_data(name, rng, (5, 3) if agent.on_policy else (2, 8)))
+    agent.act(obs_batch(rng, 5), explore=True)
+    agent.save(tmp_path / "agent")
+    loaded = Agent.load(tmp_path / "agent")
+    assert type(loaded) is type(agent) and loaded.config == agent.config
+    for a, b in zip(
+        agent.policy_network().get_weights(), loaded.policy_network().get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    obs = obs_batch(rng, 32)
+    np.testing.assert_array_equal(loaded.act(obs, explore=True), agent.act(obs, explore=True))
+    assert int(loaded.updates.numpy()) == int(agent.updates.numpy())

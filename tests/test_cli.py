@@ -19,7 +19,8 @@ from procs import live_children
 import rlkit
 from rlkit import evaluate, train
 from rlkit.agents import AGENTS
-from rlkit.errors import UnknownNameError
+from rlkit.errors import RlkitError, UnknownNameError
+from rlkit.policy_io import load_policy
 
 REPO = Path(rlkit.__file__).resolve().parents[1]
 ENV = "CartPole-v1"
@@ -456,3 +457,37 @@ def test_best_policy_is_kept_and_evaluated(tmp_path: Path, capsys) -> None:
     (run_dir / "best_policy" / "policy.json").unlink()
     assert evaluate.main(["--run", str(run_dir), "--best"]) == 2
     assert "--eval-every" in capsys.readouterr().err
+
+
+def test_python_api_run_matches_the_cli(tmp_path: Path) -> None:
+    folder = train.run(
+        agent="a2c",
+        env=ENV,
+        total_steps=200,
+        seed=4,
+        run_dir=tmp_path / "api",
+        overrides={"hidden_sizes": [16, 16], "eval_episodes": 1, "learning_rate": 1e-3},
+    )
+    assert folder == tmp_path / "api" and (folder / "policy" / "policy.json").exists()
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert config["hidden_sizes"] == [16, 16] and config["learning_rate"] == 1e-3
+    assert config["seed"] == 4
+    with pytest.raises(RlkitError, match="gamma"):
+        train.run(agent="a2c", env=ENV, overrides={"gamma": 3}, run_dir=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    weights = []
+    for name in ("one", "two"):
+        folder = train.run(
+            agent="dqn",
+            env=ENV,
+            total_steps=400,
+            seed=7,
+            run_dir=tmp_path / name,
+            overrides={"hidden_sizes": [16, 16], "learning_starts": 100, "eval_episodes": 0},
+        )
+        weights.append(load_policy(folder).network.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -341,9 +341,13 @@ def test_each_shipped_preset_resolves(name: str, env_id: str) -> None:
 
 
 def test_unknown_agent_error_lists_the_agents() -> None:
-    err = config_lib.unknown_agent("ppo", list(AGENTS))
-    assert "'ppo'" in str(err)
-    assert all(name in str(err) for name in AGENTS)
+    from rlkit.agents import get_agent_class
+    from rlkit.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError) as info:
+        get_agent_class("ppo")
+    assert "'ppo'" in str(info.value)
+    assert all(name in str(info.value) for name in AGENTS)
 
 
 # -- import cost --------------------------------------------------------------------------

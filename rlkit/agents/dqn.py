@@ -100,6 +100,7 @@ class DQN(Agent):
         seed: int | None = None,
     ) -> None:
         self.config = config = config or self.config_cls()
+        self.observation_space, self.action_space = observation_space, action_space
         self.num_actions = require_discrete_actions(type(self).__name__, action_space)
         obs_shape = require_box_observations(type(self).__name__, observation_space)
         spec = network_spec(
