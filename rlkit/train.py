@@ -35,15 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue a run from its newest good checkpoint (--total-steps may extend it)",
     )
-    p.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints")
-    p.add_argument("--seed", type=int, help="seed for Python, numpy, TF and the envs")
-    p.add_argument("--total-steps", type=float, help="env steps to train for (e.g. 5e4)")
-    p.add_argument("--num-envs", type=int, help="envs stepped in parallel")
-    p.add_argument("--vectorization", help="sync (one process) or async (subprocesses)")
-    p.add_argument("--eval-every", type=int, help="env steps between greedy evaluations")
-    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation")
-    p.add_argument("--stop-reward", type=float, help="stop once an evaluation reaches this mean")
-    p.add_argument("--config", help="YAML file of settings (beats the preset)")
+    p.add_argument(
+        "--checkpoint-every", type=int, metavar="N", help="env steps between checkpoints"
+    )
+    p.add_argument("--seed", type=int, metavar="N", help="seeds Python, numpy, TF and the envs")
+    p.add_argument("--total-steps", type=float, metavar="N", help="env steps (e.g. 5e4)")
+    p.add_argument("--num-envs", type=int, metavar="N", help="envs stepped in parallel")
+    p.add_argument(
+        "--vectorization",
+        metavar="MODE",
+        help="sync (one process), async (subprocesses) or ale (Atari, C++ threads)",
+    )
+    p.add_argument(
+        "--eval-every", type=int, metavar="N", help="env steps between greedy evaluations"
+    )
+    p.add_argument("--eval-episodes", type=int, metavar="N", help="episodes per evaluation")
+    p.add_argument(
+        "--stop-reward", type=float, metavar="R", help="stop once an evaluation reaches this mean"
+    )
+    p.add_argument("--config", metavar="FILE", help="YAML file of settings (beats the preset)")
     p.add_argument(
         "--set",
         action="append",
@@ -51,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting (beats preset and --config), repeatable",
     )
-    p.add_argument("--run-dir", help="run folder (default: runs/<agent>/<env>_<n>)")
+    p.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<agent>/<env>_<n>)")
     p.add_argument(
         "--video",
         action="store_true",
