@@ -387,22 +387,14 @@ def test_train_as_a_subprocess(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def tiny_a2c(run_dir: Path, *extra: str) -> list[str]:
+    """A quiet, tiny A2C run on CartPole into ``run_dir``."""
+    return ["--agent", "a2c", "--env", ENV, "--run-dir", str(run_dir), "--quiet", *extra]
+
+
 def test_train_video_records_the_final_evaluation(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    argv = [
-        "--agent",
-        "a2c",
-        "--env",
-        ENV,
-        "--total-steps",
-        "100",
-        "--eval-episodes",
-        "1",
-        "--video",
-        "--run-dir",
-        str(run_dir),
-        "--quiet",
-    ]
+    argv = tiny_a2c(run_dir, "--total-steps", "100", "--eval-episodes", "1", "--video")
     assert train.main(argv) == 0
     gif = run_dir / "final_episode.gif"
     assert gif.exists() and gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
@@ -411,21 +403,9 @@ def test_train_video_records_the_final_evaluation(tmp_path: Path) -> None:
 
 def test_train_records_gifs_during_training_and_times_updates(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    argv = [
-        "--agent",
-        "a2c",
-        "--env",
-        ENV,
-        "--total-steps",
-        "200",
-        "--eval-episodes",
-        "0",
-        "--set",
-        "video_every=100",
-        "--run-dir",
-        str(run_dir),
-        "--quiet",
-    ]
+    argv = tiny_a2c(
+        run_dir, "--total-steps", "200", "--eval-episodes", "0", "--set", "video_every=100"
+    )
     assert train.main(argv) == 0
     gifs = sorted(p.name for p in (run_dir / "videos").glob("*.gif"))
     assert len(gifs) == 2 and gifs[0].startswith("step_0000001")
@@ -435,21 +415,7 @@ def test_train_records_gifs_during_training_and_times_updates(tmp_path: Path) ->
 
 def test_best_policy_is_kept_and_evaluated(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    argv = [
-        "--agent",
-        "a2c",
-        "--env",
-        ENV,
-        "--total-steps",
-        "300",
-        "--eval-episodes",
-        "2",
-        "--eval-every",
-        "100",
-        "--run-dir",
-        str(run_dir),
-        "--quiet",
-    ]
+    argv = tiny_a2c(run_dir, "--total-steps", "300", "--eval-episodes", "2", "--eval-every", "100")
     assert train.main(argv) == 0
     assert (run_dir / "best_policy" / "policy.json").exists()
     assert evaluate.main(["--run", str(run_dir), "--best", "--episodes", "2"]) == 0
