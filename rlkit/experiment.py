@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,20 @@ class PeriodicEvaluator:
         return True
 
 
+def tf_global_generator_state() -> list[int]:
+    """TF's global random generator state, as JSON-able integers."""
+    import tensorflow as tf
+
+    return [int(x) for x in tf.random.get_global_generator().state.numpy()]
+
+
+def set_tf_global_generator_state(values: list[int]) -> None:
+    """Restore what ``tf_global_generator_state`` returned."""
+    import tensorflow as tf
+
+    tf.random.get_global_generator().state.assign(np.asarray(values, np.int64))
+
+
 class RunCheckpoints:
     """Saves and restores everything a run needs to continue exactly (see ``loops``).
 
@@ -172,6 +187,13 @@ class RunCheckpoints:
         rng = getattr(self.agent, "rng", None)
         if rng is not None:
             state["agent_rng"] = rng.bit_generator.state
+        # Global generators: rlkit draws nothing from them during training, but user code
+        # (wrappers, callbacks) may; TF's global generator state is a tensor.
+        version, internal, gauss = random.getstate()
+        np_state = np.random.get_state()
+        state["python_random"] = [version, list(internal), gauss]
+        state["numpy_global"] = [np_state[0], np_state[1].tolist(), *np_state[2:]]
+        state["tf_global"] = tf_global_generator_state()
         arrays: dict[str, np.ndarray] = {}
         if self.buffer is not None:
             replay = self.buffer.state()
@@ -188,6 +210,12 @@ class RunCheckpoints:
         self.checkpointer.restore_agent(path, self.agent)
         if "agent_rng" in state:
             self.agent.rng.bit_generator.state = state["agent_rng"]  # type: ignore[attr-defined]
+        if "python_random" in state:
+            version, internal, gauss = state["python_random"]
+            random.setstate((version, tuple(internal), gauss))
+            name, keys, *rest = state["numpy_global"]
+            np.random.set_state((name, np.asarray(keys, np.uint32), *rest))
+            set_tf_global_generator_state(state["tf_global"])
         self.runner.env_steps = state["runner"]["env_steps"]
         self.runner.episodes = state["runner"]["episodes"]
         self.logger.restore(state["logger"])

@@ -186,3 +186,18 @@ def test_cli_resume_errors(tmp_path, capsys):
     assert train.main(argv) == 0
     assert train.main(["--resume", str(run_dir), "--agent", "dqn"]) == 2
     assert "does not match" in capsys.readouterr().err
+
+
+def test_global_rng_states_are_restored(tmp_path):
+    import random
+
+    train_agent("a2c", 400, tmp_path / "run", every=400)
+    _, state, _ = Checkpointer(tmp_path / "run").load_latest()
+    # Resuming at the budget trains nothing: the global generators are left exactly as
+    # the checkpoint saved them, not as seed_everything (called again) set them.
+    train_agent("a2c", 400, tmp_path / "run", resume=True, every=400)
+    version, internal, gauss = state["python_random"]
+    assert random.getstate() == (version, tuple(internal), gauss)
+    assert np.random.get_state()[1].tolist() == state["numpy_global"][1]
+    random.seed(3)
+    assert random.getstate() != (version, tuple(internal), gauss)
