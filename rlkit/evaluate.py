@@ -131,6 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="record the first episode as a GIF into DIR (default: the run folder)",
     )
     parser.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="sample actions from the policy (a2c, reinforce) instead of the most likely",
+    )
+    parser.add_argument(
         "--best",
         action="store_true",
         help="load the best policy of the periodic evaluations (RUN/best_policy)",
@@ -158,8 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0.0 <= epsilon <= 1.0:
             raise RlkitError(f"--epsilon must be in [0, 1], got {epsilon}")
         frames: list[np.ndarray] | None = [] if args.video is not None else None
+        act = policy.stochastic(np.random.default_rng(args.seed)) if args.stochastic else policy
         returns = evaluate_policy(
-            policy,
+            act,
             env_id,
             args.episodes,
             args.seed,
@@ -180,7 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.run) / "results.json"
     extra = {"video": str(video)} if video else {}
-    write_results(out, returns, env=env_id, seed=args.seed, epsilon=epsilon, **extra)
+    write_results(
+        out,
+        returns,
+        env=env_id,
+        seed=args.seed,
+        epsilon=epsilon,
+        deterministic=not args.stochastic,
+        **extra,
+    )
     if video:
         print(f"video of the first episode: {video}")
     print(

@@ -102,6 +102,21 @@ class SavedPolicy:
         """Greedy actions ``[N]`` (argmax of Q-values, or the most likely action)."""
         return np.argmax(self.scores(obs), axis=-1)
 
+    def stochastic(self, rng: np.random.Generator) -> Any:
+        """A policy sampling from softmax(logits) with ``rng`` (actor-critic policies only).
+
+        Raises:
+            RlkitError: for Q-value policies, whose scores are not a distribution.
+        """
+        if self.meta["network"]["kind"] != "actor_critic":
+            raise RlkitError(
+                f"--stochastic needs a policy with action probabilities (a2c, reinforce); "
+                f"this is a {self.meta['agent']} Q-network: use --epsilon instead"
+            )
+        from rlkit.policies import sample_categorical
+
+        return lambda obs: sample_categorical(self.scores(obs), rng)
+
 
 def load_policy(path: str | Path) -> SavedPolicy:
     """Load a policy saved by ``save_policy`` (a run folder or its ``policy/`` folder).

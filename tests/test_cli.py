@@ -457,3 +457,34 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
         weights.append(load_policy(folder).network.get_weights())
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_evaluate_stochastic(tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    assert train.main(tiny_a2c(run_dir, "--total-steps", "100", "--eval-episodes", "0")) == 0
+    argv = ["--run", str(run_dir), "--episodes", "3", "--stochastic", "--seed", "2"]
+    assert evaluate.main(argv) == 0
+    first = json.loads((run_dir / "results.json").read_text())
+    assert evaluate.main(argv) == 0
+    again = json.loads((run_dir / "results.json").read_text())
+    assert first["returns"] == again["returns"] and first["deterministic"] is False
+    dqn_dir = tmp_path / "dqn"
+    argv = [
+        "--agent",
+        "dqn",
+        "--env",
+        ENV,
+        "--total-steps",
+        "50",
+        "--eval-episodes",
+        "0",
+        "--set",
+        "learning_starts=10",
+        "--run-dir",
+        str(dqn_dir),
+        "--quiet",
+    ]
+    assert train.main(argv) == 0
+    capsys.readouterr()
+    assert evaluate.main(["--run", str(dqn_dir), "--stochastic"]) == 2
+    assert "--epsilon" in capsys.readouterr().err
