@@ -1,0 +1,59 @@
+"""A built wheel, installed in a fresh virtualenv, finds the shipped presets."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
+def test_wheel_install_finds_presets(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    wheel = next(wheels.glob("rlkit-*.whl"))
+    # The heavy dependencies come from this interpreter's site-packages; rlkit itself only
+    # from the wheel, installed into the new environment.
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    code = (
+        "import rlkit.config as c; from pathlib import Path; "
+        "print(Path(c.__file__).resolve()); "
+        "print(c.load_preset('a2c', 'CartPole-v1')['num_envs']); "
+        "print(sorted(p.name for p in (c.preset_dir() / 'envs').iterdir()))"
+    )
+    out = subprocess.run(
+        [str(python), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
+    ).stdout.splitlines()
+    assert str(env_dir.resolve()) in out[0], out  # the installed wheel, not the checkout
+    assert out[1] == "8"
+    assert "atari.yaml" in out[2]
