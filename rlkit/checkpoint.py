@@ -148,6 +148,21 @@ class Checkpointer:
         raise CheckpointError(f"no usable checkpoint in {self.root}: {detail}")
 
     def _load(self, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self.verify(path)
+        state = json.loads((path / "state.json").read_text())
+        arrays = {
+            p.stem: np.load(p, allow_pickle=False) for p in sorted((path / "arrays").glob("*.npy"))
+        }
+        return state, arrays
+
+    @staticmethod
+    def verify(path: Path) -> None:
+        """Check a checkpoint folder against its manifest.
+
+        Raises:
+            CheckpointError: for a format newer than this rlkit reads.
+            ValueError: for a missing or altered file.
+        """
         manifest = json.loads((path / "manifest.json").read_text())
         version = manifest.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -161,11 +176,6 @@ class Checkpointer:
                 raise ValueError(f"{rel} is missing")
             if file.stat().st_size != info["bytes"] or _sha256(file) != info["sha256"]:
                 raise ValueError(f"{rel} does not match its checksum")
-        state = json.loads((path / "state.json").read_text())
-        arrays = {
-            p.stem: np.load(p, allow_pickle=False) for p in sorted((path / "arrays").glob("*.npy"))
-        }
-        return state, arrays
 
     @staticmethod
     def restore_agent(path: Path, agent: Any) -> None:

@@ -112,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rlkit.evaluate", description="Play greedy episodes with a saved policy."
     )
-    parser.add_argument("--run", required=True, help="run folder (or a policy folder)")
+    parser.add_argument(
+        "--run", required=True, help="run folder, policy folder or checkpoint folder"
+    )
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--env", default=None, help="env id (default: the one trained on)")
@@ -149,14 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.episodes < 1:
             raise RlkitError(f"--episodes must be >= 1, got {args.episodes}")
-        from rlkit.policy_io import load_policy
+        from rlkit.policy_io import is_checkpoint, load_policy, load_policy_from_checkpoint
 
         if args.best and not (Path(args.run) / "best_policy" / "policy.json").exists():
             raise RlkitError(
                 f"{args.run} has no best_policy/: it is saved by periodic evaluation "
                 "during training (--eval-every N)"
             )
-        policy = load_policy(Path(args.run) / "best_policy" if args.best else args.run)
+        if is_checkpoint(args.run):
+            policy = load_policy_from_checkpoint(args.run)
+        else:
+            policy = load_policy(Path(args.run) / "best_policy" if args.best else args.run)
         env_id = args.env or policy.meta["env"]
         protocol = policy.protocol()
         epsilon = args.epsilon if args.epsilon is not None else (0.05 if protocol else 0.0)
@@ -184,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    # A checkpoint stays as it was written: its results go next to the run's.
     out = Path(args.run) / "results.json"
+    if is_checkpoint(args.run):
+        out = Path(args.run).parent.parent / f"results_{Path(args.run).name}.json"
     extra = {"video": str(video)} if video else {}
     write_results(
         out,

@@ -157,3 +157,55 @@ def load_policy(path: str | Path) -> SavedPolicy:
     if network.supports_numpy:
         network.refresh_numpy()
     return SavedPolicy(meta, network)
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint folder (``RUN/checkpoints/step_N``)."""
+    return (Path(path) / "manifest.json").is_file() and (Path(path) / "state.json").is_file()
+
+
+def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
+    """The policy of a training checkpoint, rebuilt from its run's ``config.yaml``.
+
+    The checkpoint is verified against its manifest first.
+
+    Raises:
+        RlkitError: if the checkpoint is damaged or its run folder lacks ``config.yaml``.
+    """
+    from rlkit import __version__
+    from rlkit.agents import get_agent_class
+    from rlkit.checkpoint import Checkpointer
+    from rlkit.config import read_yaml, resolve
+    from rlkit.envs import make_env
+    from rlkit.experiment import env_protocol
+
+    path = Path(path)
+    run_dir = path.parent.parent
+    if not (run_dir / "config.yaml").is_file():
+        raise RlkitError(f"{path} is not inside a run folder with config.yaml")
+    saved = read_yaml(run_dir / "config.yaml")
+    cls = get_agent_class(saved["agent"])
+    run, cfg = resolve(cls, saved["env"], config_file=run_dir / "config.yaml")
+    checkpointer = Checkpointer(run_dir)
+    try:
+        checkpointer.verify(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise RlkitError(f"checkpoint {path} is damaged: {e}") from None
+    protocol = env_protocol(saved["env"], run)
+    env = make_env(saved["env"], protocol=protocol)
+    agent = cls(env.observation_space, env.action_space, cfg)
+    env.close()
+    checkpointer.restore_agent(path, agent)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "rlkit_version": __version__,
+        "agent": cls.name,
+        "env": saved["env"],
+        "network": agent.policy_network().spec,
+    }
+    if protocol is not None:
+        meta["atari_protocol"] = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(protocol).items()
+        }
+    return SavedPolicy(meta, agent.policy_network())

@@ -201,3 +201,35 @@ def test_global_rng_states_are_restored(tmp_path):
     assert np.random.get_state()[1].tolist() == state["numpy_global"][1]
     random.seed(3)
     assert random.getstate() != (version, tuple(internal), gauss)
+
+
+def test_evaluate_a_checkpoint(tmp_path, capsys):
+    from rlkit import evaluate
+
+    run_dir = tmp_path / "run"
+    argv = [
+        "--agent",
+        "a2c",
+        "--env",
+        "CartPole-v1",
+        "--total-steps",
+        "400",
+        "--quiet",
+        "--checkpoint-every",
+        "200",
+        "--eval-episodes",
+        "2",
+        "--run-dir",
+        str(run_dir),
+    ]
+    assert train.main(argv) == 0
+    newest = Checkpointer(run_dir).checkpoints()[-1]
+    assert evaluate.main(["--run", str(newest), "--episodes", "2"]) == 0
+    from_checkpoint = json.loads((run_dir / f"results_{newest.name}.json").read_text())
+    assert evaluate.main(["--run", str(run_dir), "--episodes", "2"]) == 0
+    from_policy = json.loads((run_dir / "results.json").read_text())
+    assert from_checkpoint["returns"] == from_policy["returns"]  # same weights at the end
+    (newest / "state.json").write_text("{}")
+    capsys.readouterr()
+    assert evaluate.main(["--run", str(newest)]) == 2
+    assert "damaged" in capsys.readouterr().err
