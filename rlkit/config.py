@@ -48,6 +48,7 @@ class RunConfig:
         "sync", choices=VECTORIZATIONS, help="sync (one process), async, or ale (Atari only)"
     )
     seed: int = hp(0, ge=0, help="seeds Python, numpy, TF and the envs")
+    deterministic: bool = hp(True, help="TF op determinism: same seed, same weights")
     eval_episodes: int = hp(10, ge=0, help="greedy episodes per evaluation (final and periodic)")
     eval_every: int = hp(0, ge=0, help="env steps between periodic evaluations (0: off)")
     eval_epsilon: float = hp(0.0, ge=0, le=1, help="random-action rate in evaluations")

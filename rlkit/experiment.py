@@ -142,14 +142,18 @@ def tf_global_generator_state() -> list[int]:
     """TF's global random generator state, as JSON-able integers."""
     import tensorflow as tf
 
-    return [int(x) for x in tf.random.get_global_generator().state.numpy()]
+    try:
+        return [int(x) for x in tf.random.get_global_generator().state.numpy()]
+    except RuntimeError:  # op determinism on and no seeded global generator: none to save
+        return []
 
 
 def set_tf_global_generator_state(values: list[int]) -> None:
     """Restore what ``tf_global_generator_state`` returned."""
     import tensorflow as tf
 
-    tf.random.get_global_generator().state.assign(np.asarray(values, np.int64))
+    if values:
+        tf.random.get_global_generator().state.assign(np.asarray(values, np.int64))
 
 
 class RunCheckpoints:

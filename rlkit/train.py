@@ -204,7 +204,7 @@ def _train(args: argparse.Namespace) -> Path | None:
     from rlkit.agents.common import seed_everything
     from rlkit.experiment import env_protocol, make_envs
 
-    seed_everything(run_cfg.seed)
+    seed_everything(run_cfg.seed, deterministic=run_cfg.deterministic)
     protocol = env_protocol(args.env, run_cfg)
     envs = make_envs(args.env, run_cfg, protocol)
     try:
