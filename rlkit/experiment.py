@@ -175,6 +175,7 @@ class RunCheckpoints:
     ) -> None:
         self.checkpointer, self.agent, self.runner = checkpointer, agent, runner
         self.logger, self.evaluator, self.buffer = logger, evaluator, buffer
+        self.last_step: int | None = None  # env steps of the newest checkpoint, saved or loaded
 
     def due(self, env_steps: int) -> bool:
         """Whether a periodic checkpoint is due."""
@@ -206,7 +207,9 @@ class RunCheckpoints:
             if replay["last_next"] is not None:
                 arrays["last_next"] = replay["last_next"]
             state["replay"] = {k: replay[k] for k in ("cursor", "count", "rng")}
-        return self.checkpointer.save(env_steps, self.agent, state, arrays)
+        path = self.checkpointer.save(env_steps, self.agent, state, arrays)
+        self.last_step = env_steps
+        return path
 
     def restore(self) -> dict[str, Any]:
         """Load the newest good checkpoint into every part; return the loop's state."""
@@ -220,7 +223,7 @@ class RunCheckpoints:
             name, keys, *rest = state["numpy_global"]
             np.random.set_state((name, np.asarray(keys, np.uint32), *rest))
             set_tf_global_generator_state(state["tf_global"])
-        self.runner.env_steps = state["runner"]["env_steps"]
+        self.runner.env_steps = self.last_step = state["runner"]["env_steps"]
         self.runner.episodes = state["runner"]["episodes"]
         self.logger.restore(state["logger"])
         self.evaluator.restore(state["evaluator"])
@@ -318,32 +321,32 @@ def learn(
         seed=run.seed + 10_000,
         stop_reward=run.stop_reward,
     )
-    buffer = None
-    if not agent.on_policy:
-        from rlkit.replay import ReplayBuffer
-
-        buffer = ReplayBuffer(
-            agent.config.buffer_size,  # type: ignore[attr-defined]
-            runner.num_envs,
-            runner.observation_space,
-            runner.action_space,
-            frame_stack=protocol.frame_stack if protocol else 1,
-            padding="zero",  # Atari stacks are zero-padded in every vectorization
-            seed=run.seed,
-        )
-    checkpoints = None
-    if run_dir is not None:
-        from rlkit.checkpoint import Checkpointer
-
-        checkpointer = Checkpointer(run_dir, run.checkpoint_every, run.keep_checkpoints)
-        checkpoints = RunCheckpoints(checkpointer, agent, runner, logger, evaluator, buffer)
-    loop_state: dict[str, Any] = {}
-    if resume:
-        if checkpoints is None:
-            raise ValueError("resume=True needs the run_dir to resume from")
-        loop_state = checkpoints.restore()
     start = time.perf_counter()
-    try:
+    try:  # from here on, whatever fails, the envs (and their workers) are closed
+        buffer = None
+        if not agent.on_policy:
+            from rlkit.replay import ReplayBuffer
+
+            buffer = ReplayBuffer(
+                agent.config.buffer_size,  # type: ignore[attr-defined]
+                runner.num_envs,
+                runner.observation_space,
+                runner.action_space,
+                frame_stack=protocol.frame_stack if protocol else 1,
+                padding="zero",  # Atari stacks are zero-padded in every vectorization
+                seed=run.seed,
+            )
+        checkpoints = None
+        if run_dir is not None:
+            from rlkit.checkpoint import Checkpointer
+
+            checkpointer = Checkpointer(run_dir, run.checkpoint_every, run.keep_checkpoints)
+            checkpoints = RunCheckpoints(checkpointer, agent, runner, logger, evaluator, buffer)
+        loop_state: dict[str, Any] = {}
+        if resume:
+            if checkpoints is None:
+                raise ValueError("resume=True needs the run_dir to resume from")
+            loop_state = checkpoints.restore()
         if agent.on_policy:
             loops.train_on_policy(
                 agent, runner, logger, run, callback=evaluator, checkpoints=checkpoints
@@ -360,11 +363,8 @@ def learn(
                 state=loop_state,
             )
         logger.dump_final(runner.env_steps)
-        if checkpoints is not None and not (
-            checkpointer.checkpoints()
-            and checkpointer.checkpoints()[-1].name.endswith(f"{runner.env_steps:012d}")
-        ):
-            checkpoints(runner.env_steps, loop_state)
+        if checkpoints is not None and checkpoints.last_step != runner.env_steps:
+            checkpoints(runner.env_steps, loop_state)  # the final one
     finally:
         logger.close()
         runner.close()

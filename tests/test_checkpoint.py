@@ -233,3 +233,21 @@ def test_evaluate_a_checkpoint(tmp_path, capsys):
     capsys.readouterr()
     assert evaluate.main(["--run", str(newest)]) == 2
     assert "damaged" in capsys.readouterr().err
+
+
+def test_a_failed_resume_closes_async_workers(tmp_path):
+    from procs import live_children
+
+    cls = get_agent_class("a2c")
+    run, cfg = resolve(cls, "CartPole-v1", overrides={**SMALL, "vectorization": "async"})
+    env = gym.make("CartPole-v1")
+    agent = cls(env.observation_space, env.action_space, cfg, seed=0)
+    before = live_children()
+    with pytest.raises(CheckpointError):
+        learn(agent, "CartPole-v1", run, run_dir=tmp_path / "empty", resume=True)
+    leftover = {
+        pid
+        for pid in live_children() - before
+        if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    }
+    assert leftover == set()
