@@ -22,6 +22,11 @@ SMALL = {"hidden_sizes": [16, 16], "num_envs": 2, "eval_every": 0, "stop_reward"
 OFF_POLICY = {"learning_starts": 200, "train_frequency": 16, "gradient_steps": 4}
 
 
+def cli_a2c(run_dir: Path, *extra: str) -> list[str]:
+    """Arguments of a quiet A2C run on CartPole into ``run_dir``."""
+    return ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--quiet", *extra]
+
+
 def train_agent(name: str, total: int, run_dir: Path, resume: bool = False, every: int = 1000):
     cls = get_agent_class(name)
     overrides = {**SMALL, "total_steps": total, "checkpoint_every": every, "seed": 3}
@@ -137,19 +142,7 @@ def test_cli_resume_extends_a_run(tmp_path, capsys):
         "--set",
         "log_interval=200",
     ]
-    argv = [
-        "--agent",
-        "a2c",
-        "--env",
-        "CartPole-v1",
-        "--total-steps",
-        "800",
-        "--checkpoint-every",
-        "400",
-        "--run-dir",
-        str(run_dir),
-        *base,
-    ]
+    argv = cli_a2c(run_dir, "--total-steps", "800", "--checkpoint-every", "400", *base)
     assert train.main(argv) == 0
     # A second fresh run into the same folder would bury the first: refused.
     assert train.main(argv) == 2
@@ -170,19 +163,7 @@ def test_cli_resume_errors(tmp_path, capsys):
     assert train.main(["--resume", str(tmp_path / "nothing")]) == 2
     assert "not a run folder" in capsys.readouterr().err
     run_dir = tmp_path / "run"
-    argv = [
-        "--agent",
-        "a2c",
-        "--env",
-        "CartPole-v1",
-        "--total-steps",
-        "200",
-        "--quiet",
-        "--eval-episodes",
-        "0",
-        "--run-dir",
-        str(run_dir),
-    ]
+    argv = cli_a2c(run_dir, "--total-steps", "200", "--eval-episodes", "0")
     assert train.main(argv) == 0
     assert train.main(["--resume", str(run_dir), "--agent", "dqn"]) == 2
     assert "does not match" in capsys.readouterr().err
@@ -207,21 +188,9 @@ def test_evaluate_a_checkpoint(tmp_path, capsys):
     from rlkit import evaluate
 
     run_dir = tmp_path / "run"
-    argv = [
-        "--agent",
-        "a2c",
-        "--env",
-        "CartPole-v1",
-        "--total-steps",
-        "400",
-        "--quiet",
-        "--checkpoint-every",
-        "200",
-        "--eval-episodes",
-        "2",
-        "--run-dir",
-        str(run_dir),
-    ]
+    argv = cli_a2c(
+        run_dir, "--total-steps", "400", "--checkpoint-every", "200", "--eval-episodes", "2"
+    )
     assert train.main(argv) == 0
     newest = Checkpointer(run_dir).checkpoints()[-1]
     assert evaluate.main(["--run", str(newest), "--episodes", "2"]) == 0
