@@ -174,3 +174,43 @@ def test_cli_trains_on_space_invaders_and_evaluates_with_video(tmp_path, capsys)
     assert len(gifs) == 1 and gifs[0].stat().st_size > 1000
     results = json.loads((run_dir / "results.json").read_text())
     assert results["episodes"] == 1 and results["mean_reward"] >= 0
+
+
+# -- the protocol's wrappers on a ROM-free game ----------------------------------------------
+def test_frame_skip_max_pool_noops_and_stack_on_a_fake_game():
+    from rlkit.envs.atari import wrap_atari
+    from rlkit.envs.testing import FakeALEGame
+
+    game = FakeALEGame()
+    env = wrap_atari(game, load_protocol("dqn"))
+    obs, _ = env.reset(seed=1)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    # Precondition: with this seed the newest raw frame of every agent step is odd, so
+    # the sprite is visible only because of the max-pool with the frame before it.
+    assert game.frames % 2 == 1
+    # Up to 30 no-ops then one FIRE press (4 frames each) happen inside reset.
+    assert 4 <= game.frames <= 30 + 4 + 1
+    before = game.frames
+    for _ in range(5):
+        obs, reward, *_ = env.step(0)
+        # Frame skip 4: one agent step is 4 raw frames, rewards summed (unclipped).
+        assert game.frames - before == 4 and reward == 4.0
+        before = game.frames
+        # Max-pool over the last two frames: the flickering sprite (200 on even frames,
+        # 0 on odd ones) is visible in every observation.
+        assert obs[-1, :40].min() == 200
+        # The bottom half shows the frame counter of the newer of the two pooled frames.
+        assert obs[-1, 60:].max() == game.frames % 200
+    # The stack holds the last four agent steps: frame counters 4 apart.
+    counters = obs[:, 70, 40].astype(int)
+    assert np.all(np.diff(counters) == 4)
+
+
+def test_machado_protocol_has_no_noops_and_no_fire():
+    from rlkit.envs.atari import wrap_atari
+    from rlkit.envs.testing import FakeALEGame
+
+    game = FakeALEGame()
+    env = wrap_atari(game, load_protocol("machado"))
+    env.reset(seed=0)
+    assert game.frames == 0

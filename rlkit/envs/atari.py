@@ -126,6 +126,11 @@ def make_atari_env(env_id: str, protocol: AtariProtocol, render_mode: str | None
         repeat_action_probability=protocol.sticky_actions,
         full_action_space=False,
     )
+    return wrap_atari(env, protocol)
+
+
+def wrap_atari(env: gym.Env, protocol: AtariProtocol) -> gym.Env:
+    """Apply the protocol's preprocessing to an ALE env that does not skip frames itself."""
     env = gym.wrappers.AtariPreprocessing(
         env,
         noop_max=protocol.noop_max,

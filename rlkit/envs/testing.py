@@ -223,3 +223,67 @@ def make_fake_atari_vector_env(
 
 def _make_fake_atari(stack: int, kwargs: dict[str, Any]) -> gym.Env:
     return gym.wrappers.FrameStackObservation(FakeAtariEnv(**kwargs), stack, padding_type="zero")
+
+
+class _FakeScreen:
+    """The slice of ale-py's ALEInterface that gymnasium's AtariPreprocessing reads."""
+
+    def __init__(self, game: FakeALEGame) -> None:
+        self.game = game
+
+    def getScreenGrayscale(self, out: np.ndarray) -> None:  # noqa: N802 (ale-py's name)
+        """Copy the current 210x160 grayscale screen into ``out``."""
+        out[...] = self.game.screen()
+
+    def getScreenRGB(self, out: np.ndarray) -> None:  # noqa: N802 (ale-py's name)
+        """Copy the current screen into an RGB ``out``."""
+        out[...] = self.game.screen()[..., None]
+
+    def lives(self) -> int:
+        """Lives left."""
+        return self.game.lives_left
+
+
+class FakeALEGame(gym.Env):
+    """A ROM-free stand-in for an ALE game at frame level (no frame skip), for protocol tests.
+
+    Raw frame ``f`` shows a flickering sprite: the top half of the screen is 200 on even
+    frames and 0 on odd ones, and the bottom half holds ``f % 200`` (the frame counter).
+    A life is lost every ``life_frames`` frames; ``frames`` counts ``step`` calls.
+    """
+
+    metadata = {"render_modes": []}
+    _frameskip = 1  # what AtariPreprocessing checks before skipping frames itself
+
+    def __init__(self, lives: int = 3, life_frames: int = 400) -> None:
+        self.observation_space = gym.spaces.Box(0, 255, (210, 160), np.uint8)
+        self.action_space = gym.spaces.Discrete(6)
+        self.ale = _FakeScreen(self)
+        self.total_lives, self.life_frames = lives, life_frames
+        self.frames = 0  # frames since reset
+        self.lives_left = lives
+
+    def get_action_meanings(self) -> list[str]:
+        """ALE's minimal action set for a shooter."""
+        return ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]
+
+    def screen(self) -> np.ndarray:
+        """The 210x160 grayscale screen of the current frame."""
+        out = np.empty((210, 160), np.uint8)
+        out[:105] = 200 if self.frames % 2 == 0 else 0
+        out[105:] = self.frames % 200
+        return out
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """New game, all lives."""
+        super().reset(seed=seed)
+        self.frames, self.lives_left = 0, self.total_lives
+        return self.screen(), {"lives": self.lives_left}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One raw frame; reward 1 per frame."""
+        self.frames += 1
+        self.lives_left = self.total_lives - self.frames // self.life_frames
+        return self.screen(), 1.0, self.lives_left <= 0, False, {"lives": self.lives_left}
