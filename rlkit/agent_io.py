@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlkit.config import plain_dict
 from rlkit.errors import RlkitError
 
 FORMAT_VERSION = 1
@@ -57,10 +58,7 @@ def save_agent(agent: Any, path: str | Path) -> Path:
     meta = {
         "format_version": FORMAT_VERSION,
         "agent": agent.name,
-        "config": {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(agent.config).items()
-        },
+        "config": plain_dict(agent.config),
         "observation_space": encode_space(agent.observation_space),
         "action_space": encode_space(agent.action_space),
         "rng": agent.rng.bit_generator.state,

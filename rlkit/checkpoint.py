@@ -70,6 +70,11 @@ class Checkpointer:
         self.every, self.keep = every, max(1, keep)
         self.next_step = every
 
+    def schedule_after(self, step: int) -> None:
+        """Make the next periodic checkpoint the first multiple of ``every`` after ``step``."""
+        if self.every > 0:
+            self.next_step = (step // self.every + 1) * self.every
+
     def due(self, env_steps: int) -> bool:
         """Whether a periodic checkpoint is due at ``env_steps``."""
         return self.every > 0 and env_steps >= self.next_step
@@ -87,8 +92,7 @@ class Checkpointer:
         """
         import tensorflow as tf
 
-        if self.every > 0:
-            self.next_step = (step // self.every + 1) * self.every
+        self.schedule_after(step)
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"{PREFIX}{step:012d}"
         final, tmp = self.root / name, self.root / f".tmp-{name}"

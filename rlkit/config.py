@@ -17,9 +17,8 @@ from typing import Any
 
 import yaml
 
+from rlkit.envs.make import VECTORIZATIONS
 from rlkit.errors import ConfigError
-
-VECTORIZATIONS = ("sync", "async", "ale")
 
 
 def hp(
@@ -273,10 +272,12 @@ def resolve(
     return run, cfg
 
 
+def plain_dict(obj: Any) -> dict[str, Any]:
+    """A settings dataclass as a JSON/YAML-able dict (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+
+
 def to_yaml(agent: str, env_id: str, run: RunConfig, cfg: Any) -> str:
     """The resolved settings as YAML, readable by ``--config`` (agent and env included)."""
-    data: dict[str, Any] = {"agent": agent, "env": env_id}
-    for obj in (run, cfg):
-        for k, v in dataclasses.asdict(obj).items():
-            data[k] = list(v) if isinstance(v, tuple) else v
+    data: dict[str, Any] = {"agent": agent, "env": env_id, **plain_dict(run), **plain_dict(cfg)}
     return yaml.safe_dump(data, sort_keys=False)

@@ -227,11 +227,7 @@ class RunCheckpoints:
         self.runner.episodes = state["runner"]["episodes"]
         self.logger.restore(state["logger"])
         self.evaluator.restore(state["evaluator"])
-        self.checkpointer.next_step = (
-            (self.runner.env_steps // self.checkpointer.every + 1) * self.checkpointer.every
-            if self.checkpointer.every
-            else 0
-        )
+        self.checkpointer.schedule_after(self.runner.env_steps)
         if self.buffer is not None:
             replay = {
                 f"array/{k}": v for k, v in arrays.items() if k not in ("last_valid", "last_next")

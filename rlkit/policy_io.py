@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,19 @@ def save_policy(
     Returns:
         The folder.
     """
-    from rlkit import __version__
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     network.save_weights(str(path / "policy.weights.h5"))
+    meta = policy_meta(network, agent=agent, env_id=env_id, protocol=protocol)
+    (path / "policy.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def policy_meta(network: Any, *, agent: str, env_id: str, protocol: Any = None) -> dict[str, Any]:
+    """The ``policy.json`` description of ``network`` (see ``save_policy``)."""
+    from rlkit import __version__
+    from rlkit.config import plain_dict
+
     meta = {
         "format_version": FORMAT_VERSION,
         "rlkit_version": __version__,
@@ -45,12 +52,8 @@ def save_policy(
         "network": network.spec,
     }
     if protocol is not None:
-        meta["atari_protocol"] = {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(protocol).items()
-        }
-    (path / "policy.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+        meta["atari_protocol"] = plain_dict(protocol)
+    return meta
 
 
 class SavedPolicy:
@@ -172,7 +175,6 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     Raises:
         RlkitError: if the checkpoint is damaged or its run folder lacks ``config.yaml``.
     """
-    from rlkit import __version__
     from rlkit.agents import get_agent_class
     from rlkit.checkpoint import Checkpointer
     from rlkit.config import read_yaml, resolve
@@ -196,16 +198,6 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     agent = cls(env.observation_space, env.action_space, cfg)
     env.close()
     checkpointer.restore_agent(path, agent)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "rlkit_version": __version__,
-        "agent": cls.name,
-        "env": saved["env"],
-        "network": agent.policy_network().spec,
-    }
-    if protocol is not None:
-        meta["atari_protocol"] = {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(protocol).items()
-        }
-    return SavedPolicy(meta, agent.policy_network())
+    network = agent.policy_network()
+    meta = policy_meta(network, agent=cls.name, env_id=saved["env"], protocol=protocol)
+    return SavedPolicy(meta, network)

@@ -11,8 +11,6 @@ from gymnasium.vector import AutoresetMode
 
 from rlkit.errors import ConfigError, RlkitError
 
-ATARI_VECTORIZATIONS = ("sync", "async", "ale")
-
 
 @dataclasses.dataclass(frozen=True)
 class AtariProtocol:
@@ -150,13 +148,9 @@ def make_atari_vector_env(
     """``num_envs`` Atari envs: Python wrappers (``sync``/``async``) or ALE's C++ ``ale``.
 
     Every mode uses NEXT_STEP autoreset and gives the same observations
-    (``[frame_stack, height, width]`` uint8, zero-padded stacks).
+    (``[frame_stack, height, width]`` uint8, zero-padded stacks). ``vectorization`` is
+    checked by ``rlkit.envs.make_vector_env``, the usual way in.
     """
-    if vectorization not in ATARI_VECTORIZATIONS:
-        raise ConfigError(
-            f"unknown vectorization {vectorization!r} for Atari; choose one of "
-            f"{ATARI_VECTORIZATIONS}"
-        )
     register_ale()
     if vectorization == "ale":
         from ale_py.vector_env import AtariVectorEnv
