@@ -8,10 +8,13 @@ episode's true final observation, a truncated transition can bootstrap from it.
 
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from rlkit import interrupts
 from rlkit.types import EpisodeStats, Transition
 
 
@@ -82,6 +85,7 @@ class VectorRunner:
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         next_obs, reward, terminated, truncated, info = self.envs.step(actions)
+        interrupts.check()  # a Ctrl-C during the step takes effect here, with no call pending
         valid = ~self._resetting
         reward = np.asarray(reward, np.float32)
         terminated = np.asarray(terminated, bool)
@@ -135,5 +139,11 @@ class VectorRunner:
         return stats
 
     def close(self) -> None:
-        """Close the envs (and their worker processes)."""
-        self.envs.close()
+        """Close the envs (and their worker processes).
+
+        After Ctrl-C a vector env may still wait for a step; gymnasium then finishes it
+        and warns, which is expected here and not worth a message to the user.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.envs.close()

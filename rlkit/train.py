@@ -244,16 +244,19 @@ def _train(args: argparse.Namespace) -> Path | None:
             protocol=protocol,
         )
 
+    from rlkit import interrupts
+
     try:
-        result = learn(
-            agent,
-            args.env,
-            run_cfg,
-            run_dir=run_dir,
-            verbose=verbose,
-            envs=envs,
-            resume=bool(args.resume),
-        )
+        with interrupts.graceful():
+            result = learn(
+                agent,
+                args.env,
+                run_cfg,
+                run_dir=run_dir,
+                verbose=verbose,
+                envs=envs,
+                resume=bool(args.resume),
+            )
     except KeyboardInterrupt:
         # Ctrl-C: the workers are closed (learn's cleanup); keep what was learned so far.
         print(f"\ninterrupted: policy so far saved in {save_final_policy()}", flush=True)

@@ -71,3 +71,18 @@ def test_ctrl_c_during_async_training_leaves_no_worker(tmp_path: Path) -> None:
     assert "Traceback" not in err, err
     time.sleep(0.5)
     assert live_group_members(proc.pid) == set(), "worker processes outlived the run"
+
+
+def test_first_ctrl_c_requests_a_stop_the_second_forces_it():
+    from rlkit import interrupts
+
+    with interrupts.graceful():
+        interrupts.check()  # nothing requested yet
+        os.kill(os.getpid(), signal.SIGINT)  # handled: only a request
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the second one interrupts at once
+            time.sleep(1)
+    interrupts.check()  # outside the block, the request is gone
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

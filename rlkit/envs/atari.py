@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
+from rlkit.envs.vector import vectorize
 from rlkit.errors import ConfigError, RlkitError
 
 
@@ -174,11 +175,7 @@ def make_atari_vector_env(
             use_fire_reset=protocol.fire_reset,
         )
     fns = [functools.partial(make_atari_env, env_id, protocol) for _ in range(num_envs)]
-    if vectorization == "sync":
-        return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
-    return gym.vector.AsyncVectorEnv(
-        fns, context="spawn", autoreset_mode=AutoresetMode.NEXT_STEP, daemon=True
-    )
+    return vectorize(fns, vectorization)
 
 
 def protocol_card(

@@ -6,9 +6,9 @@ import functools
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.vector import AutoresetMode
 
 from rlkit.envs.atari import AtariProtocol, is_atari, make_atari_env, make_atari_vector_env
+from rlkit.envs.vector import vectorize
 from rlkit.errors import ConfigError, UnknownNameError
 
 VECTORIZATIONS = ("sync", "async", "ale")
@@ -75,8 +75,4 @@ def make_vector_env(
     if vectorization == "ale":
         raise ConfigError(f"vectorization 'ale' is for Atari envs only, not {env_id!r}")
     fns = [functools.partial(_env_fn, env_id, dict(kwargs)) for _ in range(num_envs)]
-    if vectorization == "sync":
-        return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
-    return gym.vector.AsyncVectorEnv(
-        fns, context="spawn", autoreset_mode=AutoresetMode.NEXT_STEP, daemon=True
-    )
+    return vectorize(fns, vectorization)
