@@ -9,7 +9,9 @@ Layout of one checkpoint, ``RUN_DIR/checkpoints/step_000050000/``::
 
 A checkpoint is written into ``.tmp-step_...``, every file fsynced, then renamed into
 place (and the folder fsynced), so a crash leaves either the previous checkpoint or the
-new one, never half of one. Loading verifies the manifest and falls back to the previous
+new one, never half of one. A write that fails (a full disk, an I/O error) removes its
+temporary folder and raises ``CheckpointWriteError`` naming the previous checkpoint, which
+is untouched. Loading verifies the manifest and falls back to the previous
 checkpoint, with a warning, if a file is missing, truncated or altered.
 """
 
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rlkit.errors import RlkitError
+from rlkit.errors import CheckpointWriteError, RlkitError
 
 FORMAT_VERSION = 1
 PREFIX = "step_"
@@ -89,13 +91,46 @@ class Checkpointer:
             agent: its ``checkpoint_items()`` are saved with ``tf.train.Checkpoint``.
             state: JSON-able counters and RNG states.
             arrays: numpy arrays (the replay buffer), saved as ``.npy``.
-        """
-        import tensorflow as tf
 
+        Raises:
+            CheckpointWriteError: if the write failed; the previous checkpoints are intact.
+        """
         self.schedule_after(step)
-        self.root.mkdir(parents=True, exist_ok=True)
         name = f"{PREFIX}{step:012d}"
         final, tmp = self.root / name, self.root / f".tmp-{name}"
+        try:
+            self._write(tmp, step, agent, state, arrays)
+        except BaseException as error:  # a full disk, an I/O error, or Ctrl-C mid-write
+            import tensorflow as tf
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not isinstance(error, (OSError, tf.errors.OpError)):
+                raise
+            previous = self.checkpoints()
+            kept = f"the previous one, {previous[-1]}, is intact" if previous else "none before"
+            raise CheckpointWriteError(
+                f"could not write checkpoint {final} ({error}); {kept}"
+            ) from error
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(self.root)
+        for old in self.checkpoints()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def _write(
+        self,
+        tmp: Path,
+        step: int,
+        agent: Any,
+        state: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+    ) -> None:
+        """Write every file of a checkpoint into ``tmp`` and fsync them."""
+        import tensorflow as tf
+
+        self.root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "arrays").mkdir(parents=True)
         agent.before_checkpoint()
@@ -116,13 +151,6 @@ class Checkpointer:
         for p in [*files, tmp / "manifest.json"]:
             _fsync_file(p)
         _fsync_dir(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync_dir(self.root)
-        for old in self.checkpoints()[: -self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoint folders, oldest first."""
@@ -181,10 +209,39 @@ class Checkpointer:
             if file.stat().st_size != info["bytes"] or _sha256(file) != info["sha256"]:
                 raise ValueError(f"{rel} does not match its checksum")
 
+    def check_fits(self, agent: Any) -> None:
+        """Raise ``CheckpointError`` now if the newest checkpoint cannot load into ``agent``.
+
+        For ``--resume`` before anything is written: a network changed with ``--set``
+        would otherwise fail later, after the run's ``config.yaml`` was overwritten.
+        A damaged checkpoint is left for ``load_latest`` to skip.
+        """
+        existing = self.checkpoints()
+        if not existing:
+            return
+        try:
+            self.restore_agent(existing[-1], agent)
+        except CheckpointError:
+            raise
+        except Exception:  # noqa: BLE001 - damaged files: load_latest falls back later
+            return
+
     @staticmethod
     def restore_agent(path: Path, agent: Any) -> None:
-        """Load the agent's variables from checkpoint ``path`` and refresh its Python state."""
+        """Load the agent's variables from checkpoint ``path`` and refresh its Python state.
+
+        Raises:
+            CheckpointError: if the checkpoint's variables do not fit the agent's.
+        """
         import tensorflow as tf
 
-        tf.train.Checkpoint(**agent.checkpoint_items()).read(str(path / "agent")).assert_consumed()
+        try:
+            status = tf.train.Checkpoint(**agent.checkpoint_items()).read(str(path / "agent"))
+            status.assert_consumed()
+        except (ValueError, AssertionError) as e:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this {type(agent).__name__} (its network or "
+                f"settings differ: {str(e).splitlines()[0]}); resume with the run's own "
+                "settings, without --set for network or agent settings"
+            ) from None
         agent.after_restore()

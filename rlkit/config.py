@@ -56,6 +56,13 @@ class RunConfig:
     checkpoint_every: int = hp(0, ge=0, help="env steps between checkpoints (0: at the end)")
     video_every: int = hp(0, ge=0, help="env steps between GIFs of the policy (run_dir/videos)")
     keep_checkpoints: int = hp(2, ge=1, help="newest checkpoints kept")
+    max_bad_updates: int = hp(
+        100, ge=1, help="consecutive non-finite update steps (skipped) before the run stops"
+    )
+    max_env_restarts: int = hp(3, ge=0, help="env rebuilds after worker faults before stopping")
+    env_step_timeout: float = hp(
+        120.0, gt=0, help="seconds an async env step may take before the workers count as hung"
+    )
     atari_protocol: str = hp("dqn", help="Atari preprocessing protocol from envs/atari.yaml")
     frame_stack: int | None = hp(None, ge=1, help="Atari: frames per observation (protocol's)")
     screen_size: tuple[int, ...] | None = hp(None, ge=8, help="Atari: [height, width]")

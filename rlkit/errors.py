@@ -1,4 +1,11 @@
-"""Typed errors for user mistakes; the CLIs print their message and exit with code 2."""
+"""Typed errors.
+
+``RlkitError``: the user's input is wrong (a name, a setting, an env that breaks its own
+spaces); the CLIs print the message and exit with code 2, before any work starts.
+``TrainingFault``: a run met a fault it could not recover from (numerical blow-up, env
+workers that keep failing, a disk that refuses the final checkpoint); the CLIs print the
+message, which names what is still safe on disk, and exit with code 1.
+"""
 
 from __future__ import annotations
 
@@ -20,3 +27,23 @@ class UnknownNameError(RlkitError, KeyError):
 
 class IncompatibleEnvError(RlkitError, TypeError):
     """The agent cannot handle the env's observation or action space."""
+
+
+class EnvSpaceError(RlkitError, ValueError):
+    """The env returned an observation outside its declared observation space."""
+
+
+class TrainingFault(RuntimeError):
+    """A run stopped on a fault it could not recover from; the message says what is safe."""
+
+
+class NumericalError(TrainingFault):
+    """Too many consecutive updates had a non-finite loss or gradient."""
+
+
+class EnvWorkerError(TrainingFault):
+    """Env workers failed more often than the run allows."""
+
+
+class CheckpointWriteError(TrainingFault):
+    """A checkpoint could not be written; the previous one is intact."""

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rlkit import interrupts
 from rlkit.config import RunConfig
 from rlkit.core import Agent
+from rlkit.errors import CheckpointWriteError, NumericalError
 from rlkit.logger import Logger
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +31,7 @@ class TrainResult:
     mean_return: float  # over the last 100 training episodes
     evaluations: list[dict[str, float]] = field(default_factory=list)
     solved_at: dict[str, float] | None = None  # first evaluation reaching stop_reward
+    env_restarts: int = 0  # env rebuilds after worker faults
 
 
 class PeriodicEvaluator:
@@ -176,13 +183,19 @@ class RunCheckpoints:
         self.checkpointer, self.agent, self.runner = checkpointer, agent, runner
         self.logger, self.evaluator, self.buffer = logger, evaluator, buffer
         self.last_step: int | None = None  # env steps of the newest checkpoint, saved or loaded
+        self.last_path: Any = None  # and its folder
 
     def due(self, env_steps: int) -> bool:
         """Whether a periodic checkpoint is due."""
         return self.checkpointer.due(env_steps)
 
-    def __call__(self, env_steps: int, loop_state: dict[str, Any]) -> Any:
-        """Save a checkpoint at ``env_steps``; return its folder."""
+    def __call__(self, env_steps: int, loop_state: dict[str, Any], final: bool = False) -> Any:
+        """Save a checkpoint at ``env_steps``; return its folder.
+
+        A periodic checkpoint that cannot be written (a full disk) is reported and the run
+        goes on, since the next one may succeed; a ``final`` one raises
+        ``CheckpointWriteError``. Either way the previous checkpoint is intact.
+        """
         state: dict[str, Any] = {
             "loop": loop_state,
             "runner": {"env_steps": self.runner.env_steps, "episodes": self.runner.episodes},
@@ -207,9 +220,29 @@ class RunCheckpoints:
             if replay["last_next"] is not None:
                 arrays["last_next"] = replay["last_next"]
             state["replay"] = {k: replay[k] for k in ("cursor", "count", "rng")}
-        path = self.checkpointer.save(env_steps, self.agent, state, arrays)
-        self.last_step = env_steps
+        try:
+            path = self.checkpointer.save(env_steps, self.agent, state, arrays)
+        except CheckpointWriteError as error:
+            if final:
+                raise
+            log.warning("%s; training goes on and tries again at the next checkpoint", error)
+            self.logger.write({"time/failed_checkpoints": 1.0}, env_steps)
+            return None
+        self.last_step, self.last_path = env_steps, path
         return path
+
+    def describe_last(self) -> str:
+        """Where the newest good checkpoint is, and how to continue from it."""
+        if self.last_path is None:
+            existing = self.checkpointer.checkpoints()
+            if not existing:
+                return "no checkpoint was written (set checkpoint_every to write them)"
+            self.last_path = existing[-1]
+        run_dir = self.last_path.parent.parent
+        return (
+            f"the last good checkpoint is {self.last_path} "
+            f"(continue with: python -m rlkit.train --resume {run_dir})"
+        )
 
     def restore(self) -> dict[str, Any]:
         """Load the newest good checkpoint into every part; return the loop's state."""
@@ -223,6 +256,7 @@ class RunCheckpoints:
             name, keys, *rest = state["numpy_global"]
             np.random.set_state((name, np.asarray(keys, np.uint32), *rest))
             set_tf_global_generator_state(state["tf_global"])
+        self.last_path = path
         self.runner.env_steps = self.last_step = state["runner"]["env_steps"]
         self.runner.episodes = state["runner"]["episodes"]
         self.logger.restore(state["logger"])
@@ -266,6 +300,7 @@ def learn(
     verbose: int = 0,
     envs: Any = None,
     resume: bool = False,
+    envs_factory: Callable[[], Any] | None = None,
 ) -> TrainResult:
     """Train ``agent`` on ``env_id`` with the loop that fits it.
 
@@ -277,6 +312,9 @@ def learn(
         run_dir: where to write ``progress.csv`` and TensorBoard events (None: nowhere).
         verbose: 1 prints progress.
         envs: an already built vector env (NEXT_STEP autoreset); built from ``run`` if None.
+        envs_factory: builds a new vector env like ``envs`` after a worker fault (crash,
+            exception, hang); by default the run's own envs are rebuilt when ``envs`` is
+            None, and a fault in envs you pass in without ``envs_factory`` stops the run.
         resume: continue from the newest good checkpoint in ``run_dir/checkpoints``.
             Training N steps, then resuming to N + M gives the same weights as N + M in
             one go when N is a multiple of ``run.checkpoint_every`` (see
@@ -284,6 +322,13 @@ def learn(
 
     Returns:
         A ``TrainResult``.
+
+    Raises:
+        NumericalError: after ``run.max_bad_updates`` non-finite update steps in a row.
+        EnvWorkerError: after more than ``run.max_env_restarts`` env faults.
+        CheckpointWriteError: if the final checkpoint cannot be written.
+        KeyboardInterrupt: on Ctrl-C or SIGTERM (inside ``interrupts.graceful()``), after
+            writing a final checkpoint when ``run_dir`` is set.
 
     Example:
         >>> env = gym.make("CartPole-v1")
@@ -297,10 +342,14 @@ def learn(
     protocol = env_protocol(env_id, run)
     if envs is None:
         envs = make_envs(env_id, run, protocol)
+        envs_factory = envs_factory or (lambda: make_envs(env_id, run, protocol))
     runner = VectorRunner(
         envs,
         clip_rewards=bool(protocol and protocol.clip_rewards),
         life_loss_terminal=bool(protocol and protocol.life_loss_terminal),
+        make_envs=envs_factory,
+        max_restarts=run.max_env_restarts,
+        step_timeout=run.env_step_timeout,
     )
     logger = Logger(run_dir, run.total_steps, run.log_interval, verbose)
     evaluator = PeriodicEvaluator(
@@ -343,24 +392,36 @@ def learn(
             if checkpoints is None:
                 raise ValueError("resume=True needs the run_dir to resume from")
             loop_state = checkpoints.restore()
-        if agent.on_policy:
-            loops.train_on_policy(
-                agent, runner, logger, run, callback=evaluator, checkpoints=checkpoints
-            )
-        else:
-            loops.train_off_policy(
-                agent,
-                runner,
-                buffer,
-                logger,
-                run,
-                callback=evaluator,
-                checkpoints=checkpoints,
-                state=loop_state,
-            )
+        try:
+            if agent.on_policy:
+                loops.train_on_policy(
+                    agent, runner, logger, run, callback=evaluator, checkpoints=checkpoints
+                )
+            else:
+                loops.train_off_policy(
+                    agent,
+                    runner,
+                    buffer,
+                    logger,
+                    run,
+                    callback=evaluator,
+                    checkpoints=checkpoints,
+                    state=loop_state,
+                )
+        except KeyboardInterrupt:
+            # Stopped at a step boundary (first Ctrl-C or SIGTERM): everything is
+            # consistent, so keep it. A second signal skips this.
+            if checkpoints is not None and interrupts.stopped_at_boundary():
+                logger.dump_final(runner.env_steps)
+                checkpoints(runner.env_steps, loop_state, final=True)
+            raise
+        except NumericalError as error:
+            detail = checkpoints.describe_last() if checkpoints is not None else "no run_dir"
+            message = f"{error}. Stopped at {runner.env_steps:,} env steps; {detail}"
+            raise NumericalError(message) from None
         logger.dump_final(runner.env_steps)
         if checkpoints is not None and checkpoints.last_step != runner.env_steps:
-            checkpoints(runner.env_steps, loop_state)  # the final one
+            checkpoints(runner.env_steps, loop_state, final=True)
     finally:
         logger.close()
         runner.close()
@@ -371,4 +432,5 @@ def learn(
         mean_return=logger.mean_return,
         evaluations=evaluator.history,
         solved_at=evaluator.solved_at,
+        env_restarts=runner.restarts,
     )

@@ -10,6 +10,7 @@ import numpy as np
 
 from rlkit.config import RunConfig
 from rlkit.core import Agent
+from rlkit.errors import NumericalError
 from rlkit.logger import Logger
 from rlkit.replay import ReplayBuffer
 from rlkit.runner import VectorRunner
@@ -29,12 +30,33 @@ class Checkpoints(Protocol):
         ...
 
 
-def timed_update(agent: Agent, batch: Any) -> dict[str, float]:
-    """``agent.update(batch)`` plus ``time/update_ms``, its wall time."""
+def timed_update(agent: Agent, batch: Any, max_bad_updates: int | None = None) -> dict[str, float]:
+    """``agent.update(batch)`` plus ``time/update_ms``, its wall time.
+
+    Raises:
+        NumericalError: after ``max_bad_updates`` consecutive gradient steps with a
+            non-finite loss or gradient norm (the agents skip those steps, so the weights
+            are still the last good ones).
+    """
     start = time.perf_counter()
     metrics = agent.update(batch)
     metrics["time/update_ms"] = (time.perf_counter() - start) * 1e3
+    bad = int(metrics.pop("train/consecutive_skips", 0))
+    if max_bad_updates is not None and bad >= max_bad_updates:
+        raise NumericalError(
+            f"{bad} consecutive update steps had a non-finite loss or gradient norm (loss "
+            f"{metrics.get('train/loss')}) and were skipped, so the weights are unchanged "
+            "since the last good step. Common causes: NaN or Inf in the env's rewards or "
+            "observations, or a learning rate that is too high; rerun with --check-numerics "
+            "to find the first op that produces one"
+        )
     return metrics
+
+
+def log_restart(runner: VectorRunner, logger: Logger) -> None:
+    """Log ``time/env_restarts`` when the last step rebuilt the envs after a fault."""
+    if runner.restarted:
+        logger.write({"time/env_restarts": float(runner.restarts)}, runner.env_steps)
 
 
 def segment_seed(seed: int, env_steps: int) -> int:
@@ -79,7 +101,8 @@ def train_off_policy(
             due = 1 + (runner.env_steps - state["next_update"]) // cfg.train_frequency
             state["next_update"] += due * cfg.train_frequency
             batch = buffer.sample(cfg.batch_size, num_batches=due * cfg.gradient_steps)
-            logger.write(timed_update(agent, batch), runner.env_steps)
+            logger.write(timed_update(agent, batch, run.max_bad_updates), runner.env_steps)
+        log_restart(runner, logger)  # a restart row is an invalid row: the buffer keeps it
         logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
         if callback is not None and not callback(runner.env_steps):
             break
@@ -101,7 +124,8 @@ def train_on_policy(
     The agent's own rollout storage says when it holds enough data (``n_steps`` per env
     for A2C, whole episodes for REINFORCE); then the agent makes one update from it.
     Checkpoints are taken, and the budget ends, right after an update, so no rollout is
-    ever half collected at a checkpoint.
+    ever half collected at a checkpoint. After an env fault the runner rebuilds the envs
+    and the partial rollout is dropped.
     """
     rollout = agent.make_rollout(runner)  # type: ignore[attr-defined]
     obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
@@ -109,8 +133,12 @@ def train_on_policy(
     while not done:
         action = agent.act(obs, explore=True)  # [N]
         transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
-        if rollout.add(transition):
-            logger.write(timed_update(agent, rollout.pop(last_obs=obs)), runner.env_steps)
+        if runner.restarted:  # the envs were rebuilt after a fault: drop the partial rollout
+            rollout.clear()
+            log_restart(runner, logger)
+        elif rollout.add(transition):
+            metrics = timed_update(agent, rollout.pop(last_obs=obs), run.max_bad_updates)
+            logger.write(metrics, runner.env_steps)
             done = runner.env_steps >= run.total_steps  # the budget ends on an update
             if checkpoints is not None and checkpoints.due(runner.env_steps):
                 checkpoints(runner.env_steps, {})

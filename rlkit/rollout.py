@@ -94,9 +94,8 @@ class EpisodeBuffer:
         return len(self._done) >= self.episodes_per_update
 
     def clear(self) -> None:
-        """Drop the episodes in progress and the finished ones not handed out yet."""
+        """Drop the episodes in progress (after an env reset); finished ones are whole and stay."""
         self._running = [[] for _ in range(self.num_envs)]
-        self._done = []
 
     def pop(self, last_obs: np.ndarray | None = None) -> Rollout:
         """The finished episodes as a padded ``[L, E, ...]`` Rollout (``last_obs`` unused)."""

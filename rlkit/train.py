@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlkit.errors import RlkitError
+from rlkit import interrupts
+from rlkit.errors import RlkitError, TrainingFault
 
 EPILOG = """examples:
   python -m rlkit.train --agent a2c --env CartPole-v1
@@ -70,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-config", action="store_true", help="print the settings and exit")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument(
+        "--check-numerics",
+        action="store_true",
+        help="debugging: stop at the first TF op that makes a NaN or Inf (slow)",
+    )
     return p
 
 
@@ -205,12 +212,20 @@ def _train(args: argparse.Namespace) -> Path | None:
     from rlkit.experiment import env_protocol, make_envs
 
     seed_everything(run_cfg.seed, deterministic=run_cfg.deterministic)
+    if args.check_numerics:  # before the agent traces its update
+        import tensorflow as tf
+
+        tf.debugging.enable_check_numerics()
     protocol = env_protocol(args.env, run_cfg)
     envs = make_envs(args.env, run_cfg, protocol)
     try:
         agent = agent_cls(
             envs.single_observation_space, envs.single_action_space, agent_cfg, seed=run_cfg.seed
         )
+        if args.resume:  # before the run's config.yaml is rewritten
+            from rlkit.checkpoint import Checkpointer
+
+            Checkpointer(run_dir).check_fits(agent)
     except BaseException:
         envs.close()
         raise
@@ -244,8 +259,6 @@ def _train(args: argparse.Namespace) -> Path | None:
             protocol=protocol,
         )
 
-    from rlkit import interrupts
-
     try:
         with interrupts.graceful():
             result = learn(
@@ -256,10 +269,17 @@ def _train(args: argparse.Namespace) -> Path | None:
                 verbose=verbose,
                 envs=envs,
                 resume=bool(args.resume),
+                envs_factory=lambda: make_envs(args.env, run_cfg, protocol),
             )
     except KeyboardInterrupt:
-        # Ctrl-C: the workers are closed (learn's cleanup); keep what was learned so far.
+        # Ctrl-C or SIGTERM: the workers are closed (learn's cleanup) and, stopped at a step
+        # boundary, a final checkpoint written; keep the policy learned so far too.
         print(f"\ninterrupted: policy so far saved in {save_final_policy()}", flush=True)
+        if interrupts.stopped_at_boundary():
+            print(
+                f"checkpoint written; continue with: python -m rlkit.train --resume {run_dir}",
+                flush=True,
+            )
         raise
     save_final_policy()
     summary = (
@@ -311,7 +331,11 @@ def _train(args: argparse.Namespace) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: exit code 0 on success, 2 on bad input (message, no traceback)."""
+    """Entry point: exit code 0 on success, 2 on bad input, 1 when a run stops on a fault.
+
+    Errors print one message (no traceback unless ``--debug``); Ctrl-C or SIGTERM exits
+    with 128 + the signal number after a final checkpoint.
+    """
     args = build_parser().parse_args(argv)
     try:
         _train(args)
@@ -321,9 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingFault as e:
+        if args.debug:
+            raise
+        print(f"error: the run stopped: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + (interrupts.requested_signal() or signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,19 @@ def live_children(parent: int | None = None) -> set[int]:
     return {pid for pid, state, ppid, _ in _stats() if ppid == parent and state != "Z"}
 
 
+def is_resource_tracker(pid: int) -> bool:
+    """Whether ``pid`` is multiprocessing's resource tracker (it lives as long as its parent)."""
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def live_workers(parent: int | None = None) -> set[int]:
+    """``live_children`` without the resource tracker: the env workers still running."""
+    return {pid for pid in live_children(parent) if not is_resource_tracker(pid)}
+
+
 def live_group_members(pgid: int) -> set[int]:
     """Pids of the running (not zombie) processes in process group ``pgid``."""
     return {pid for pid, state, _, group in _stats() if group == pgid and state != "Z"}

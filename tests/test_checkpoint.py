@@ -220,3 +220,16 @@ def test_a_failed_resume_closes_async_workers(tmp_path):
         if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     }
     assert leftover == set()
+
+
+def test_resume_with_a_changed_network_is_refused_and_the_config_kept(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    base = ["--eval-episodes", "0", "--quiet"]
+    assert train.main(cli_a2c(run_dir, "--total-steps", "200", "--set", "hidden_sizes=[8]")) == 0
+    saved = (run_dir / "config.yaml").read_text()
+    argv = ["--resume", str(run_dir), "--total-steps", "400", "--set", "hidden_sizes=[16]", *base]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this A2C" in err and "shape (4, 8)" in err
+    assert (run_dir / "config.yaml").read_text() == saved  # nothing the user saved changed
+    assert train.main(["--resume", str(run_dir), "--total-steps", "400", *base]) == 0

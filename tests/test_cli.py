@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from procs import live_children
+from procs import live_workers
 
 import rlkit
 from rlkit import evaluate, train
@@ -41,13 +41,6 @@ def read_progress(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
         reader = csv.DictReader(f)
         rows = list(reader)
         return list(reader.fieldnames or []), rows
-
-
-def is_resource_tracker(pid: int) -> bool:
-    try:
-        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module", params=sorted(AGENTS))
@@ -258,7 +251,7 @@ def test_async_vectorization_leaves_no_children(
 
     # Only an explicit close counts: garbage collection would otherwise hide a missing one.
     monkeypatch.setattr(gym.vector.AsyncVectorEnv, "__del__", lambda self: None)
-    before = {pid for pid in live_children() if not is_resource_tracker(pid)}
+    before = live_workers()
     run_dir = tmp_path / "async"
     argv = ["--agent", "a2c", "--env", ENV, "--vectorization", "async", "--num-envs", "2"]
     argv += ["--total-steps", "100", "--eval-episodes", "1", "--run-dir", str(run_dir)]
@@ -269,7 +262,7 @@ def test_async_vectorization_leaves_no_children(
     _, rows = read_progress(run_dir)
     assert int(rows[-1]["time/env_steps"]) >= 100
     assert multiprocessing.active_children() == []
-    after = {pid for pid in live_children() if not is_resource_tracker(pid)}
+    after = live_workers()
     assert after - before == set(), "env worker processes left running"
 
 

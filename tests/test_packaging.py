@@ -59,3 +59,28 @@ def test_wheel_install_finds_presets(tmp_path):
     assert str(env_dir.resolve()) in out[0], out  # the installed wheel, not the checkout
     assert out[1] == "8"
     assert "atari.yaml" in out[2]
+
+
+def test_no_file_is_ever_read_with_pickle():
+    """Nothing rlkit reads from disk can run code: no pickle, unsafe YAML or pickled numpy."""
+    import re
+
+    forbidden = re.compile(
+        r"(?<![\w.])(c?pickle|cloudpickle|dill|joblib)\.loads?\(|"  # pickle.load(s)
+        r"import (c?pickle|cloudpickle|dill|joblib)\b|"
+        r"allow_pickle\s*=\s*True|"
+        r"yaml\.(unsafe_)?load\(|yaml\.Loader\b|"
+        r"keras\.models\.load_model\(|safe_mode\s*=\s*False"
+    )
+    offenders = []
+    for path in sorted((REPO / "rlkit").rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if forbidden.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+        # Every np.load says allow_pickle=False explicitly.
+        for match in re.finditer(r"np\.load\(([^)]*)\)", path.read_text()):
+            if "allow_pickle=False" not in match.group(1):
+                offenders.append(f"{path.relative_to(REPO)}: np.load({match.group(1)})")
+    assert offenders == []
+    assert forbidden.search("state = pickle.load(f)")  # the check itself can fail
+    assert forbidden.search("yaml.load(text)")

@@ -14,6 +14,7 @@ import tensorflow_probability as tfp
 from rlkit import losses
 from rlkit.agents.common import (
     CompiledStep,
+    FiniteGuard,
     network_spec,
     require_box_observations,
     require_discrete_actions,
@@ -102,6 +103,7 @@ class A2C(Agent):
         )
         self.optimizer.build(self.network.trainable_variables)
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
+        self.guard = FiniteGuard()
         self.rng = np.random.default_rng(seed)
         obs_dtype = tf.as_dtype(observation_space.dtype)
         scalars = tf.TensorSpec([None, None], tf.float32)
@@ -172,10 +174,11 @@ class A2C(Agent):
                 dist, values, action, reward, terminated, truncated, valid
             )
         grads = tape.gradient(loss, variables)
-        grads, norm = tf.clip_by_global_norm(grads, self.config.max_grad_norm)
-        self.optimizer.apply(grads, variables)
-        self.updates.assign_add(1)
-        metrics = {"train/loss": loss, **metrics, "train/grad_norm": norm}
+        norm, applied = self.guard.apply(
+            self.optimizer, grads, variables, loss, self.config.max_grad_norm
+        )
+        self.updates.assign_add(tf.cast(applied, tf.int64))
+        metrics = {"train/loss": loss, **metrics, "train/grad_norm": norm, **self.guard.metrics()}
         return metrics, self.network.numpy_weight_outputs()
 
     def rollout_loss(

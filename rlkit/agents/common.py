@@ -63,6 +63,52 @@ def network_spec(
     }
 
 
+class FiniteGuard:
+    """Applies a gradient step only if its loss and gradient norm are finite, and counts skips.
+
+    Used inside a compiled update: a NaN or Inf (an exploding loss, a bad reward, a
+    division by zero in a custom loss) skips the optimizer step, so the weights and the
+    optimizer's moments stay as they were, and the skip is counted in two variables the
+    update returns as metrics: ``train/skipped_updates`` (in total) and
+    ``train/consecutive_skips`` (since the last good step; the loop stops the run when it
+    reaches ``RunConfig.max_bad_updates``).
+    """
+
+    def __init__(self) -> None:
+        import tensorflow as tf
+
+        self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_updates")
+        self.consecutive = tf.Variable(0, dtype=tf.int64, trainable=False, name="consecutive")
+
+    def apply(
+        self, optimizer: Any, grads: list[Any], variables: list[Any], loss: Any, max_norm: float
+    ) -> tuple[Any, Any]:
+        """Clip ``grads`` to ``max_norm`` and apply them if finite; return ``(norm, applied)``."""
+        import tensorflow as tf
+
+        grads, norm = tf.clip_by_global_norm(grads, max_norm)
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(norm)
+
+        def step() -> tf.Tensor:
+            optimizer.apply(grads, variables)
+            self.consecutive.assign(0)
+            return tf.constant(True)
+
+        def skip() -> tf.Tensor:
+            self.skipped.assign_add(1)
+            self.consecutive.assign_add(1)
+            return tf.constant(False)
+
+        return norm, tf.cond(finite, step, skip)
+
+    def metrics(self) -> dict[str, Any]:
+        """The counters as metrics (tensors inside the compiled update)."""
+        return {
+            "train/skipped_updates": self.skipped.read_value(),
+            "train/consecutive_skips": self.consecutive.read_value(),
+        }
+
+
 class CompiledStep:
     """A ``tf.function`` traced once, at construction, and called through that one trace.
 

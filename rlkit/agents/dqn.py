@@ -13,6 +13,7 @@ import tensorflow as tf
 from rlkit import losses
 from rlkit.agents.common import (
     CompiledStep,
+    FiniteGuard,
     network_spec,
     require_box_observations,
     require_discrete_actions,
@@ -117,6 +118,7 @@ class DQN(Agent):
         self.optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=config.adam_epsilon)
         self.optimizer.build(self.q_network.trainable_variables)
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
+        self.guard = FiniteGuard()
         # The schedule runs in Python; this variable carries its position into checkpoints.
         self.explore_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="explore_steps")
         self.rng = np.random.default_rng(seed)
@@ -195,16 +197,19 @@ class DQN(Agent):
                 q_tm1 = self.q_network(obs[g])  # [B, A]
                 loss, _ = losses.td_loss(q_tm1, action[g], target, cfg.loss)
             grads = tape.gradient(loss, variables)
-            grads, norm = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
-            self.optimizer.apply(grads, variables)
-            self.updates.assign_add(1)
-            if self.updates % cfg.target_update_period == 0:
-                losses.polyak_update(
-                    self.q_network.variables, self.target_network.variables, cfg.tau
-                )
+            norm, applied = self.guard.apply(
+                self.optimizer, grads, variables, loss, cfg.max_grad_norm
+            )
+            if applied:  # a non-finite step changes nothing, the target schedule included
+                self.updates.assign_add(1)
+                if self.updates % cfg.target_update_period == 0:
+                    losses.polyak_update(
+                        self.q_network.variables, self.target_network.variables, cfg.tau
+                    )
             totals += tf.stack([loss, tf.reduce_mean(q_tm1), norm])
         means = totals / tf.cast(num_steps, tf.float32)
         metrics = {"train/loss": means[0], "train/q_mean": means[1], "train/grad_norm": means[2]}
+        metrics.update(self.guard.metrics())
         return metrics, self.q_network.numpy_weight_outputs()
 
     def update(self, batch: Batch) -> dict[str, float]:

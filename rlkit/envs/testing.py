@@ -287,3 +287,93 @@ class FakeALEGame(gym.Env):
         self.frames += 1
         self.lives_left = self.total_lives - self.frames // self.life_frames
         return self.screen(), 1.0, self.lives_left <= 0, False, {"lives": self.lives_left}
+
+
+FAULTY_ENV_ID = "rlkit/Faulty-v0"
+FAULTS = ("raise", "exit", "hang", "nan_reward", "bad_obs")
+
+
+class FaultInjector(gym.Wrapper):
+    """Injects one kind of fault into an env at a chosen step, for reliability tests.
+
+    Faults: ``"raise"`` (the step raises ``RuntimeError``), ``"exit"`` (the process dies at
+    once with ``os._exit(3)``, as after a segfault or the OOM killer), ``"hang"`` (the step
+    sleeps ``hang_seconds``), ``"nan_reward"`` (the reward is NaN from then on) and
+    ``"bad_obs"`` (the observation becomes float64 NaNs, outside the declared space).
+
+    Args:
+        env: the env to break.
+        fault: one of ``FAULTS``.
+        at_step: the fault strikes at this step (counted from the wrapper's creation, over
+            episodes), and at every later one for ``nan_reward``.
+        once_file: if given, the fault strikes only while this file does not exist, and
+            creates it: across rebuilt envs (or restarted workers) it strikes once per run.
+        hang_seconds: how long ``"hang"`` sleeps.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        fault: str = "raise",
+        at_step: int = 10,
+        once_file: str | None = None,
+        hang_seconds: float = 3600.0,
+    ) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; choose one of {FAULTS}")
+        super().__init__(env)
+        self.fault, self.at_step, self.once_file = fault, at_step, once_file
+        self.hang_seconds = hang_seconds
+        self.steps = 0
+
+    def _strikes(self) -> bool:
+        if self.fault == "nan_reward":
+            return self.steps >= self.at_step
+        if self.steps != self.at_step:
+            return False
+        if self.once_file is None:
+            return True
+        import os
+
+        try:  # exclusive create: exactly one env of one run gets it
+            os.close(os.open(self.once_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Step the env, and break it at ``at_step``."""
+        self.steps += 1
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self._strikes():
+            if self.fault == "raise":
+                raise RuntimeError(f"injected fault at step {self.steps}")
+            if self.fault == "exit":
+                import os
+
+                os._exit(3)
+            if self.fault == "hang":
+                import time
+
+                time.sleep(self.hang_seconds)
+            if self.fault == "nan_reward":
+                reward = float("nan")
+            if self.fault == "bad_obs":
+                obs = np.full(np.shape(obs), np.nan)  # float64 NaNs: outside any integer space
+        return obs, reward, terminated, truncated, info
+
+
+def make_faulty_env(env_id: str = "CartPole-v1", **fault: Any) -> gym.Env:
+    """``gym.make(env_id)`` wrapped in a ``FaultInjector(**fault)`` (``rlkit/Faulty-v0``)."""
+    if env_id == COUNTING_ENV_ID:
+        register_fake_envs()
+    return FaultInjector(gym.make(env_id), **fault)
+
+
+def register_faulty_env() -> None:
+    """Register ``make_faulty_env`` as ``rlkit/Faulty-v0`` (idempotent).
+
+    Example: ``make_vector_env("rlkit/Faulty-v0", 2, "async", fault="exit", at_step=20)``.
+    """
+    if FAULTY_ENV_ID not in gym.registry:
+        gym.register(FAULTY_ENV_ID, entry_point=make_faulty_env)

@@ -4,17 +4,65 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
+from rlkit.envs.checks import CheckObservations
+from rlkit.errors import RlkitError
+
+
+class WorkerException(RuntimeError):
+    """An env raised inside a worker process; the message carries the worker's traceback."""
+
+
+class _WorkerTracebacks(gym.Wrapper):
+    """Put the worker's traceback into the exception the main process receives.
+
+    gymnasium sends the main process only the exception's type and message; a user's
+    ``RlkitError`` (an env breaking its space) goes through unchanged.
+    """
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        try:
+            return self.env.reset(**kwargs)
+        except RlkitError:
+            raise
+        except Exception as e:
+            raise WorkerException(_describe(e)) from None
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        try:
+            return self.env.step(action)
+        except RlkitError:
+            raise
+        except Exception as e:
+            raise WorkerException(_describe(e)) from None
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}\n[worker traceback]\n{traceback.format_exc()}"
+
+
+class _Checked:
+    """A picklable env factory that adds ``CheckObservations``."""
+
+    def __init__(self, make: Callable[[], gym.Env]) -> None:
+        self.make = make
+
+    def __call__(self) -> gym.Env:
+        return CheckObservations(self.make())
+
 
 class _InWorker:
-    """A picklable env factory that makes the spawned worker it runs in ignore SIGINT.
+    """A picklable env factory that makes the spawned worker it runs in ignore SIGINT/SIGTERM.
 
-    Ctrl-C reaches the whole process group: the workers leave it to the main process,
-    which closes them, instead of each dying mid-step with a traceback.
+    Ctrl-C (and a service manager's SIGTERM) reaches the whole process group: the workers
+    leave it to the main process, which stops at a step boundary and closes them, instead
+    of each dying mid-step (which would look like a worker fault).
     """
 
     def __init__(self, make: Callable[[], gym.Env]) -> None:
@@ -25,6 +73,8 @@ class _InWorker:
         # only a spawned worker, which has a parent process, stops listening to Ctrl-C.
         if multiprocessing.parent_process() is not None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            return _WorkerTracebacks(self.make())
         return self.make()
 
 
@@ -32,9 +82,11 @@ def vectorize(fns: Sequence[Callable[[], gym.Env]], vectorization: str) -> gym.v
     """``sync``: all envs in this process; ``async``: one ``spawn``ed worker per env.
 
     Workers are spawned, never forked: forking after TensorFlow has started is unsafe.
+    Every env checks its first observations against its space (``CheckObservations``).
     """
+    fns = [_Checked(fn) for fn in fns]
     if vectorization == "sync":
-        return gym.vector.SyncVectorEnv(list(fns), autoreset_mode=AutoresetMode.NEXT_STEP)
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
     return gym.vector.AsyncVectorEnv(
         [_InWorker(fn) for fn in fns],
         context="spawn",

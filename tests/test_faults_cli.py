@@ -1,0 +1,202 @@
+"""Faults seen from the CLI: signals, a killed checkpoint write, a full disk, NaN rewards.
+
+Each run is a real ``python -m rlkit.train`` (or a small script around ``train.main``
+that breaks one thing); the checks are its exit code, its message and what is on disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from procs import live_group_members
+
+from rlkit import train
+from rlkit.checkpoint import Checkpointer
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+QUIET = ["--eval-episodes", "0", "--set", "hidden_sizes=[16]", "--set", "log_interval=200"]
+
+
+def dqn_args(run_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--agent", "dqn", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--quiet",
+        "--set", "learning_starts=100", "--set", "buffer_size=5000", *QUIET, *extra,
+    ]  # fmt: skip
+
+
+def run_script(tmp_path: Path, body: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``body`` (which ends by calling ``train.main``) as a script with ``args``."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(body))
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_writes_a_final_checkpoint_and_leaves_no_worker(sig, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["--agent", "a2c", "--env", "CartPole-v1", "--vectorization", "async"]
+    args += ["--num-envs", "2", "--total-steps", "1e9", "--run-dir", str(run_dir), *QUIET]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlkit.train", *args],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a job in a terminal
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "progress.csv").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        os.killpg(proc.pid, sig)  # the whole group, as a terminal or a service manager does
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + sig, (out, err)
+    assert "Traceback" not in err, err
+    assert "interrupted" in err and "policy so far saved" in out
+    assert f"continue with: python -m rlkit.train --resume {run_dir}" in out
+    path, state, _ = Checkpointer(run_dir).load_latest()
+    assert state["runner"]["env_steps"] > 0
+    assert (run_dir / "policy" / "policy.json").exists()
+    time.sleep(0.5)
+    assert live_group_members(proc.pid) == set(), "worker processes outlived the run"
+    # The checkpoint continues: a resume to a few hundred more steps finishes.
+    more = str(state["runner"]["env_steps"] + 400)
+    assert train.main(["--resume", str(run_dir), "--total-steps", more, "--quiet"]) == 0
+
+
+KILL_DURING_SECOND_CHECKPOINT = """
+    import os, signal, sys
+    import rlkit.checkpoint as ck
+    from rlkit import train
+
+    saves = 0
+    original_save, original_fsync = ck.Checkpointer.save, ck._fsync_file
+
+    def save(self, *args, **kwargs):
+        global saves
+        saves += 1
+        return original_save(self, *args, **kwargs)
+
+    def fsync(path):  # the second checkpoint's files are written, none renamed yet
+        if saves == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        original_fsync(path)
+
+    ck.Checkpointer.save, ck._fsync_file = save, fsync
+    sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path):
+    run_dir = tmp_path / "run"
+    args = dqn_args(run_dir, "--total-steps", "2000", "--checkpoint-every", "500")
+    result = run_script(tmp_path, KILL_DURING_SECOND_CHECKPOINT, *args)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == [".tmp-step_000000001000", "step_000000000500"]  # half-written: ignored
+    path, state, arrays = Checkpointer(run_dir).load_latest()
+    assert path.name == "step_000000000500" and state["runner"]["env_steps"] == 500
+    assert arrays["frames"].shape[0] > 0
+    assert train.main(["--resume", str(run_dir), "--quiet"]) == 0  # and it resumes to 2000
+    assert Checkpointer(run_dir).checkpoints()[-1].name == "step_000000002000"
+
+
+FULL_DISK = """
+    import errno, os, sys
+    import rlkit.checkpoint as ck
+    from rlkit import train
+
+    fail_at = {fail_at}
+    saves = 0
+    original = ck.Checkpointer._write
+
+    def write(self, tmp, step, *args):
+        global saves
+        saves += 1
+        if saves in fail_at:  # half of the files are there when the disk fills up
+            (tmp / "arrays").mkdir(parents=True, exist_ok=True)
+            (tmp / "arrays" / "partial.npy").write_bytes(b"x" * 100)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp / "agent"))
+        return original(self, tmp, step, *args)
+
+    ck.Checkpointer._write = write
+    sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_at_a_periodic_checkpoint_is_reported_and_training_goes_on(tmp_path):
+    run_dir = tmp_path / "run"
+    args = dqn_args(run_dir, "--total-steps", "1500", "--checkpoint-every", "500")
+    result = run_script(tmp_path, FULL_DISK.format(fail_at=(2,)), *args)
+    assert result.returncode == 0, result.stderr
+    assert "could not write checkpoint" in result.stderr
+    assert os.strerror(errno.ENOSPC) in result.stderr
+    assert "step_000000000500, is intact" in result.stderr
+    assert "training goes on" in result.stderr
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["step_000000000500", "step_000000001500"]  # no half-written folder
+    assert Checkpointer(run_dir).load_latest()[0].name == "step_000000001500"
+
+
+def test_a_full_disk_at_the_final_checkpoint_stops_with_exit_code_1(tmp_path):
+    run_dir = tmp_path / "run"
+    args = dqn_args(run_dir, "--total-steps", "1200", "--checkpoint-every", "500")
+    result = run_script(tmp_path, FULL_DISK.format(fail_at=(3,)), *args)
+    assert result.returncode == 1, result.stderr
+    assert "error: the run stopped: could not write checkpoint" in result.stderr
+    assert "step_000000001000, is intact" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert Checkpointer(run_dir).load_latest()[0].name == "step_000000001000"
+
+
+NAN_REWARDS = """
+    import sys
+    import gymnasium as gym
+    from rlkit import train
+    from rlkit.envs.testing import make_faulty_env
+
+    gym.register(
+        "rlkit/NanCartPole-v0",
+        entry_point=make_faulty_env,
+        kwargs=dict(env_id="CartPole-v1", fault="nan_reward", at_step=600),
+        max_episode_steps=500,
+    )
+    sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def test_nan_rewards_stop_the_run_with_exit_code_1_naming_the_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    args = dqn_args(run_dir, "--total-steps", "20000", "--checkpoint-every", "500")
+    args[args.index("CartPole-v1")] = "rlkit/NanCartPole-v0"
+    result = run_script(tmp_path, NAN_REWARDS, *args, "--set", "max_bad_updates=20")
+    assert result.returncode == 1, result.stderr
+    err = result.stderr
+    assert "error: the run stopped:" in err and "non-finite loss" in err
+    assert f"the last good checkpoint is {run_dir / 'checkpoints' / 'step_000000000500'}" in err
+    assert "Traceback" not in err
+    assert Checkpointer(run_dir).load_latest()[0].name == "step_000000000500"
