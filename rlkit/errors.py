@@ -20,3 +20,7 @@ class UnknownNameError(RlkitError, KeyError):
 
 class IncompatibleEnvError(RlkitError, TypeError):
     """The agent cannot handle the env's observation or action space."""
+
+
+class EnvWorkerError(RlkitError, RuntimeError):
+    """Env workers (subprocesses or Ray actors) crashed more often than the run allows."""

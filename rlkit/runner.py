@@ -9,6 +9,7 @@ episode's true final observation, a truncated transition can bootstrap from it.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -59,6 +60,8 @@ class VectorRunner:
         self._lengths = np.zeros(self.num_envs, np.int64)
         self._done_returns: list[float] = []
         self._done_lengths: list[int] = []
+        self.restarts = 0  # crashed workers rebuilt (the Ray runner's count, mirrored)
+        self.restarted = False  # the last step rebuilt a worker
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every env (env i gets ``seed + i``) and return observations ``[N, ...]``.
@@ -111,6 +114,14 @@ class VectorRunner:
         self._obs = next_obs
         self.env_steps += int(valid.sum())
         return transition, next_obs
+
+    def act_and_step(self, agent: Any, obs: np.ndarray) -> tuple[Transition, np.ndarray]:
+        """``step(agent.act(obs, explore=True))``: what the loops call for each step.
+
+        A runner whose workers act with their own copy of the policy (``RayRunner``)
+        implements this instead of acting here.
+        """
+        return self.step(agent.act(obs, explore=True))
 
     def _track_episodes(
         self, reward: np.ndarray, valid: np.ndarray, ended: np.ndarray, info: dict
