@@ -74,8 +74,11 @@ def default_chunk_steps(agent: Any, num_envs: int) -> int:
 class _Collection:
     """One chunk being collected: a result reference per actor and how it was asked for."""
 
-    def __init__(self, refs: list[Any], version: int, explore_step: int) -> None:
+    def __init__(
+        self, refs: list[Any], version: int, explore_step: int, incarnations: list[int]
+    ) -> None:
         self.refs, self.version, self.explore_step = refs, version, explore_step
+        self.incarnations = incarnations  # restarts of each actor when it was asked
 
 
 class RayRunner:
@@ -136,6 +139,7 @@ class RayRunner:
         self.broadcasts = 0  # weights put into the object store
         self.weights_lag = 0  # learner version minus the version of the current chunk
         self._seed = seed
+        self._incarnations = [0] * num_workers
         remote = ray.remote(RolloutWorker).options(
             max_restarts=max_restarts,
             max_task_retries=0,  # a collection in flight when its actor dies is dropped
@@ -305,7 +309,9 @@ class RayRunner:
             w.collect.remote(ref, self.chunk_steps, explore_step, self.num_envs)
             for w in self.workers
         ]
-        self._pending.append(_Collection(refs, self._snapshot_version, explore_step))  # type: ignore[arg-type]
+        self._pending.append(
+            _Collection(refs, self._snapshot_version, explore_step, list(self._incarnations))  # type: ignore[arg-type]
+        )
 
     def _broadcast(self, agent: Any) -> Any:
         """The object-store reference of the learner's policy; one put per new version."""
@@ -321,11 +327,16 @@ class RayRunner:
         parts = self._get_each(collection.refs)
         self._chunk_restarted = False
         for i in range(self.num_workers):
-            while parts[i] is None:  # died during the collection, or before it (fresh)
-                self._revive(i)
-                self._chunk_restarted = True
-                if self._call(i, "reset", self._restart_seed(i)) is None:
-                    continue  # died again
+            # Asked before the actor's last restart (a collection queued behind the one
+            # that crashed): that crash is counted and the actor reset; just ask again.
+            known = collection.incarnations[i] != self._incarnations[i]
+            while parts[i] is None:
+                if not known:  # a new crash, during this collection or while idle
+                    self._revive(i)
+                    self._chunk_restarted = True
+                    if self._call(i, "reset", self._restart_seed(i)) is None:
+                        continue  # died again
+                known = False
                 ref = self._broadcast(agent)  # the current weights
                 parts[i] = self._call(
                     i, "collect", ref, self.chunk_steps, collection.explore_step, self.num_envs
@@ -344,6 +355,7 @@ class RayRunner:
             EnvWorkerError: past ``max_restarts``, or if Ray cannot restart the actor.
         """
         self.restarts += 1
+        self._incarnations[i] += 1
         if self.restarts > self.max_restarts:
             raise EnvWorkerError(
                 f"Ray rollout workers crashed {self.restarts} times, more than "
