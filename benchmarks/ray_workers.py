@@ -60,10 +60,11 @@ def make_busy_envs(num_envs: int, busy_us: int) -> gym.vector.VectorEnv:
 def rate(runner, agent, steps: int, warmup: int) -> float:
     """Env steps/s of ``act_and_step`` over ``steps`` env steps after ``warmup`` ones."""
     obs = runner.reset(seed=0)
-    while runner.env_steps < warmup:
+    first = runner.env_steps
+    while runner.env_steps < first + warmup:
         _, obs = runner.act_and_step(agent, obs)
     start_steps, t0 = runner.env_steps, time.perf_counter()
-    while runner.env_steps < warmup + steps:
+    while runner.env_steps < start_steps + steps:
         _, obs = runner.act_and_step(agent, obs)
     return (runner.env_steps - start_steps) / (time.perf_counter() - t0)
 
@@ -87,6 +88,7 @@ def main() -> int:
     from rlkit.runner import VectorRunner
 
     seed_everything(0)
+    load_before = os.getloadavg()  # other jobs on the shared machine take cores too
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, configure_logging=False)
     n = args.envs_per_worker
     factories = {
@@ -96,41 +98,49 @@ def main() -> int:
     probe = factories["cartpole"](1)
     agent = A2C(probe.single_observation_space, probe.single_action_space, seed=0)
     probe.close()
+    configs = [("local", 0)] + [("ray", int(w)) for w in args.workers.split(",")]
+    runs: dict[tuple[str, str, int], list[float]] = {}
+    # Repeats alternate over the configs: the shared machine's speed drifts over minutes.
+    for repeat in range(args.repeats):
+        for env_name, make in factories.items():
+            # A busy step costs ~busy_us: fewer steps keep every config to a few seconds.
+            steps = args.steps if env_name == "cartpole" else max(args.steps // 8, 2000)
+            for kind, workers in configs:
+                if kind == "local":
+                    runner = VectorRunner(make(n))
+                else:
+                    runner = RayRunner(
+                        make, num_workers=workers, envs_per_worker=n, chunk_steps=args.chunk_steps
+                    )
+                try:
+                    r = rate(runner, agent, steps, 4 * args.chunk_steps * runner.num_envs)
+                finally:
+                    runner.close()
+                runs.setdefault((env_name, kind, workers), []).append(r)
+                print(f"repeat {repeat}: {env_name:>12} {kind:>5} workers {workers}  {r:10,.0f}")
     rows = []
-    for env_name, make in factories.items():
-        configs = [("local", 0)] + [("ray", int(w)) for w in args.workers.split(",")]
-        # A busy step costs ~busy_us: fewer steps keep every config to a few seconds.
-        steps = args.steps if env_name == "cartpole" else max(args.steps // 8, 2000)
-        for kind, workers in configs:
-            if kind == "local":
-                runner = VectorRunner(make(n))
-            else:
-                runner = RayRunner(
-                    make, num_workers=workers, envs_per_worker=n, chunk_steps=args.chunk_steps
-                )
-            warmup = 4 * args.chunk_steps * runner.num_envs
-            try:
-                rates = [rate(runner, agent, steps, warmup) for _ in range(args.repeats)]
-            finally:
-                runner.close()
-            row = {
-                "env": env_name,
-                "runner": kind,
-                "workers": workers,
-                "num_envs": runner.num_envs,
-                "env_steps_per_s": statistics.median(rates),
-                "runs": rates,
-            }
-            rows.append(row)
-            print(
-                f"{env_name:>12} {kind:>5} workers {workers}  envs {runner.num_envs:3d}  "
-                f"{row['env_steps_per_s']:10,.0f} env steps/s  "
-                f"({', '.join(f'{r:,.0f}' for r in rates)})",
-                flush=True,
-            )
+    for (env_name, kind, workers), rates in runs.items():
+        row = {
+            "env": env_name,
+            "runner": kind,
+            "workers": workers,
+            "num_envs": n * max(workers, 1),
+            "env_steps_per_s": statistics.median(rates),
+            "runs": rates,
+        }
+        rows.append(row)
+        print(
+            f"{env_name:>12} {kind:>5} workers {workers}  envs {row['num_envs']:3d}  "
+            f"{row['env_steps_per_s']:10,.0f} env steps/s (median of {len(rates)})",
+            flush=True,
+        )
     ray.shutdown()
     out = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
+        },
         "ray": ray.__version__,
         "settings": vars(args),
         "rows": rows,
