@@ -20,6 +20,8 @@ import yaml
 from rlkit.envs.make import VECTORIZATIONS
 from rlkit.errors import ConfigError
 
+RUNNERS = ("local", "ray")
+
 
 def hp(
     default: Any,
@@ -42,7 +44,7 @@ class RunConfig:
     """Settings of a training run that are not the agent's hyperparameters."""
 
     total_steps: int = hp(100_000, gt=0, help="env steps to train for, summed over envs")
-    num_envs: int = hp(1, ge=1, help="envs stepped in parallel")
+    num_envs: int = hp(1, ge=1, help="envs stepped in parallel (per worker with runner=ray)")
     vectorization: str = hp(
         "sync", choices=VECTORIZATIONS, help="sync (one process), async, or ale (Atari only)"
     )
@@ -59,13 +61,28 @@ class RunConfig:
     max_bad_updates: int = hp(
         100, ge=1, help="consecutive non-finite update steps (skipped) before the run stops"
     )
-    max_env_restarts: int = hp(3, ge=0, help="env rebuilds after worker faults before stopping")
+    max_env_restarts: int = hp(
+        3, ge=0, help="env (or Ray worker) rebuilds after faults before stopping"
+    )
     env_step_timeout: float = hp(
         120.0, gt=0, help="seconds an async env step may take before the workers count as hung"
     )
     atari_protocol: str = hp("dqn", help="Atari preprocessing protocol from envs/atari.yaml")
     frame_stack: int | None = hp(None, ge=1, help="Atari: frames per observation (protocol's)")
     screen_size: tuple[int, ...] | None = hp(None, ge=8, help="Atari: [height, width]")
+    runner: str = hp(
+        "local", choices=RUNNERS, help="local (this machine's envs) or ray (Ray actors)"
+    )
+    num_workers: int = hp(2, ge=1, help="ray runner: actors, each with num_envs envs")
+    ray_address: str | None = hp(
+        None, help="ray runner: cluster to join ('auto', 'ray://host:10001'); none: start one"
+    )
+    chunk_steps: int = hp(
+        0, ge=0, help="ray runner: steps per env in each collection (0: from the agent)"
+    )
+    max_weight_lag: int = hp(
+        1, ge=0, help="ray runner, DQN family: chunks collected ahead with older weights"
+    )
 
     def problems(self) -> list[str]:
         """Problems that involve several fields."""

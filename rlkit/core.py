@@ -106,6 +106,25 @@ class Agent(abc.ABC):
         if getattr(network, "supports_numpy", False):
             network.refresh_numpy()
 
+    def acting_rule(self) -> dict[str, Any]:
+        """How ``act(obs, explore=True)`` picks actions, for a copy of the policy elsewhere.
+
+        Ray rollout workers (``rlkit.distributed``) act with their own copy of
+        ``policy_network()`` and this rule: ``{"rule": "categorical"}`` (sample from
+        softmax(scores)) or ``{"rule": "epsilon_greedy", "schedule": [initial, final,
+        duration], "step": int}`` (a linear epsilon schedule and its current position).
+
+        Raises:
+            NotImplementedError: for agents that can only act in this process.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot act in another process")
+
+    def advance_exploration(self, steps: int) -> None:  # noqa: B027 (optional hook)
+        """Count ``steps`` acting steps taken by copies of the policy elsewhere.
+
+        Keeps an exploration schedule where ``act`` would have left it; no-op by default.
+        """
+
     @abc.abstractmethod
     def policy_network(self) -> Any:
         """The network that decides actions (saved as the run's final policy)."""

@@ -42,7 +42,7 @@ class NumericalError(TrainingFault):
 
 
 class EnvWorkerError(TrainingFault):
-    """Env workers failed more often than the run allows."""
+    """Env workers (subprocesses or Ray actors) failed more often than the run allows."""
 
 
 class CheckpointWriteError(TrainingFault):

@@ -291,6 +291,61 @@ def make_envs(env_id: str, run: RunConfig, protocol: Any = None) -> Any:
     return make_vector_env(env_id, run.num_envs, run.vectorization, protocol=protocol)
 
 
+def make_runner(
+    agent: Agent,
+    env_id: str,
+    run: RunConfig,
+    protocol: Any = None,
+    envs: Any = None,
+    envs_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """The run's runner: a ``VectorRunner`` over ``envs``, or a ``RayRunner`` (``run.runner``).
+
+    The local runner rebuilds its envs with ``envs_factory`` after a worker fault (by
+    default with ``make_envs`` when ``envs`` is None). The Ray runner's workers each build
+    ``run.num_envs`` envs of their own; ``envs``, if given, only served to read the spaces
+    and is closed.
+    """
+    runner_kwargs = {
+        "clip_rewards": bool(protocol and protocol.clip_rewards),
+        "life_loss_terminal": bool(protocol and protocol.life_loss_terminal),
+    }
+    if run.runner == "ray":
+        import functools
+
+        from rlkit.distributed.runner import RayRunner, default_chunk_steps
+        from rlkit.envs import make_vector_env
+
+        if envs is not None:
+            envs.close()
+        num_envs = run.num_workers * run.num_envs
+        return RayRunner(
+            functools.partial(
+                make_vector_env, env_id, vectorization=run.vectorization, protocol=protocol
+            ),
+            num_workers=run.num_workers,
+            envs_per_worker=run.num_envs,
+            chunk_steps=run.chunk_steps or default_chunk_steps(agent, num_envs),
+            max_weight_lag=0 if agent.on_policy else run.max_weight_lag,
+            max_restarts=run.max_env_restarts,
+            seed=run.seed,
+            address=run.ray_address,
+            **runner_kwargs,
+        )
+    from rlkit.runner import VectorRunner
+
+    if envs is None:
+        envs = make_envs(env_id, run, protocol)
+        envs_factory = envs_factory or (lambda: make_envs(env_id, run, protocol))
+    return VectorRunner(
+        envs,
+        make_envs=envs_factory,
+        max_restarts=run.max_env_restarts,
+        step_timeout=run.env_step_timeout,
+        **runner_kwargs,
+    )
+
+
 def learn(
     agent: Agent,
     env_id: str,
@@ -312,6 +367,7 @@ def learn(
         run_dir: where to write ``progress.csv`` and TensorBoard events (None: nowhere).
         verbose: 1 prints progress.
         envs: an already built vector env (NEXT_STEP autoreset); built from ``run`` if None.
+            With ``run.runner == "ray"`` the workers build their own and ``envs`` is closed.
         envs_factory: builds a new vector env like ``envs`` after a worker fault (crash,
             exception, hang); by default the run's own envs are rebuilt when ``envs`` is
             None, and a fault in envs you pass in without ``envs_factory`` stops the run.
@@ -336,21 +392,10 @@ def learn(
         >>> result = learn(agent, "CartPole-v1", RunConfig(total_steps=50_000))
     """
     from rlkit import loops
-    from rlkit.runner import VectorRunner
 
     run = run or RunConfig()
     protocol = env_protocol(env_id, run)
-    if envs is None:
-        envs = make_envs(env_id, run, protocol)
-        envs_factory = envs_factory or (lambda: make_envs(env_id, run, protocol))
-    runner = VectorRunner(
-        envs,
-        clip_rewards=bool(protocol and protocol.clip_rewards),
-        life_loss_terminal=bool(protocol and protocol.life_loss_terminal),
-        make_envs=envs_factory,
-        max_restarts=run.max_env_restarts,
-        step_timeout=run.env_step_timeout,
-    )
+    runner = make_runner(agent, env_id, run, protocol, envs, envs_factory)
     logger = Logger(run_dir, run.total_steps, run.log_interval, verbose)
     evaluator = PeriodicEvaluator(
         agent,

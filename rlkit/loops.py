@@ -94,8 +94,8 @@ def train_off_policy(
     state.setdefault("next_update", max(cfg.learning_starts, cfg.train_frequency))
     obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
     while runner.env_steps < run.total_steps:
-        action = agent.act(obs, explore=True)  # [N]
-        transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
+        # step(agent.act(obs, explore=True)); Ray workers act with their own policy copy
+        transition, obs = runner.act_and_step(agent, obs)  # [N, ...]; autoreset rows masked
         buffer.add(transition)
         if runner.env_steps >= state["next_update"] and buffer.can_sample():
             due = 1 + (runner.env_steps - state["next_update"]) // cfg.train_frequency
@@ -131,8 +131,8 @@ def train_on_policy(
     obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
     done = runner.env_steps >= run.total_steps
     while not done:
-        action = agent.act(obs, explore=True)  # [N]
-        transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
+        # step(agent.act(obs, explore=True)); Ray workers act with their own policy copy
+        transition, obs = runner.act_and_step(agent, obs)  # [N, ...]; autoreset rows masked
         if runner.restarted:  # the envs were rebuilt after a fault: drop the partial rollout
             rollout.clear()
             log_restart(runner, logger)

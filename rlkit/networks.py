@@ -18,18 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from rlkit import numpy_mlp
+
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
 TORSOS = ("mlp", "nature_cnn")
-
-
-def _np_activation(name: str, x: np.ndarray) -> np.ndarray:
-    if name == "relu":
-        return np.maximum(x, 0.0)
-    if name == "tanh":
-        return np.tanh(x)
-    if name == "elu":
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
-    raise ValueError(f"no numpy path for activation {name!r}")
 
 
 def default_torso(obs_shape: tuple[int, ...]) -> str:
@@ -166,7 +158,7 @@ class Network(keras.Model):
         """Whether ``numpy_forward`` is available (float32 MLPs with a numpy activation)."""
         return (
             self.torso_name == "mlp"
-            and self.activation_name in ("relu", "tanh", "elu")
+            and self.activation_name in numpy_mlp.ACTIVATIONS
             and not self.mixed_precision
         )
 
@@ -185,11 +177,7 @@ class Network(keras.Model):
         self, obs: np.ndarray, params: list[np.ndarray], i: int = 0
     ) -> tuple[np.ndarray, int]:
         """Torso features from ``params[i:]``; returns them and the index after the torso."""
-        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
-        for _ in self.hidden_sizes:
-            x = _np_activation(self.activation_name, x @ params[i] + params[i + 1])
-            i += 2
-        return x, i
+        return numpy_mlp.torso(obs, params, self.hidden_sizes, self.activation_name, i)
 
     def numpy_variables(self) -> list[tf.Variable]:
         """The variables the numpy path reads: (kernel, bias) of each torso then head layer."""
@@ -268,9 +256,7 @@ class DuelingQNetwork(Network):
         """Q-values ``[B, A]`` computed in numpy."""
         p = self.numpy_params()
         x, i = self._numpy_torso(obs, p)
-        value = x @ p[i] + p[i + 1]
-        advantage = x @ p[i + 2] + p[i + 3]
-        return value + advantage - advantage.mean(axis=-1, keepdims=True)
+        return numpy_mlp.dueling_q_values(x @ p[i] + p[i + 1], x @ p[i + 2] + p[i + 3])
 
 
 class ActorCriticNetwork(Network):

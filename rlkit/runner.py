@@ -23,6 +23,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -227,6 +228,14 @@ class VectorRunner:
             valid=np.zeros(self.num_envs, bool),
         )
         return transition, obs
+
+    def act_and_step(self, agent: Any, obs: np.ndarray) -> tuple[Transition, np.ndarray]:
+        """``step(agent.act(obs, explore=True))``: what the loops call for each step.
+
+        A runner whose workers act with their own copy of the policy (``RayRunner``)
+        implements this instead of acting here.
+        """
+        return self.step(agent.act(obs, explore=True))
 
     def _track_episodes(
         self, reward: np.ndarray, valid: np.ndarray, ended: np.ndarray, info: dict

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ EPILOG = """examples:
   python -m rlkit.train --agent a2c --env CartPole-v1
   python -m rlkit.train --agent dqn --env CartPole-v1 --seed 3 --set learning_rate=5e-4
   python -m rlkit.train --agent dqn --env CartPole-v1 --show-config
+  python -m rlkit.train --agent a2c --env CartPole-v1 --runner ray --num-workers 4
 """
 
 
@@ -47,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--vectorization",
         metavar="MODE",
         help="sync (one process), async (subprocesses) or ale (Atari, C++ threads)",
+    )
+    p.add_argument(
+        "--runner",
+        metavar="KIND",
+        help="local (envs on this machine) or ray (Ray actors; pip install 'rlkit[distributed]')",
+    )
+    p.add_argument(
+        "--num-workers", type=int, metavar="N", help="ray runner: actors, each with --num-envs"
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="ray runner: cluster to join ('auto' finds a local `ray start`); default: start one",
     )
     p.add_argument(
         "--eval-every", type=int, metavar="N", help="env steps between greedy evaluations"
@@ -89,6 +104,9 @@ FLAG_KEYS = {
     "eval_episodes": "eval_episodes",
     "stop_reward": "stop_reward",
     "checkpoint_every": "checkpoint_every",
+    "runner": "runner",
+    "num_workers": "num_workers",
+    "ray_address": "ray_address",
 }
 
 
@@ -211,13 +229,19 @@ def _train(args: argparse.Namespace) -> Path | None:
     from rlkit.agents.common import seed_everything
     from rlkit.experiment import env_protocol, make_envs
 
+    if run_cfg.runner == "ray":
+        from rlkit.distributed.runner import import_ray
+
+        import_ray()  # a missing Ray install fails here, before anything is built
     seed_everything(run_cfg.seed, deterministic=run_cfg.deterministic)
     if args.check_numerics:  # before the agent traces its update
         import tensorflow as tf
 
         tf.debugging.enable_check_numerics()
     protocol = env_protocol(args.env, run_cfg)
-    envs = make_envs(args.env, run_cfg, protocol)
+    # With the ray runner these envs only give the spaces (the workers make their own).
+    local = run_cfg.runner == "local"
+    envs = make_envs(args.env, run_cfg if local else replace(run_cfg, num_envs=1), protocol)
     try:
         agent = agent_cls(
             envs.single_observation_space, envs.single_action_space, agent_cfg, seed=run_cfg.seed
@@ -239,9 +263,10 @@ def _train(args: argparse.Namespace) -> Path | None:
         (run_dir / "protocol.json").write_text(json.dumps(card, indent=2) + "\n")
         print(f"Atari protocol card (also in {run_dir / 'protocol.json'}):\n{format_card(card)}")
     if verbose:
+        workers = "" if local else f"{run_cfg.num_workers} Ray workers x "
         print(
             f"rlkit: training {agent_cls.__name__} on {args.env} for {run_cfg.total_steps:,} "
-            f"env steps ({run_cfg.num_envs} {run_cfg.vectorization} env(s), seed "
+            f"env steps ({workers}{run_cfg.num_envs} {run_cfg.vectorization} env(s), seed "
             f"{run_cfg.seed}); run folder {run_dir}",
             flush=True,
         )

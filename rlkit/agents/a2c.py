@@ -150,6 +150,10 @@ class A2C(Agent):
             return sample_categorical(logits, self.rng)
         return np.argmax(logits, axis=-1)
 
+    def acting_rule(self) -> dict[str, Any]:
+        """Sample from softmax(logits) (see ``Agent``)."""
+        return {"rule": "categorical"}
+
     # -- learning --------------------------------------------------------------------------
     def _update_step(
         self,

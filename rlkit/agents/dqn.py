@@ -165,6 +165,19 @@ class DQN(Agent):
             return self.explore_policy(obs)
         return np.argmax(self.q_values(obs), axis=-1)
 
+    def acting_rule(self) -> dict[str, Any]:
+        """Epsilon-greedy with this agent's schedule and its position (see ``Agent``)."""
+        schedule = self.explore_policy.epsilon
+        return {
+            "rule": "epsilon_greedy",
+            "schedule": [schedule.initial, schedule.final, schedule.duration],
+            "step": self.explore_policy.step,
+        }
+
+    def advance_exploration(self, steps: int) -> None:
+        """Move the epsilon schedule on by ``steps`` acting steps taken elsewhere."""
+        self.explore_policy.step += steps
+
     @property
     def epsilon(self) -> float:
         """The current exploration rate."""

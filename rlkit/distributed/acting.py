@@ -1,0 +1,101 @@
+"""The acting policy a rollout worker holds: a snapshot of the learner's, and its rule.
+
+A snapshot is what the learner broadcasts (one ``ray.put`` per weights version): the
+policy network's ``spec``, its weights and how ``agent.act(obs, explore=True)`` turns the
+network's scores into actions. Small MLPs act in numpy (``rlkit.numpy_mlp``), so a
+worker never imports TensorFlow for them; other networks (the Nature CNN) are rebuilt
+with ``rlkit.networks.build_network`` in the worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from rlkit import numpy_mlp
+from rlkit.policies import EpsilonGreedyPolicy, LinearSchedule, sample_categorical
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicySnapshot:
+    """The learner's acting policy at one weights version.
+
+    Attributes:
+        version: the learner's update count when the snapshot was taken.
+        spec: the policy network's ``spec``.
+        weights: ``numpy_variables()`` values when ``numpy`` is True, else
+            ``get_weights()`` of the Keras network.
+        numpy: whether the worker acts in numpy (float32 MLPs).
+        rule: ``agent.acting_rule()`` without its ``step`` (sent with each collection).
+    """
+
+    version: int
+    spec: dict[str, Any]
+    weights: list[np.ndarray]
+    numpy: bool
+    rule: dict[str, Any]
+
+
+def weights_version(agent: Any) -> int:
+    """The agent's update count (``updates``), which tags the weights it acts with."""
+    return int(agent.updates.numpy())
+
+
+def take_snapshot(agent: Any) -> PolicySnapshot:
+    """Snapshot ``agent``'s acting policy (see ``Agent.acting_rule``)."""
+    network = agent.policy_network()
+    rule = dict(agent.acting_rule())
+    rule.pop("step", None)
+    if network.supports_numpy:
+        weights = [np.array(p) for p in network.numpy_params()]
+    else:
+        weights = [np.array(w) for w in network.get_weights()]
+    return PolicySnapshot(
+        version=weights_version(agent),
+        spec=dict(network.spec),
+        weights=weights,
+        numpy=bool(network.supports_numpy),
+        rule=rule,
+    )
+
+
+class ActingPolicy:
+    """Actions from a ``PolicySnapshot``, as ``agent.act(obs, explore=True)`` would choose.
+
+    Args:
+        snapshot: the learner's policy.
+        rng: the worker's generator for exploration and sampling.
+    """
+
+    def __init__(self, snapshot: PolicySnapshot, rng: np.random.Generator) -> None:
+        self.snapshot, self.rng = snapshot, rng
+        self.network: Any = None
+        if not snapshot.numpy:  # e.g. the Nature CNN: rebuild it with TensorFlow
+            from rlkit.networks import build_network
+
+            self.network = build_network(snapshot.spec)
+            self.network.set_weights(snapshot.weights)
+        rule = snapshot.rule["rule"]
+        if rule not in ("categorical", "epsilon_greedy"):
+            raise ValueError(f"unknown acting rule {rule!r}")
+        self.epsilon_greedy: EpsilonGreedyPolicy | None = None
+        if rule == "epsilon_greedy":
+            schedule = LinearSchedule(*snapshot.rule["schedule"])
+            num_actions = int(snapshot.spec["num_actions"])
+            self.epsilon_greedy = EpsilonGreedyPolicy(self.scores, num_actions, schedule, rng)
+
+    def scores(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values or logits ``[B, A]``."""
+        if self.network is None:
+            return numpy_mlp.action_scores(self.snapshot.spec, self.snapshot.weights, obs)
+        out = self.network(obs)
+        return np.asarray(out[0] if isinstance(out, tuple) else out)
+
+    def __call__(self, obs: np.ndarray, explore_step: int) -> np.ndarray:
+        """Actions ``[B]``; ``explore_step`` is the epsilon schedule's position (learner's)."""
+        if self.epsilon_greedy is None:
+            return sample_categorical(self.scores(obs), self.rng)
+        self.epsilon_greedy.step = explore_step
+        return self.epsilon_greedy(obs)
