@@ -131,7 +131,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     ax2.set_xticks(range(len(groups)), list(groups), rotation=20, fontsize=8)
     ax2.set_ylim(0, 520)
     ax2.grid(alpha=0.3)
-    ax2.set_title("final, 20 episodes (dots: seeds, bar: mean)", fontsize=9)
+    ax2.set_title("final, 20 episodes\n(dots: seeds, bar: mean)", fontsize=9)
     fig.suptitle(f"{data['experiment']}: {data['question']}", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
