@@ -251,10 +251,22 @@ def env_protocol(env_id: str, run: RunConfig) -> Any:
 
 
 def make_envs(env_id: str, run: RunConfig, protocol: Any = None) -> Any:
-    """The run's vector env: ``run.num_envs`` copies, ``run.vectorization``, NEXT_STEP."""
-    from rlkit.envs import make_vector_env
+    """The run's vector env: ``run.num_envs`` copies, ``run.vectorization``, NEXT_STEP.
 
-    return make_vector_env(env_id, run.num_envs, run.vectorization, protocol=protocol)
+    With ``run.reward_noise`` each copy is wrapped in ``RewardNoise`` (evaluations, which
+    build their own env from the id, keep the env's rewards).
+    """
+    import functools
+
+    from rlkit.envs import RewardNoise, make_vector_env
+
+    wrappers = []
+    if run.reward_noise is not None:
+        mean, std = run.reward_noise
+        wrappers.append(functools.partial(RewardNoise, mean=mean, std=std))
+    return make_vector_env(
+        env_id, run.num_envs, run.vectorization, protocol=protocol, wrappers=wrappers
+    )
 
 
 def learn(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -186,3 +187,43 @@ def test_learn_trains_on_noise_but_evaluates_on_the_true_reward() -> None:
     for row in result.evaluations:
         assert 8 <= row["mean_reward"] <= 500
     assert result.episodes > 0 and 8 <= result.mean_return <= 500
+
+
+# -- the reward_noise run setting ------------------------------------------------------------
+def test_reward_noise_setting_is_validated() -> None:
+    from rlkit.agents import DQN
+    from rlkit.config import resolve
+    from rlkit.errors import ConfigError
+
+    run, _ = resolve(DQN, "CartPole-v1", overrides={"reward_noise": [1, 2]})
+    assert run.reward_noise == (1.0, 2.0)
+    for bad in ([1.0], [1.0, -1.0], "loud"):
+        with pytest.raises(ConfigError, match="reward_noise"):
+            resolve(DQN, "CartPole-v1", overrides={"reward_noise": bad})
+
+
+def test_cli_reward_noise_trains_on_noise_and_reports_true_returns(tmp_path) -> None:
+    import csv
+
+    import yaml
+
+    from rlkit import train
+
+    run_dir = tmp_path / "run"
+    args = ["--agent", "reinforce", "--env", "CartPole-v1", "--run-dir", str(run_dir)]
+    args += ["--total-steps", "800", "--eval-every", "400", "--eval-episodes", "2", "--quiet"]
+    args += ["--set", "reward_noise=[1000, 0]", "--set", "log_interval=200"]
+    args += ["--set", "episodes_per_update=2", "--set", "normalize_returns=false"]
+    assert train.main(args) == 0
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["reward_noise"] == [1000.0, 0.0]
+    with open(run_dir / "progress.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def column(name: str) -> list[float]:
+        return [float(r[name]) for r in rows if r.get(name) not in (None, "")]
+
+    assert min(column("train/return_mean")) > 500  # the learner's returns: 1000 a step
+    assert 8 <= max(column("rollout/ep_rew_mean")) <= 500  # CartPole's own
+    assert 8 <= max(column("eval/mean_reward")) <= 500
+    results = json.loads((run_dir / "results.json").read_text())
+    assert 8 <= results["mean_reward"] <= 500
