@@ -98,6 +98,13 @@ EXPERIMENTS = {
                     {"normalize_returns": True, "baseline": True},
                 ),
                 Variant("plain", "reinforce", {"normalize_returns": False, "baseline": False}),
+                # The preset shares one torso between policy and value (as A2C's once did,
+                # see agents/a2c.yaml); this arm tells the baseline from the shared torso.
+                Variant(
+                    "baseline, own torso",
+                    "reinforce",
+                    {"normalize_returns": False, "baseline": True, "share_torso": False},
+                ),
             ),
             total_steps=200_000,
             eval_every=5_000,
