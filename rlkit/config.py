@@ -83,12 +83,20 @@ class RunConfig:
     max_weight_lag: int = hp(
         1, ge=0, help="ray runner, DQN family: chunks collected ahead with older weights"
     )
+    reward_noise: tuple[float, ...] | None = hp(
+        None, help="[mean, std]: learn from rewards replaced by Normal(mean, std) samples"
+    )
 
     def problems(self) -> list[str]:
         """Problems that involve several fields."""
+        out = []
         if self.stop_reward is not None and self.eval_every == 0:
-            return ["stop_reward needs periodic evaluation: set eval_every > 0"]
-        return []
+            out.append("stop_reward needs periodic evaluation: set eval_every > 0")
+        if self.reward_noise is not None and (
+            len(self.reward_noise) != 2 or self.reward_noise[1] < 0
+        ):
+            out.append(f"reward_noise: expected [mean, std] with std >= 0, got {self.reward_noise}")
+        return out
 
 
 # -- validation --------------------------------------------------------------------------

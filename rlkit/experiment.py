@@ -284,11 +284,29 @@ def env_protocol(env_id: str, run: RunConfig) -> Any:
     )
 
 
+def env_wrappers(run: RunConfig) -> list[Any]:
+    """Picklable wrappers the run puts around each training env (``reward_noise``)."""
+    import functools
+
+    from rlkit.envs import RewardNoise
+
+    if run.reward_noise is None:
+        return []
+    mean, std = run.reward_noise
+    return [functools.partial(RewardNoise, mean=mean, std=std)]
+
+
 def make_envs(env_id: str, run: RunConfig, protocol: Any = None) -> Any:
-    """The run's vector env: ``run.num_envs`` copies, ``run.vectorization``, NEXT_STEP."""
+    """The run's vector env: ``run.num_envs`` copies, ``run.vectorization``, NEXT_STEP.
+
+    With ``run.reward_noise`` each copy is wrapped in ``RewardNoise`` (evaluations, which
+    build their own env from the id, keep the env's rewards).
+    """
     from rlkit.envs import make_vector_env
 
-    return make_vector_env(env_id, run.num_envs, run.vectorization, protocol=protocol)
+    return make_vector_env(
+        env_id, run.num_envs, run.vectorization, protocol=protocol, wrappers=env_wrappers(run)
+    )
 
 
 def make_runner(
@@ -321,7 +339,11 @@ def make_runner(
         num_envs = run.num_workers * run.num_envs
         return RayRunner(
             functools.partial(
-                make_vector_env, env_id, vectorization=run.vectorization, protocol=protocol
+                make_vector_env,
+                env_id,
+                vectorization=run.vectorization,
+                protocol=protocol,
+                wrappers=env_wrappers(run),
             ),
             num_workers=run.num_workers,
             envs_per_worker=run.num_envs,

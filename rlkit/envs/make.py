@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -39,9 +40,20 @@ def make_env(
     return gym.make(env_id, render_mode=render_mode, **kwargs)
 
 
-def _env_fn(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
+def _env_fn(
+    env_id: str,
+    kwargs: dict[str, Any],
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+) -> gym.Env:
     # Module-level so that `spawn`ed workers can unpickle it.
-    return gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs)
+    if wrappers:
+        # Statistics of the env's own rewards, before a wrapper changes them; the runner
+        # reports these as the episode returns.
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+    for wrap in wrappers:
+        env = wrap(env)
+    return env
 
 
 def make_vector_env(
@@ -49,6 +61,7 @@ def make_vector_env(
     num_envs: int = 1,
     vectorization: str = "sync",
     protocol: AtariProtocol | None = None,
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
     **kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """Make ``num_envs`` copies of an env as one vector env with NEXT_STEP autoreset.
@@ -60,10 +73,19 @@ def make_vector_env(
             per env; forking after TensorFlow has started is unsafe) or, for Atari,
             ``"ale"`` (ale-py's C++ vector env, preprocessing in threads).
         protocol: the Atari preprocessing protocol (Atari ids only; default ``dqn``).
+        wrappers: applied to every copy in order, e.g.
+            ``[functools.partial(RewardNoise, mean=1.0, std=1.0)]``; with ``async`` they
+            must pickle (classes, module-level functions, partials of them). Each copy then
+            is ``gym.make`` -> ``RecordEpisodeStatistics`` -> wrappers, so the episode
+            returns in training statistics are the env's own, before any wrapper changes
+            the rewards (the learner gets the wrapped rewards). Not for Atari ids.
         **kwargs: passed to ``gym.make`` for every copy.
 
     Returns:
         A gymnasium ``VectorEnv``.
+
+    Example:
+        >>> envs = make_vector_env("CartPole-v1", 4, wrappers=[RewardNoise])
     """
     if vectorization not in VECTORIZATIONS:
         raise UnknownNameError(
@@ -71,8 +93,15 @@ def make_vector_env(
         )
     check_env_id(env_id)
     if is_atari(env_id):
+        if wrappers:
+            raise ConfigError(
+                f"wrappers= is not supported for Atari ids ({env_id!r}): the protocol's "
+                "preprocessing builds those envs"
+            )
         return make_atari_vector_env(env_id, num_envs, vectorization, protocol or AtariProtocol())
     if vectorization == "ale":
         raise ConfigError(f"vectorization 'ale' is for Atari envs only, not {env_id!r}")
-    fns = [functools.partial(_env_fn, env_id, dict(kwargs)) for _ in range(num_envs)]
+    fns = [
+        functools.partial(_env_fn, env_id, dict(kwargs), tuple(wrappers)) for _ in range(num_envs)
+    ]
     return vectorize(fns, vectorization)
