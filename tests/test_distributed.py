@@ -7,7 +7,6 @@ is skipped when Ray is not installed.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from rlkit import loops
 from rlkit.agents import A2C, DQN, A2CConfig, DQNConfig, Reinforce, ReinforceConfig
 from rlkit.config import RunConfig
 from rlkit.envs import make_vector_env
+from rlkit.envs.testing import FaultInjector
 from rlkit.errors import EnvWorkerError
 from rlkit.logger import Logger
 from rlkit.replay import ReplayBuffer
@@ -185,40 +185,27 @@ def test_dqn_collection_lags_by_a_bounded_number_of_versions(ray_session):
 # -- faults ------------------------------------------------------------------------------------
 
 
-class _ExitOnce(gym.Wrapper):
-    """Kills its process at its ``crash_at``-th step: once per marker file (None: always)."""
+def _crashing_cartpole(num_envs: int, crash_at: int, marker: str | None, fault: str = "exit"):
+    """CartPoles whose ``crash_at``-th step breaks (``FaultInjector``), once per ``marker``."""
 
-    def __init__(self, env, crash_at: int, marker: str | None) -> None:
-        super().__init__(env)
-        self.crash_at, self.marker, self.steps = crash_at, marker, 0
-
-    def step(self, action):
-        self.steps += 1
-        if self.steps == self.crash_at:
-            try:  # the marker is created atomically: exactly one process dies
-                if self.marker is not None:
-                    os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
-                os._exit(1)
-            except FileExistsError:
-                pass
-        return self.env.step(action)
-
-
-def _crashing_cartpole(num_envs: int, crash_at: int, marker: str | None):
     def make():
-        return _ExitOnce(gym.make(ENV_ID), crash_at, marker)
+        return FaultInjector(gym.make(ENV_ID), fault, at_step=crash_at, once_file=marker)
 
     return gym.vector.SyncVectorEnv(
         [make] * num_envs, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP
     )
 
 
-@pytest.mark.parametrize("agent_cls", [A2C, Reinforce, DQN])
+@pytest.mark.parametrize(
+    ("agent_cls", "fault"), [(A2C, "exit"), (Reinforce, "exit"), (DQN, "exit"), (A2C, "raise")]
+)
 def test_a_worker_killed_mid_run_is_replaced_and_training_finishes(
-    ray_session, tmp_path, agent_cls
+    ray_session, tmp_path, agent_cls, fault
 ):
+    # "exit": the actor's process dies (os._exit); "raise": an env raises inside the
+    # actor, which then takes itself down so that Ray restarts it.
     marker = str(tmp_path / "crashed")
-    make = functools.partial(_crashing_cartpole, crash_at=150, marker=marker)
+    make = functools.partial(_crashing_cartpole, crash_at=150, marker=marker, fault=fault)
     runner = ray_runner(make, chunk_steps=8, max_weight_lag=0 if agent_cls.on_policy else 1)
     configs = {
         A2C: A2CConfig(n_steps=8, **SMALL),

@@ -9,6 +9,8 @@ reward clipping and life-loss terminals.
 from __future__ import annotations
 
 import os
+import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,9 @@ import gymnasium as gym
 import numpy as np
 
 from rlkit.distributed.acting import ActingPolicy, PolicySnapshot
+from rlkit.errors import RlkitError
 from rlkit.runner import VectorRunner
+from rlkit.types import Transition
 
 EnvFactory = Callable[[int], gym.vector.VectorEnv]  # num_envs -> vector env (NEXT_STEP)
 
@@ -66,8 +70,25 @@ class RolloutWorker:
         """One step: ``(transition, obs, episode stats)``, or None if not reset (restarted)."""
         if self.obs is None:
             return None
-        transition, self.obs = self.runner.step(actions)
+        transition, self.obs = self._step(actions)
         return transition, self.obs, self.runner.pop_episode_stats()
+
+    def _step(self, actions: np.ndarray) -> tuple[Transition, np.ndarray]:
+        """``runner.step``; an env that raises takes the actor down, like a crash.
+
+        Ray then restarts the actor and the learner's crash path takes over: the partial
+        chunk is dropped, the restart counted and capped. The traceback goes to the
+        actor's stderr, which Ray shows on the driver. A user's ``RlkitError`` (an env
+        breaking its space) is no crash: it reaches the learner as it is.
+        """
+        try:
+            return self.runner.step(actions)
+        except RlkitError:
+            raise
+        except Exception:  # noqa: BLE001 - any env failure: die so that Ray restarts us
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(1)
 
     def collect(
         self, snapshot: PolicySnapshot, num_steps: int, explore_step: int, stride: int
@@ -104,7 +125,7 @@ class RolloutWorker:
         episodes = []
         for t in range(num_steps):
             actions = self.policy(obs, explore_step + t * stride)
-            transition, obs = self.runner.step(actions)
+            transition, obs = self._step(actions)
             if out["action"] is None:
                 out["action"] = np.empty((num_steps, *np.shape(actions)), np.asarray(actions).dtype)
             out["action"][t] = actions
