@@ -143,9 +143,9 @@ class Network(keras.Model):
         """Features ``[B, F]`` from observations ``[B, *obs_shape]`` (default: the torso)."""
         if self.torso_name == "nature_cnn":
             # uint8 frames are scaled in the graph, so the buffer keeps them as bytes.
+            if self.channels_first:  # [B, C, H, W] -> [B, H, W, C], moving bytes, not floats
+                obs = tf.transpose(obs, [0, 2, 3, 1])
             x = tf.cast(obs, tf.float32) / 255.0
-            if self.channels_first:
-                x = tf.transpose(x, [0, 2, 3, 1])  # [B, C, H, W] -> [B, H, W, C]
         else:
             x = tf.reshape(tf.cast(obs, tf.float32), (-1, int(np.prod(self.obs_shape))))
         for layer in self.torso_layers if layers is None else layers:
