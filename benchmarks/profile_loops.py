@@ -11,7 +11,8 @@ Builds the agent with its preset as ``benchmarks/throughput.py`` does, warms it 
 time per env step of each part of the data path, from cumulative times of the calls the
 loop makes: env (``envs.step``), runner (``VectorRunner.step`` less the env), acting
 (``agent.act``), buffer (replay ``add``/``sample``/``can_sample`` or rollout
-``add``/``pop``), update (``agent.update``), logging, and the rest of the loop. cProfile
+``add``/``pop``), update (``agent.update``), logging, the env reset that starts the
+segment, and the rest of the loop. cProfile
 adds its own per-call cost, so the Python-heavy parts look somewhat bigger than they are;
 the env steps/s without the profiler are printed for comparison. Writes
 ``results/profile_<agent>_<env>_<vectorization><N>.{json,txt}`` (the split and the top
@@ -40,6 +41,7 @@ PARTS: list[tuple[str, list[tuple[str, str]]]] = [
     ("rollout", [("rollout.py", "add"), ("rollout.py", "pop")]),
     ("logging", [("logger.py", "write"), ("logger.py", "write_episodes")]),
     ("episode stats", [("runner.py", "pop_episode_stats")]),
+    ("env reset", [("runner.py", "reset")]),  # once per profiled segment
 ]
 ENV_STEP = [
     ("sync_vector_env.py", "step"),

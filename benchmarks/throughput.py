@@ -7,6 +7,7 @@ Usage:
         --num-envs 1,8 --repeats 5
     python benchmarks/throughput.py --full     # the whole grid of issue #7 (hours here)
     python benchmarks/throughput.py --report   # tables and plot from the saved results
+    python benchmarks/throughput.py --resume   # after an interruption: measure what is missing
 
 Default grid: every agent on CartPole-v1 with ``sync`` x 1, 2, 4, 8, 16 envs and ``async``
 x 1, 8, and on ``ALE/SpaceInvaders-v5`` with ``sync``, ``async`` and ``ale`` x 16 envs (50
@@ -45,6 +46,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,11 +219,12 @@ def tracing_counts(agent: Any) -> dict[str, int]:
     return out
 
 
-def measure_cell(cell: Cell, agents: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure_cell(
+    cell: Cell, agents: list[str], args: argparse.Namespace
+) -> Iterator[dict[str, Any]]:
     """Rows of one cell: per agent, medians of interleaved raw / runner / training rounds."""
     block = calibrate(cell, args.block_seconds)
     atari = cell.env_id != CARTPOLE
-    rows = []
     for name in agents:
         sets = (list(ATARI_SETS) if atari and name.endswith("dqn") else []) + args.set
         built = time.perf_counter()
@@ -258,7 +261,6 @@ def measure_cell(cell: Cell, agents: list[str], args: argparse.Namespace) -> lis
             "raw_runs": json.dumps([round(x) for x in raw]),
             "runner_runs": json.dumps([round(x) for x in runner]),
         }
-        rows.append(row)
         print(
             f"{cell.env_id} {cell.vectorization} x{cell.num_envs} {name}: "
             f"train {row['train_steps_per_s']:,.0f}/s, raw {row['raw_steps_per_s']:,.0f}/s "
@@ -268,7 +270,7 @@ def measure_cell(cell: Cell, agents: list[str], args: argparse.Namespace) -> lis
         )
         del trainee
         gc.collect()
-    return rows
+        yield row
 
 
 def grid(args: argparse.Namespace) -> list[tuple[str, str, int, list[str]]]:
@@ -324,23 +326,23 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 )
             out.append(f"| {agent} | {vec} | " + " | ".join(cells) + " |")
         out.append(
-            f"\n**{env_id}**: raw env steps/s with random actions, `VectorRunner.step` steps/s, "
-            "and the runner's overhead (median of paired rounds, all agents' rounds pooled)\n"
+            f"\n**{env_id}**: raw env steps/s with random actions (median of all rounds; "
+            "`VectorRunner.step` alone: `benchmarks/runner_overhead.py`)\n"
         )
-        out.append("| vectorization | envs | raw env steps/s | runner steps/s | runner overhead |")
-        out.append("|---|---|---|---|---|")
-        for vec in dict.fromkeys(r["vectorization"] for r in env_rows):
+        vecs = list(dict.fromkeys(r["vectorization"] for r in env_rows))
+        out.append("| vectorization | " + " | ".join(f"{n} envs" for n in sizes) + " |")
+        out.append("|---|" + "---|" * len(sizes))
+        for vec in vecs:
+            cells = []
             for n in sizes:
-                rs = [r for r in env_rows if (r["vectorization"], r["num_envs"]) == (vec, n)]
-                if not rs:
-                    continue
-                raw = [x for r in rs for x in json.loads(r["raw_runs"])]
-                run = [x for r in rs for x in json.loads(r["runner_runs"])]
-                over = statistics.median(a / b - 1 for a, b in zip(raw, run, strict=True))
-                out.append(
-                    f"| {vec} | {n} | {_fmt(statistics.median(raw))} | "
-                    f"{_fmt(statistics.median(run))} | {over:+.1%} |"
-                )
+                raw = [
+                    x
+                    for r in env_rows
+                    if (r["vectorization"], r["num_envs"]) == (vec, n)
+                    for x in json.loads(r["raw_runs"])
+                ]
+                cells.append(_fmt(statistics.median(raw)) if raw else "-")
+            out.append(f"| {vec} | " + " | ".join(cells) + " |")
     traces = sorted({(r["agent"], r["update_traces"]) for r in rows})
     out.append(
         "\nUpdate-step traces per agent after all its rounds: "
@@ -427,22 +429,33 @@ def main() -> int:
     p.add_argument("--full", action="store_true", help="every Atari size too (hours)")
     p.add_argument("--name", default="throughput", help="results file stem")
     p.add_argument("--report", action="store_true", help="only rebuild tables and plot")
+    p.add_argument("--resume", action="store_true", help="keep saved rows, measure the rest")
     args = p.parse_args()
     if args.report:
         rows = json.loads((RESULTS / f"{args.name}.json").read_text())["rows"]
     else:
-        meta = machine_info()
-        rows = []
-        begin = time.perf_counter()
+        meta, rows, settings = machine_info(), [], vars(args)
+        saved = RESULTS / f"{args.name}.json"
+        if args.resume and saved.exists():  # keep what was measured, add the rest
+            doc = json.loads(saved.read_text())
+            rows = doc["rows"]
+            meta = {**doc["meta"], "resumed": [*doc["meta"].get("resumed", []), meta]}
+            settings = {**doc["settings"], "resumed_with": vars(args)}
+        done = {(r["env"], r["vectorization"], r["num_envs"], r["agent"]) for r in rows}
+        begin = time.perf_counter() - meta.get("seconds", 0)
         for env_id, vec, n, agents in grid(args):
+            todo = [a for a in agents if (env_id, vec, n, a) not in done]
+            if not todo:
+                continue
             cell = open_cell(env_id, vec, n, args.seed)
             try:
-                rows += measure_cell(cell, agents, args)
+                for row in measure_cell(cell, todo, args):
+                    rows.append(row)
+                    meta["seconds"] = round(time.perf_counter() - begin)
+                    meta["load_at_end"] = load_now()
+                    save_rows(args.name, rows, settings=settings, meta=meta)
             finally:
                 cell.runner.close()
-            meta["seconds"] = round(time.perf_counter() - begin)
-            meta["load_at_end"] = load_now()
-            save_rows(args.name, rows, settings=vars(args), meta=meta)  # after every cell
     plot(rows, RESULTS / f"{args.name}.png")
     print(markdown(rows))
     return 0
