@@ -293,12 +293,17 @@ class ReplayBuffer:
             RuntimeError: if no transition can be sampled yet.
         """
         oldest, low, n = self._sampleable_range()
-        if n == 0 or not self.can_sample():
-            raise RuntimeError("the replay buffer holds no complete transition yet; add more first")
+        message = "the replay buffer holds no complete transition yet; add more first"
+        if n == 0:
+            raise RuntimeError(message)
         valid = self._arrays["valid"]
         rows = (oldest + low + self._rng.integers(0, n, total)) % self.rows
         envs = self._rng.integers(0, self.num_envs, total)
         todo = np.flatnonzero(~valid[rows, envs])
+        # Only when every draw hit an invalid row can there be no valid one at all (the
+        # rejection loop would never end); checking then keeps can_sample off the hot path.
+        if todo.size == total and not self.can_sample():
+            raise RuntimeError(message)
         while todo.size:  # rejection of autoreset rows (one per episode): a few rounds at most
             r = (oldest + low + self._rng.integers(0, n, todo.size)) % self.rows
             e = self._rng.integers(0, self.num_envs, todo.size)
