@@ -396,6 +396,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                 styles.get(vec, "-"),
                 color="k",
                 lw=2,
+                marker="s",
+                ms=5,
                 label=f"raw env, random actions ({vec})",
             )
         ax.set_xscale("log", base=2)

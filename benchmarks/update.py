@@ -15,7 +15,8 @@ on synthetic batches of the shapes training feeds them:
 - DQN family: ``[G, B]`` transitions, G gradient steps fused into one call (the CartPole
   preset's G=128, B=64, and single steps with B=32 and 64; Atari: G=1, B=32);
 - A2C: one ``[n_steps, num_envs]`` rollout (CartPole 5x8, Atari 5x16);
-- REINFORCE: ``[L, E]`` whole episodes (CartPole 100x8, Atari 128x16).
+- REINFORCE: ``[L, E]`` whole episodes (CartPole 100x8; Atari 32x16, a slice: real
+  Space Invaders episodes are 500-1000 agent steps, and an update scales with L x E).
 
 The modes of one shape are timed in alternating rounds (so machine load hits them alike);
 a round runs calls for about ``--seconds``; the figure is the median over rounds of the
@@ -55,7 +56,7 @@ def shapes(agent: str, env_id: str) -> list[dict[str, int]]:
         return [{"G": 1, "B": 32}, {"G": 1, "B": 64}, {"G": 128, "B": 64}]
     if agent == "a2c":
         return [{"T": 5, "N": 16 if atari else 8}]
-    return [{"T": 128, "N": 16} if atari else {"T": 100, "N": 8}]
+    return [{"T": 32, "N": 16} if atari else {"T": 100, "N": 8}]
 
 
 def spaces(env_id: str) -> tuple[Any, Any]:
@@ -218,8 +219,8 @@ def main() -> int:
     p.add_argument("--agents", default=",".join(AGENTS))
     p.add_argument("--envs", default=f"{CARTPOLE},{ATARI}")
     p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--repeats", type=int, default=5, help="alternating rounds per mode")
-    p.add_argument("--seconds", type=float, default=0.4, help="calls per round, at least one")
+    p.add_argument("--repeats", type=int, default=3, help="alternating rounds per mode")
+    p.add_argument("--seconds", type=float, default=0.3, help="calls per round, at least one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="update", help="results file stem")
     p.add_argument("--report", action="store_true", help="only print the saved table")
