@@ -35,6 +35,7 @@ import numpy as np
 from rlkit.types import Batch, Transition
 
 PADDINGS = ("reset", "zero")
+_RECENT_ROWS = 256  # rows can_sample() checks before scanning the whole ring
 
 
 def available_memory_bytes() -> int | None:
@@ -137,7 +138,13 @@ class ReplayBuffer:
                 f"buffer_size to at most {fits:,} (e.g. --set buffer_size={fits})"
             )
         self._arrays = {name: np.zeros(s, d) for name, (s, d) in specs.items()}
-        self._frames = self._arrays["frames"]
+        # [rows * N, ...] views: one flat index per sampled (row, env) pair.
+        self._flat = {
+            name: a.reshape(self.rows * self.num_envs, *a.shape[2:])
+            for name, a in self._arrays.items()
+        }
+        self._positions = np.arange(self.frame_stack + 1)[None, :]  # [1, k + 1]
+        self._offsets = self._positions - (self.frame_stack - 1)  # rows t-k+1 .. t+1 of row t
         self._rng = np.random.default_rng(seed)
         self._cursor = 0  # next row to write
         self._count = 0  # rows written, at most self.rows
@@ -223,12 +230,20 @@ class ReplayBuffer:
         return oldest, low, max(self._count - 1 - low, 0)
 
     def can_sample(self) -> bool:
-        """Whether at least one sampleable transition is stored."""
+        """Whether at least one sampleable transition is stored.
+
+        Only autoreset rows (one per episode) and rows cut by a runner reset are invalid,
+        so the newest rows nearly always hold a valid one; the whole ring (2 ms at 1M
+        transitions) is only scanned when they do not.
+        """
         oldest, low, n = self._sampleable_range()
         if n == 0:
             return False
-        rows = (oldest + low + np.arange(n)) % self.rows
-        return bool(self._arrays["valid"][rows].any())
+        valid = self._arrays["valid"]
+        recent = min(n, _RECENT_ROWS)
+        if valid[(oldest + low + np.arange(n - recent, n)) % self.rows].any():
+            return True
+        return bool(valid[(oldest + low + np.arange(n - recent)) % self.rows].any())
 
     def sample(self, batch_size: int, num_batches: int | None = None) -> Batch:
         """Sample transitions uniformly, with replacement.
@@ -238,55 +253,88 @@ class ReplayBuffer:
             num_batches: if given (G), return ``[G, B, ...]`` arrays for G fused updates.
 
         Returns:
-            A ``Batch`` whose ``obs``/``next_obs`` are exactly what the env produced.
+            A ``Batch`` whose ``obs``/``next_obs`` are exactly what the env produced. They
+            are read-only views of one gather of ``k + 1`` frames per transition (a stack
+            and its successor share ``k - 1`` frames), so they share memory: copy them
+            (``np.array(batch.obs)``) to write into them. Every call returns new arrays;
+            a batch stays valid after later calls.
 
         Raises:
             RuntimeError: if no transition can be sampled yet.
         """
-        if not self.can_sample():
-            raise RuntimeError("the replay buffer holds no complete transition yet; add more first")
         total = batch_size * (num_batches or 1)
-        oldest, low, n = self._sampleable_range()
-        rows = np.empty(total, np.int64)
-        envs = np.empty(total, np.int64)
-        todo = np.arange(total)
-        valid = self._arrays["valid"]
-        while todo.size:  # rejection of autoreset rows (one per episode): a few rounds at most
-            r = (oldest + low + self._rng.integers(0, n, todo.size)) % self.rows
-            e = self._rng.integers(0, self.num_envs, todo.size)
-            rows[todo], envs[todo] = r, e
-            todo = todo[~valid[r, e]]
-        a = self._arrays
+        rows, envs = self._draw(total)
+        index = rows * self.num_envs + envs  # [B] into the flattened [rows * N] arrays
+        flat = self._flat
+        frames = self._gather_frames(rows, envs)  # [B, k + 1, *frame] or [B, 2, *obs]
+        if self.frame_stack > 1:
+            obs, next_obs = frames[:, :-1], frames[:, 1:]
+        else:
+            obs, next_obs = frames[:, 0], frames[:, 1]
+        obs.flags.writeable = next_obs.flags.writeable = False
         batch = Batch(
-            obs=self._stack(rows, envs),
-            action=a["action"][rows, envs].astype(
-                np.int64 if self._discrete else a["action"].dtype
+            obs=obs,
+            action=flat["action"][index].astype(
+                np.int64 if self._discrete else flat["action"].dtype
             ),
-            reward=a["reward"][rows, envs],
-            next_obs=self._stack((rows + 1) % self.rows, envs),
-            terminated=a["terminated"][rows, envs].astype(np.float32),
-            truncated=a["truncated"][rows, envs].astype(np.float32),
+            reward=flat["reward"][index],
+            next_obs=next_obs,
+            terminated=flat["terminated"][index].astype(np.float32),
+            truncated=flat["truncated"][index].astype(np.float32),
         )
         if num_batches is None:
             return batch
         return Batch(*(x.reshape(num_batches, batch_size, *x.shape[1:]) for x in batch))
 
-    def _stack(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        """Observations at ``rows`` of ``envs``: ``[B, *obs_shape]``."""
-        k = self.frame_stack
-        if k == 1:
-            return self._frames[rows, envs]
-        window = (rows[:, None] - np.arange(k - 1, -1, -1)) % self.rows  # [B, k], oldest first
-        first = self._arrays["first"][window, envs[:, None]]  # [B, k]
-        # The episode's first row is the newest position flagged `first`; positions before
-        # it belong to an earlier episode and are replaced by padding.
-        has_first = first.any(axis=1)
-        start = np.where(has_first, k - 1 - np.argmax(first[:, ::-1], axis=1), 0)  # [B]
-        pad = np.arange(k)[None, :] < start[:, None]  # [B, k]
-        if self.padding == "reset":
-            window = np.where(pad, window[np.arange(len(rows)), start][:, None], window)
-        out = self._frames[window, envs[:, None]]  # [B, k, *frame_shape]
-        if self.padding == "zero" and pad.any():
+    def _draw(self, total: int) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform (row, env) pairs ``[total]`` of valid sampleable transitions.
+
+        Raises:
+            RuntimeError: if no transition can be sampled yet.
+        """
+        oldest, low, n = self._sampleable_range()
+        message = "the replay buffer holds no complete transition yet; add more first"
+        if n == 0:
+            raise RuntimeError(message)
+        valid = self._arrays["valid"]
+        rows = (oldest + low + self._rng.integers(0, n, total)) % self.rows
+        envs = self._rng.integers(0, self.num_envs, total)
+        todo = np.flatnonzero(~valid[rows, envs])
+        # Only when every draw hit an invalid row can there be no valid one at all (the
+        # rejection loop would never end); checking then keeps can_sample off the hot path.
+        if todo.size == total and not self.can_sample():
+            raise RuntimeError(message)
+        while todo.size:  # rejection of autoreset rows (one per episode): a few rounds at most
+            r = (oldest + low + self._rng.integers(0, n, todo.size)) % self.rows
+            e = self._rng.integers(0, self.num_envs, todo.size)
+            rows[todo], envs[todo] = r, e
+            todo = todo[~valid[r, e]]
+        return rows, envs
+
+    def _gather_frames(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Frames of rows ``t-k+1 .. t+1`` of each sampled stream: ``[B, k + 1, *frame]``.
+
+        Positions ``:k`` are the stack of row ``t`` and ``1:`` the stack of ``t + 1``. Row
+        ``t + 1`` of a valid row ``t`` never starts an episode (``add`` invalidates ``t``
+        otherwise), so both stacks share one episode start and one padding mask. For
+        ``k == 1`` the result is ``[B, 2, *obs_shape]``: observation and successor.
+        """
+        k, n = self.frame_stack, self.num_envs
+        window = (rows[:, None] + self._offsets) % self.rows  # [B, k + 1], oldest first
+        pad = None
+        if k > 1:
+            first = self._arrays["first"][window[:, :k], envs[:, None]]  # [B, k]
+            # The episode's first row is the newest position flagged `first` (0 if none);
+            # positions before it belong to an earlier episode and are replaced by padding.
+            start = np.max(first * self._positions[:, :k], axis=1)  # [B]
+            if start.any():
+                pad = self._positions < start[:, None]  # [B, k + 1]
+                if self.padding == "reset":
+                    window = np.where(pad, window[np.arange(len(rows)), start][:, None], window)
+        # One contiguous copy per frame from the flattened [rows * N, *frame] ring
+        # (np.take's fast path; mode="clip" skips the buffering its bounds check needs).
+        out = np.take(self._flat["frames"], window * n + envs[:, None], axis=0, mode="clip")
+        if pad is not None and self.padding == "zero":
             out[pad] = 0
         return out
 

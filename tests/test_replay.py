@@ -425,6 +425,105 @@ def test_continuous_actions_round_trip_or_are_refused():
         assert np.array_equal(a, actions[int(o[0])]), f"sampled action {a}, took {actions[o[0]]}"
 
 
+# -- the vectorised sampler against a transition-at-a-time reference ----------------------------
+
+
+def reference_sample(buffer: ReplayBuffer, batch_size: int) -> Batch:
+    """What ``sample`` returns, written one transition at a time from ``buffer.state()``.
+
+    Draws (row, env) pairs as the sampler always has (uniform positions, then uniform envs,
+    redrawing autoreset rows), from a copy of the buffer's generator, and builds each stack
+    by walking back from its row until the episode's first row, then padding: the plain
+    reading of the documented layout, with none of the sampler's index arithmetic.
+    """
+    state = buffer.state()
+    arrays = {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("array/")}
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    rows_total, k = buffer.rows, buffer.frame_stack
+    full = state["count"] == rows_total
+    oldest, low = (state["cursor"], k - 1) if full else (0, 0)
+    n = state["count"] - 1 - low
+    rows, envs = np.empty(batch_size, np.int64), np.empty(batch_size, np.int64)
+    todo = np.arange(batch_size)
+    while todo.size:
+        rows[todo] = (oldest + low + rng.integers(0, n, todo.size)) % rows_total
+        envs[todo] = rng.integers(0, buffer.num_envs, todo.size)
+        todo = todo[~arrays["valid"][rows[todo], envs[todo]]]
+
+    def stack(row: int, env: int) -> np.ndarray:
+        frames = arrays["frames"]
+        if k == 1:
+            return frames[row, env].copy()
+        newest_first = []
+        for _ in range(k):
+            newest_first.append(frames[row, env])
+            if arrays["first"][row, env]:
+                break
+            row = (row - 1) % rows_total
+        oldest_frame = newest_first[-1]
+        pad = oldest_frame if buffer.padding == "reset" else np.zeros_like(oldest_frame)
+        return np.stack([pad] * (k - len(newest_first)) + newest_first[::-1])
+
+    return Batch(
+        obs=np.stack([stack(r, e) for r, e in zip(rows, envs, strict=True)]),
+        action=arrays["action"][rows, envs].astype(np.int64),
+        reward=arrays["reward"][rows, envs],
+        next_obs=np.stack(
+            [stack((r + 1) % rows_total, e) for r, e in zip(rows, envs, strict=True)]
+        ),
+        terminated=arrays["terminated"][rows, envs].astype(np.float32),
+        truncated=arrays["truncated"][rows, envs].astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize(
+    ("stack", "padding", "obs_shape", "capacity"),
+    [
+        (4, "zero", (3, 2), 45),  # wraps around several times
+        (4, "reset", (3, 2), 45),
+        (4, "zero", (3, 2), 600),  # never wraps
+        (2, "reset", (), 30),
+        (1, "reset", (4,), 24),  # whole observations, as CartPole
+    ],
+)
+def test_sample_equals_reference_sampler(stack, padding, obs_shape, capacity):
+    envs = make_fake_vector_env(
+        3,
+        stack=stack,
+        padding=padding,
+        episode_length=[2, 5, 9],
+        obs_shape=obs_shape,
+        dtype=np.int32,
+    )
+    buffer = make_buffer(envs, capacity, padding=padding, seed=3)
+    run = run_and_add(envs, buffer, 70, reset_at=(23, 24, 51))
+    for size, groups in [(1, None), (64, None), (16, 3)]:
+        expected = reference_sample(buffer, size * (groups or 1))
+        got = flat(buffer.sample(size, num_batches=groups))
+        for name, x, y in zip(Batch._fields, got, expected, strict=True):
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+        check_batch(got, run, np.dtype(np.int32))
+
+
+def test_sampled_batches_stay_valid_and_read_only():
+    envs = make_fake_vector_env(2, stack=4, episode_length=[3, 4], dtype=np.int32)
+    buffer = make_buffer(envs, 100)
+    run = run_and_add(envs, buffer, 30)
+    first = buffer.sample(32)
+    kept = Batch(*(np.array(x) for x in first))
+    for _ in range(5):
+        buffer.sample(32)
+    run_and_add(envs, buffer, 5)  # later adds do not touch a returned batch either
+    for x, y in zip(first, kept, strict=True):
+        assert np.array_equal(x, y)
+    check_batch(first, run, np.dtype(np.int32))
+    with pytest.raises(ValueError, match="read-only"):
+        first.obs[0, 0] = 0
+    with pytest.raises(ValueError, match="read-only"):
+        first.next_obs[0, 0] = 0
+
+
 # -- shapes, seeds, errors ----------------------------------------------------------------------
 
 
