@@ -64,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="ray runner: cluster to join ('auto' finds a local `ray start`); default: start one",
     )
     p.add_argument(
+        "--jit-compile",
+        action="store_const",
+        const=True,
+        help="compile the update step with XLA (fastest for the DQN family's fused CartPole "
+        "bursts on CPU; slower for CNNs on CPU)",
+    )
+    p.add_argument(
+        "--mixed-precision",
+        action="store_const",
+        const=True,
+        help="bfloat16 torso with float32 heads, losses and targets (AMX/AVX512-BF16 CPUs, GPUs)",
+    )
+    p.add_argument(
         "--eval-every", type=int, metavar="N", help="env steps between greedy evaluations"
     )
     p.add_argument("--eval-episodes", type=int, metavar="N", help="episodes per evaluation")
@@ -107,6 +120,8 @@ FLAG_KEYS = {
     "runner": "runner",
     "num_workers": "num_workers",
     "ray_address": "ray_address",
+    "jit_compile": "jit_compile",
+    "mixed_precision": "mixed_precision",
 }
 
 

@@ -215,7 +215,16 @@ def test_show_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) ->
     shown = yaml.safe_load(out)
     assert shown["agent"] == "dqn" and shown["env"] == ENV
     assert shown["gamma"] == 0.5 and shown["seed"] == 3
+    assert shown["jit_compile"] is False and shown["mixed_precision"] is False
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_accelerator_flags_for_every_agent(agent: str, capsys) -> None:
+    argv = ["--agent", agent, "--env", ENV, "--show-config", "--jit-compile", "--mixed-precision"]
+    assert train.main(argv) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["jit_compile"] is True and shown["mixed_precision"] is True
 
 
 def test_default_run_folder_increments(
