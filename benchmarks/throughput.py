@@ -91,26 +91,24 @@ def open_cell(env_id: str, vectorization: str, num_envs: int, seed: int) -> Cell
     return Cell(env_id, vectorization, num_envs, envs, runner, protocol, actions)
 
 
-def time_raw(cell: Cell, steps: int) -> float:
-    """Seconds for ``steps`` vector steps of ``envs.step`` with random actions."""
-    cell.envs.reset(seed=1)
-    actions, pool = cell.actions, len(cell.actions)
-    step = cell.envs.step
+def _time_steps(reset: Any, step: Any, actions: np.ndarray, steps: int) -> float:
+    """Seconds for ``steps`` calls of ``step`` with the rows of ``actions`` in turn."""
+    reset(seed=1)
+    pool = len(actions)
     start = time.perf_counter()
     for i in range(steps):
         step(actions[i % pool])
     return time.perf_counter() - start
 
 
+def time_raw(cell: Cell, steps: int) -> float:
+    """Seconds for ``steps`` vector steps of ``envs.step`` with random actions."""
+    return _time_steps(cell.envs.reset, cell.envs.step, cell.actions, steps)
+
+
 def time_runner(cell: Cell, steps: int) -> float:
     """Seconds for ``steps`` calls of ``VectorRunner.step`` with random actions."""
-    cell.runner.reset(seed=1)
-    actions, pool = cell.actions, len(cell.actions)
-    step = cell.runner.step
-    start = time.perf_counter()
-    for i in range(steps):
-        step(actions[i % pool])
-    elapsed = time.perf_counter() - start
+    elapsed = _time_steps(cell.runner.reset, cell.runner.step, cell.actions, steps)
     cell.runner.pop_episode_stats()
     return elapsed
 
