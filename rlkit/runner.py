@@ -82,8 +82,6 @@ class VectorRunner:
         self._obs: np.ndarray | None = None
         self._resetting = np.zeros(self.num_envs, bool)  # envs whose next step only resets
         self._any_resetting = False
-        self._all_valid = np.ones(self.num_envs, bool)
-        self._all_valid.flags.writeable = False  # shared by the steps where all are valid
         self._count_returns = True  # until the env is seen to report episode statistics
         self._returns = np.zeros(self.num_envs, np.float64)
         self._lengths = np.zeros(self.num_envs, np.int64)
@@ -136,7 +134,7 @@ class VectorRunner:
         # Fast path: when no env is resetting (most steps), every row is valid and the
         # masks below are skipped; about a dozen numpy calls fewer per step.
         resetting = self._any_resetting
-        valid = ~self._resetting if resetting else self._all_valid
+        valid = ~self._resetting if resetting else np.ones(self.num_envs, bool)
         reward = np.asarray(reward, np.float32)
         terminated = np.asarray(terminated, bool)
         truncated = np.asarray(truncated, bool)

@@ -34,9 +34,23 @@ def is_resource_tracker(pid: int) -> bool:
         return False
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def live_workers(parent: int | None = None) -> set[int]:
-    """``live_children`` without the resource tracker: the env workers still running."""
-    return {pid for pid in live_children(parent) if not is_resource_tracker(pid)}
+    """The ``spawn``ed multiprocessing workers among ``live_children`` (env workers).
+
+    Not the resource tracker, and not other children such as Ray's processes.
+    """
+    return {
+        pid
+        for pid in live_children(parent)
+        if b"spawn_main" in _cmdline(pid) and not is_resource_tracker(pid)
+    }
 
 
 def live_group_members(pgid: int) -> set[int]:
