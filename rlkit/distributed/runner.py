@@ -198,7 +198,8 @@ class RayRunner:
         if self._chunk is None or self._row == self.chunk_steps:
             self._next_chunk(agent)
         chunk, t = self._chunk, self._row
-        assert chunk is not None
+        if chunk is None:  # _next_chunk always sets one; a None here is a bug in rlkit
+            raise RuntimeError("RayRunner has no chunk after collecting one")
         self._row += 1
         self.restarted = t == 0 and self._chunk_restarted
         next_obs = chunk["obs"][t + 1]
