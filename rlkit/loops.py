@@ -134,9 +134,9 @@ def train_on_policy(
         # step(agent.act(obs, explore=True)); Ray workers act with their own policy copy
         transition, obs = runner.act_and_step(agent, obs)  # [N, ...]; autoreset rows masked
         if runner.restarted:  # the envs were rebuilt after a fault: drop the partial rollout
-            rollout.clear()
-            log_restart(runner, logger)
-        elif rollout.add(transition):
+            rollout.clear()  # (the restart row itself is kept: invalid, like an autoreset row,
+            log_restart(runner, logger)  # it keeps a Ray chunk aligned with the rollout)
+        if rollout.add(transition):
             metrics = timed_update(agent, rollout.pop(last_obs=obs), run.max_bad_updates)
             logger.write(metrics, runner.env_steps)
             done = runner.env_steps >= run.total_steps  # the budget ends on an update

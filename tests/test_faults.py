@@ -287,3 +287,31 @@ def test_repeated_nan_updates_stop_the_run_naming_the_last_good_checkpoint(name,
     checkpointer.restore_agent(checkpoint, agent)
     weights = agent.policy_network().get_weights()
     assert all(np.isfinite(w).all() for w in weights)
+
+
+def _raising_cartpole(once_file: str) -> gym.Env:
+    return FaultInjector(gym.make("CartPole-v1"), "raise", at_step=300, once_file=once_file)
+
+
+@pytest.mark.parametrize("name", ["a2c", "reinforce", "dqn"])
+def test_training_survives_an_env_fault_and_counts_it(name, tmp_path):
+    cls = get_agent_class(name)
+    settings = {"hidden_sizes": [16], "num_envs": 2, "total_steps": 1500, "eval_every": 0}
+    settings["stop_reward"] = None
+    if not cls.on_policy:
+        settings.update(learning_starts=100, train_frequency=8, batch_size=32)
+    run, cfg = resolve(cls, "CartPole-v1", overrides=settings)
+    seed_everything(0)
+    once = str(tmp_path / "struck")
+    make = functools.partial(
+        vectorize, [functools.partial(_raising_cartpole, once) for _ in range(2)], "sync"
+    )
+    envs = make()
+    agent = cls(envs.single_observation_space, envs.single_action_space, cfg, seed=0)
+    result = learn(
+        agent, "CartPole-v1", run, run_dir=tmp_path / "run", envs=envs, envs_factory=make
+    )
+    assert result.env_restarts == 1 and result.env_steps >= 1500
+    assert int(agent.updates.numpy()) > 0
+    progress = (tmp_path / "run" / "progress.csv").read_text()
+    assert "time/env_restarts" in progress.splitlines()[0]
