@@ -296,17 +296,31 @@ def env_wrappers(run: RunConfig) -> list[Any]:
     return [functools.partial(RewardNoise, mean=mean, std=std)]
 
 
+def env_factory(env_id: str, run: RunConfig, protocol: Any = None) -> Callable[[int], Any]:
+    """A picklable ``num_envs -> vector env`` with the run's vectorization and wrappers.
+
+    Ray workers call it with their own number of envs; ``make_envs`` with ``run.num_envs``.
+    """
+    import functools
+
+    from rlkit.envs import make_vector_env
+
+    return functools.partial(
+        make_vector_env,
+        env_id,
+        vectorization=run.vectorization,
+        protocol=protocol,
+        wrappers=env_wrappers(run),
+    )
+
+
 def make_envs(env_id: str, run: RunConfig, protocol: Any = None) -> Any:
     """The run's vector env: ``run.num_envs`` copies, ``run.vectorization``, NEXT_STEP.
 
     With ``run.reward_noise`` each copy is wrapped in ``RewardNoise`` (evaluations, which
     build their own env from the id, keep the env's rewards).
     """
-    from rlkit.envs import make_vector_env
-
-    return make_vector_env(
-        env_id, run.num_envs, run.vectorization, protocol=protocol, wrappers=env_wrappers(run)
-    )
+    return env_factory(env_id, run, protocol)(run.num_envs)
 
 
 def make_runner(
@@ -329,22 +343,13 @@ def make_runner(
         "life_loss_terminal": bool(protocol and protocol.life_loss_terminal),
     }
     if run.runner == "ray":
-        import functools
-
         from rlkit.distributed.runner import RayRunner, default_chunk_steps
-        from rlkit.envs import make_vector_env
 
         if envs is not None:
             envs.close()
         num_envs = run.num_workers * run.num_envs
         return RayRunner(
-            functools.partial(
-                make_vector_env,
-                env_id,
-                vectorization=run.vectorization,
-                protocol=protocol,
-                wrappers=env_wrappers(run),
-            ),
+            env_factory(env_id, run, protocol),
             num_workers=run.num_workers,
             envs_per_worker=run.num_envs,
             chunk_steps=run.chunk_steps or default_chunk_steps(agent, num_envs),

@@ -6,14 +6,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import numpy as np
-
 from rlkit.config import RunConfig
 from rlkit.core import Agent
 from rlkit.errors import NumericalError
 from rlkit.logger import Logger
 from rlkit.replay import ReplayBuffer
-from rlkit.runner import VectorRunner
+from rlkit.runner import VectorRunner, derive_seed
 
 Callback = Callable[[int], bool]  # called with env_steps after each step; False stops
 
@@ -70,7 +68,7 @@ def segment_seed(seed: int, env_steps: int) -> int:
     """
     if env_steps == 0:
         return seed
-    return int(np.random.SeedSequence([seed, env_steps]).generate_state(1)[0] % (2**31 - 1))
+    return derive_seed(seed, env_steps)
 
 
 def train_off_policy(

@@ -36,6 +36,11 @@ from rlkit.types import EpisodeStats, Transition
 log = logging.getLogger(__name__)
 
 
+def derive_seed(*keys: int) -> int:
+    """A reproducible env seed in ``[0, 2**31 - 1)`` derived from ``keys`` (``SeedSequence``)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0] % (2**31 - 1))
+
+
 class VectorRunner:
     """Steps ``envs`` and tracks env steps and finished episodes.
 
@@ -210,10 +215,8 @@ class VectorRunner:
                 detail,
             )
             _discard(self.envs)
-            seed = None
-            if self._seed is not None:  # fresh, reproducible seeds for the new envs
-                seq = np.random.SeedSequence([self._seed, self.restarts])
-                seed = int(seq.generate_state(1)[0] % (2**31 - 1))
+            # Fresh, reproducible seeds for the new envs.
+            seed = None if self._seed is None else derive_seed(self._seed, self.restarts)
             try:
                 self.envs = self.make_envs()  # type: ignore[misc]
                 obs, info = self.envs.reset(seed=seed)
@@ -223,8 +226,6 @@ class VectorRunner:
             except Exception as again:  # noqa: BLE001 - the rebuild failed too: count it
                 error = again
         self._start_episodes(info)
-        self._resetting[:] = False
-        self._any_resetting = False
         self._obs = obs
         self.restarted = True
         zeros = np.zeros(self.num_envs, np.float32)

@@ -40,6 +40,7 @@ from rlkit import interrupts
 from rlkit.distributed.acting import take_snapshot, weights_version
 from rlkit.distributed.worker import EnvFactory, RolloutWorker
 from rlkit.errors import EnvWorkerError, RlkitError
+from rlkit.runner import derive_seed
 from rlkit.types import EpisodeStats, Transition
 
 INSTALL_HINT = 'the ray runner needs Ray: pip install "rlkit[distributed]"'
@@ -406,8 +407,7 @@ class RayRunner:
 
     def _restart_seed(self, i: int) -> int:
         """Seed of actor ``i``'s envs after a restart: new episodes, still reproducible."""
-        seq = np.random.SeedSequence([self._seed, self.restarts, i])
-        return int(seq.generate_state(1)[0] % (2**31 - 1))
+        return derive_seed(self._seed, self.restarts, i)
 
     def _add_episodes(self, returns: np.ndarray, lengths: np.ndarray) -> None:
         self._done_returns += np.asarray(returns).tolist()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -333,8 +335,6 @@ class FaultInjector(gym.Wrapper):
             return False
         if self.once_file is None:
             return True
-        import os
-
         try:  # exclusive create: exactly one env of one run gets it
             os.close(os.open(self.once_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
@@ -349,12 +349,8 @@ class FaultInjector(gym.Wrapper):
             if self.fault == "raise":
                 raise RuntimeError(f"injected fault at step {self.steps}")
             if self.fault == "exit":
-                import os
-
                 os._exit(3)
             if self.fault == "hang":
-                import time
-
                 time.sleep(self.hang_seconds)
             if self.fault == "nan_reward":
                 reward = float("nan")

@@ -27,24 +27,21 @@ class _WorkerTracebacks(gym.Wrapper):
     """
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        try:
-            return self.env.reset(**kwargs)
-        except RlkitError:
-            raise
-        except Exception as e:
-            raise WorkerException(_describe(e)) from None
+        return _reporting(self.env.reset, **kwargs)
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        try:
-            return self.env.step(action)
-        except RlkitError:
-            raise
-        except Exception as e:
-            raise WorkerException(_describe(e)) from None
+        return _reporting(self.env.step, action)
 
 
-def _describe(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}\n[worker traceback]\n{traceback.format_exc()}"
+def _reporting(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call(...)``, with any non-``RlkitError`` exception turned into ``WorkerException``."""
+    try:
+        return call(*args, **kwargs)
+    except RlkitError:
+        raise
+    except Exception as e:
+        detail = f"{type(e).__name__}: {e}\n[worker traceback]\n{traceback.format_exc()}"
+        raise WorkerException(detail) from None
 
 
 class _Checked:
