@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/atari.py --agents a2c --steps 500000 --seeds 0 --vectorization ale
     python benchmarks/atari.py --agents dqn,dueling_dqn --steps 100000 --seeds 0
+    python benchmarks/atari.py --agents a2c --set mixed_precision=true --tag bf16
 
 Each run uses the agent's shipped ``atari`` preset (plus ``--set`` overrides) and the
 ``dqn`` protocol (see the protocol card), and writes under ``benchmarks/results/atari/``:
@@ -88,6 +89,12 @@ def main() -> int:
     p.add_argument("--seeds", default="0")
     p.add_argument("--vectorization", default="ale", choices=("sync", "async", "ale"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--tag",
+        default="",
+        help="suffix for the agent's name in file names and the plot (e.g. bf16), so a "
+        "variant run sits next to the preset's instead of replacing it",
+    )
     p.add_argument("--random-episodes", type=int, default=5)
     p.add_argument("--plot-only", action="store_true")
     args = p.parse_args()
@@ -117,7 +124,8 @@ def main() -> int:
                 protocol = env_protocol(args.env, run)
                 envs = make_envs(args.env, run, protocol)
                 agent = cls(envs.single_observation_space, envs.single_action_space, cfg, seed=seed)
-                name = f"{agent_name}_{args.env.replace('/', '-')}_seed{seed}"
+                label = f"{agent_name}-{args.tag}" if args.tag else agent_name
+                name = f"{label}_{args.env.replace('/', '-')}_seed{seed}"
                 with tempfile.TemporaryDirectory() as tmp:
                     t0 = time.perf_counter()
                     result = learn(agent, args.env, run, run_dir=tmp, verbose=1, envs=envs)
@@ -133,6 +141,7 @@ def main() -> int:
                 (OUT / f"{name}.protocol.json").write_text(json.dumps(card, indent=2) + "\n")
                 row = {
                     "agent": agent_name,
+                    "tag": args.tag,
                     "env": args.env,
                     "seed": seed,
                     "env_steps": result.env_steps,

@@ -95,9 +95,21 @@ def run_rlkit(
     with tempfile.TemporaryDirectory() as tmp:
         learn(agent_obj, ENV, run, run_dir=tmp, envs=envs)
         rows = list(csv.DictReader(open(Path(tmp) / "progress.csv")))
-    # Rows after learning started (skip the first one, which holds the compile).
-    fps = [float(r["time/fps"]) for r in rows if float(r["time/env_steps"]) > start + 1000]
-    return statistics.median(fps)
+    return window_rate(
+        [(float(r["time/env_steps"]), float(r["time/elapsed_s"])) for r in rows], start
+    )
+
+
+def window_rate(points: list[tuple[float, float]], start: int) -> float:
+    """Env steps/s from the first logged point at or after ``start`` steps to the last one.
+
+    The same window SB3's clock uses (from ``start`` to the end), so that both sides
+    report the average over the run once warm (compile, first updates) rather than a
+    median of intervals on one side and an average on the other.
+    """
+    first = next(p for p in points if p[0] >= start)
+    last = points[-1]
+    return (last[0] - first[0]) / (last[1] - first[1])
 
 
 def run_sb3(python: str, agent: str, steps: int, start: int, seed: int) -> float:
@@ -118,16 +130,27 @@ def main() -> int:
     p.add_argument("--sb3-python", default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument(
+        "--variants",
+        default="sync,ale,ale_bf16",
+        help="rlkit variants to run (comma list of sync, ale, ale_bf16)",
+    )
     args = p.parse_args()
-    start = 1000 if args.agent == "dqn" else 0
+    # DQN: once learning (after 1,000 steps) and warm; A2C: after 1,000 warm-up steps.
+    start = 2000 if args.agent == "dqn" else 1000
     steps = args.steps or (4000 if args.agent == "dqn" else 20_000)
-    results: dict[str, list[float]] = {"rlkit_sync": [], "rlkit_ale": [], "rlkit_ale_bf16": []}
+    variants = args.variants.split(",")
+    unknown = set(variants) - {"sync", "ale", "ale_bf16"}
+    if unknown:
+        p.error(f"unknown --variants {sorted(unknown)}; choose from sync, ale, ale_bf16")
+    results: dict[str, list[float]] = {f"rlkit_{v}": [] for v in variants}
     if args.sb3_python:
         results["sb3"] = []
     for r in range(args.repeats):
-        results["rlkit_sync"].append(run_rlkit(args.agent, steps, start, r, "sync"))
-        results["rlkit_ale"].append(run_rlkit(args.agent, steps, start, r, "ale"))
-        results["rlkit_ale_bf16"].append(run_rlkit(args.agent, steps, start, r, "ale", bf16=True))
+        for v in variants:
+            results[f"rlkit_{v}"].append(
+                run_rlkit(args.agent, steps, start, r, v.removesuffix("_bf16"), bf16="bf16" in v)
+            )
         if args.sb3_python:
             results["sb3"].append(run_sb3(args.sb3_python, args.agent, steps, start, r))
         print({k: [round(x) for x in v] for k, v in results.items()}, flush=True)
@@ -135,7 +158,7 @@ def main() -> int:
         k: {"median_steps_per_s": statistics.median(v), "runs": v} for k, v in results.items()
     }
     if "sb3" in summary:
-        for k in ("rlkit_sync", "rlkit_ale", "rlkit_ale_bf16"):
+        for k in (f"rlkit_{v}" for v in variants):
             summary[f"ratio_{k}_over_sb3"] = (
                 summary[k]["median_steps_per_s"] / summary["sb3"]["median_steps_per_s"]
             )

@@ -231,9 +231,10 @@ def main() -> int:
         return 0
     from rlkit.agents.common import seed_everything
 
-    # Once, before any agent exists: keras.utils.set_random_seed (inside seed_everything)
-    # makes every update step compiled before it ~200x slower (measured: A2C on CartPole,
-    # 4 ms -> 700-900 ms per call), so seeding per agent would ruin the earlier ones.
+    # Once, before any agent exists: reseeding TF (inside seed_everything) clears its
+    # cache of instantiated functions, so the next call of every update step compiled
+    # before it rebuilds its graph (~0.2-0.4 s once); seeding per agent would put that
+    # into the timed rounds of the earlier ones.
     seed_everything(args.seed)
     meta = machine_info(with_tf=True)
     meta["device"] = f"{', '.join(meta['devices'])} ({meta['cpu']}, {meta['cpu_count']} cores)"

@@ -103,11 +103,17 @@ class RunConfig:
 def _coerce(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
     """Convert ``value`` to the field type ``kind``; return (value, problem or None)."""
     origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):  # X | None
-        if value is None:
+    if origin in (typing.Union, types.UnionType):  # X | None, bool | str, ...
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value is None and len(options) < len(typing.get_args(kind)):
             return None, None
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        origin = typing.get_origin(kind)
+        first_problem = None
+        for option in options:  # the first type that takes the value wins
+            converted, problem = _coerce(name, option, value)
+            if problem is None:
+                return converted, None
+            first_problem = first_problem or problem
+        return value, first_problem
     if origin is tuple:
         if isinstance(value, (list, tuple)):
             inner = typing.get_args(kind)[0]
@@ -189,6 +195,9 @@ def build(cls: type, values: dict[str, Any]) -> tuple[Any, list[str]]:
         if f.name not in values:
             continue
         value, problem = _coerce(f.name, hints[f.name], values[f.name])
+        choices = f.metadata.get("choices")
+        if problem and choices is not None:  # a list of what is allowed says it best
+            problem = f"{f.name}: {value!r} is not one of {list(choices)}"
         problem = problem or _range_problem(f.name, value, dict(f.metadata))
         if problem:
             problems.append(problem)

@@ -285,6 +285,10 @@ def _train(args: argparse.Namespace) -> Path | None:
             f"{run_cfg.seed}); run folder {run_dir}",
             flush=True,
         )
+        if getattr(agent_cfg, "mixed_precision", False) is not False:
+            from rlkit.precision import describe_precision
+
+            print(f"precision: {describe_precision(agent_cfg.mixed_precision)}", flush=True)
 
     from rlkit.evaluate import evaluate_policy, write_results
     from rlkit.experiment import learn

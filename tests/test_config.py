@@ -157,7 +157,7 @@ def test_resolved_configs_are_hashable_frozen_values() -> None:
         ("hidden_sizes", 64, "list"),
         ("hidden_sizes", [64, "wide"], "integer"),
         ("jit_compile", "maybe", "true or false"),
-        ("loss", 3, "string"),
+        ("loss", 3, "is not one of"),  # a field with choices lists them
         ("learning_rate", float("nan"), "finite"),
     ],
 )

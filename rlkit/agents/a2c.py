@@ -23,6 +23,7 @@ from rlkit.config import hp
 from rlkit.core import Agent
 from rlkit.networks import Network, build_network
 from rlkit.policies import sample_categorical
+from rlkit.precision import MIXED_PRECISION_CHOICES, use_mixed_precision
 from rlkit.rollout import RolloutBuffer
 from rlkit.types import Rollout
 
@@ -47,7 +48,11 @@ class A2CConfig:
     activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
     share_torso: bool = hp(True, help="policy and value heads share one torso")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
-    mixed_precision: bool = hp(False, help="bfloat16 torso, float32 heads and losses")
+    mixed_precision: bool | str = hp(
+        False,
+        choices=MIXED_PRECISION_CHOICES,
+        help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
+    )
 
 
 def make_optimizer(name: str, learning_rate: float, eps: float) -> keras.optimizers.Optimizer:
@@ -95,7 +100,7 @@ class A2C(Agent):
             config.hidden_sizes,
             config.activation,
             share_torso=config.share_torso,
-            mixed_precision=config.mixed_precision,
+            mixed_precision=use_mixed_precision(config.mixed_precision),
         )
         self.network: Network = build_network(spec)
         self.optimizer = make_optimizer(

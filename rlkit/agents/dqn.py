@@ -22,6 +22,7 @@ from rlkit.config import RunConfig, hp
 from rlkit.core import Agent
 from rlkit.networks import Network, build_network
 from rlkit.policies import EpsilonGreedyPolicy, LinearSchedule
+from rlkit.precision import MIXED_PRECISION_CHOICES, use_mixed_precision
 from rlkit.types import Batch
 
 
@@ -47,7 +48,11 @@ class DQNConfig:
     hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
     activation: str = hp("relu", choices=("relu", "tanh", "elu"), help="hidden activation")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
-    mixed_precision: bool = hp(False, help="bfloat16 torso, float32 heads and losses")
+    mixed_precision: bool | str = hp(
+        False,
+        choices=MIXED_PRECISION_CHOICES,
+        help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
+    )
 
     def problems(self) -> list[str]:
         """Problems that involve several fields."""
@@ -110,7 +115,7 @@ class DQN(Agent):
             self.num_actions,
             config.hidden_sizes,
             config.activation,
-            mixed_precision=config.mixed_precision,
+            mixed_precision=use_mixed_precision(config.mixed_precision),
         )
         self.q_network: Network = build_network(spec)
         self.target_network: Network = build_network(spec)

@@ -12,6 +12,7 @@ import tensorflow_probability as tfp
 from rlkit import losses
 from rlkit.agents.a2c import A2C
 from rlkit.config import hp
+from rlkit.precision import MIXED_PRECISION_CHOICES
 from rlkit.rollout import EpisodeBuffer
 
 tfd = tfp.distributions
@@ -35,7 +36,11 @@ class ReinforceConfig:
     activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
     share_torso: bool = hp(True, help="policy and value heads share one torso")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
-    mixed_precision: bool = hp(False, help="bfloat16 torso, float32 heads and losses")
+    mixed_precision: bool | str = hp(
+        False,
+        choices=MIXED_PRECISION_CHOICES,
+        help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
+    )
 
 
 class Reinforce(A2C):
