@@ -261,3 +261,26 @@ def test_nature_cnn_q_network_on_uint8_frames():
     assert make(QNetwork).supports_numpy
     assert net.spec["torso"] == "nature_cnn" and net.spec["channels_first"] is True
     json.dumps(net.spec)
+
+
+def test_the_nature_cnn_on_byte_stacks_logs_nothing_on_the_terminal():
+    """A run's terminal shows no TF C++ error lines once TF is imported (the CLIs hide
+    the start-up chatter; anything later would reach the user). A uint8 transpose in the
+    graph used to log 'oneDNN supports DT_UINT8 only on platforms with AVX-512'."""
+    import subprocess
+    import sys
+
+    code = """
+from rlkit.tf_setup import import_tensorflow_quietly
+import_tensorflow_quietly()
+import gymnasium as gym, numpy as np
+from rlkit.agents.a2c import A2C, A2CConfig
+space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+agent = A2C(space, gym.spaces.Discrete(6), A2CConfig(hidden_sizes=(32,)), seed=0)
+agent.act(np.zeros((3, 4, 84, 84), np.uint8), explore=True)
+print("acted")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "acted" in out.stdout, out.stderr
+    tf_lines = [line for line in out.stderr.splitlines() if line[:5] in ("E0000", "W0000")]
+    assert not tf_lines, tf_lines
