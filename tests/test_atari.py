@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -214,3 +216,18 @@ def test_machado_protocol_has_no_noops_and_no_fire():
     env = wrap_atari(game, load_protocol("machado"))
     env.reset(seed=0)
     assert game.frames == 0
+
+
+def test_loading_a_rom_prints_no_banner():
+    """ALE prints 'A.L.E: Arcade Learning Environment ... [Powered by Stella]' per ROM from
+    C++ unless its logger is quietened; an evaluation's terminal should show our lines only."""
+    code = """
+from rlkit.envs.make import make_env
+env = make_env("ALE/SpaceInvaders-v5")
+env.reset(seed=0)
+env.close()
+print("made")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "made" in out.stdout, out.stderr
+    assert "Arcade Learning Environment" not in out.stdout + out.stderr

@@ -53,6 +53,9 @@ def register_ale() -> None:
             "Atari envs need ale-py: pip install 'rlkit[atari]' (ale-py >= 0.9 ships the ROMs)"
         ) from None
     gym.register_envs(ale_py)
+    # ALE prints a banner ("A.L.E: Arcade Learning Environment ... Powered by Stella") for
+    # every ROM it loads; keep its warnings and errors, drop the chatter.
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Warning)
 
 
 def load_protocol(
