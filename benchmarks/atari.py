@@ -59,14 +59,20 @@ def plot(env_id: str, random_return: float | None) -> Path | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
+    colors: dict[str, str] = {}  # one colour per agent (and tag), one line style per seed
+    styles = ("-", "--", ":", "-.")
     for path in sorted(OUT.glob("*.csv")):
         rows = [r for r in csv.DictReader(path.open()) if r.get("rollout/ep_rew_mean")]
         xs = [float(r["time/env_steps"]) for r in rows]
         ys = [float(r["rollout/ep_rew_mean"]) for r in rows]
-        ax.plot(xs, ys, label=path.stem)
+        label, _, seed = path.stem.rpartition("_seed")
+        label = label.removesuffix("_" + env_id.replace("/", "-"))
+        color = colors.setdefault(label, f"C{len(colors)}")
+        style = styles[int(seed) % len(styles)] if seed.isdigit() else "-"
+        ax.plot(xs, ys, color=color, ls=style, label=f"{label}, seed {seed}")
     if random_return is not None:
         ax.axhline(
-            random_return, color="grey", ls="--", label=f"random policy ({random_return:.0f})"
+            random_return, color="grey", lw=0.8, label=f"random policy ({random_return:.0f})"
         )
     ax.set_xlabel("env steps (agent steps, 4 frames each)")
     ax.set_ylabel("episode return, full game (mean of last 100)")
@@ -153,6 +159,7 @@ def main() -> int:
                     "update_ms_median": statistics.median(update_ms) if update_ms else None,
                     "vectorization": run.vectorization,
                     "num_envs": run.num_envs,
+                    "bfloat16_torso": agent.policy_network().mixed_precision,
                     "overrides": args.set,
                 }
                 print(json.dumps(row), flush=True)

@@ -110,3 +110,21 @@ def test_a_bad_mixed_precision_setting_names_the_choices(value):
         ConfigError, match=r"mixed_precision: .* is not one of \[False, True, 'auto'\]"
     ):
         resolve(A2C, "CartPole-v1", overrides={"mixed_precision": value})
+
+
+def test_a_run_with_auto_prints_the_choice_saves_auto_and_resumes(tmp_path, hardware, capsys):
+    import yaml
+
+    from rlkit import train
+
+    hardware(("amx_bf16",))
+    run_dir = tmp_path / "run"
+    base = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir)]
+    argv = [*base, "--total-steps", "80", "--eval-episodes", "0"]
+    assert train.main([*argv, "--set", "mixed_precision=auto"]) == 0
+    out = capsys.readouterr().out
+    assert "precision: bfloat16 torso, float32 heads and losses (mixed_precision: auto" in out
+    # The run folder keeps the setting, not this machine's answer to it.
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["mixed_precision"] == "auto"
+    assert train.main(["--resume", str(run_dir), "--total-steps", "160", "--quiet"]) == 0
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["total_steps"] == 160
