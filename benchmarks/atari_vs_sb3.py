@@ -130,6 +130,7 @@ def main() -> int:
     p.add_argument("--sb3-python", default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--name", default=None, help="results file stem (default atari_vs_sb3_<agent>)")
     p.add_argument(
         "--variants",
         default="sync,ale,ale_bf16",
@@ -162,7 +163,7 @@ def main() -> int:
             summary[f"ratio_{k}_over_sb3"] = (
                 summary[k]["median_steps_per_s"] / summary["sb3"]["median_steps_per_s"]
             )
-    out = HERE / "results" / f"atari_vs_sb3_{args.agent}.json"
+    out = HERE / "results" / f"{args.name or 'atari_vs_sb3_' + args.agent}.json"
     out.write_text(
         json.dumps({"agent": args.agent, "env": ENV, "steps": steps, **summary}, indent=2) + "\n"
     )

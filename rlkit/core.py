@@ -105,6 +105,8 @@ class Agent(abc.ABC):
         network = self.policy_network()
         if getattr(network, "supports_numpy", False):
             network.refresh_numpy()
+        if hasattr(network, "sync_acting_copy"):
+            network.sync_acting_copy()
 
     def acting_rule(self) -> dict[str, Any]:
         """How ``act(obs, explore=True)`` picks actions, for a copy of the policy elsewhere.

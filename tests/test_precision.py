@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -128,3 +130,109 @@ def test_a_run_with_auto_prints_the_choice_saves_auto_and_resumes(tmp_path, hard
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["mixed_precision"] == "auto"
     assert train.main(["--resume", str(run_dir), "--total-steps", "160", "--quiet"]) == 0
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["total_steps"] == 160
+
+
+# -- the bfloat16 acting copy --------------------------------------------------------------
+IMAGE = gym.spaces.Box(0, 255, (4, 36, 36), np.uint8)  # the smallest the Nature CNN takes
+
+
+def _compiled(fn):
+    import tensorflow as tf
+
+    from rlkit.agents.common import CompiledStep
+
+    return CompiledStep(fn, input_signature=[tf.TensorSpec([None, *IMAGE.shape], tf.uint8)])
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, *IMAGE.shape), dtype=np.uint8)
+
+
+def _first(out):
+    import tensorflow as tf
+
+    return tf.nest.flatten(out)[0].numpy()
+
+
+def test_a_float32_network_acts_with_itself():
+    from rlkit.networks import QNetwork
+
+    net = QNetwork(IMAGE.shape, 3, torso="nature_cnn", channels_first=True).build_for_obs()
+    assert net.acting_copy() is net
+
+
+@pytest.mark.parametrize("kind", ["q", "dueling_q", "actor_critic"])
+def test_the_bfloat16_acting_copy_computes_exactly_what_the_mixed_network_does(kind, tmp_path):
+    from rlkit.networks import build_network
+
+    spec = {
+        "kind": kind,
+        "obs_shape": list(IMAGE.shape),
+        "num_actions": 3,
+        "torso": "nature_cnn",
+        "hidden_sizes": [32],
+        "activation": "relu",
+        "channels_first": True,
+        "mixed_precision": True,
+    }
+    net = build_network(spec)
+    twin = net.acting_copy()
+    assert twin is not net and net.acting_copy() is twin
+    torso = {v.path for layer in net.torso_layers for v in layer.weights}
+    for own, copy in zip(net.weights, twin.weights, strict=True):
+        assert own.dtype == "float32"
+        assert copy.dtype == ("bfloat16" if own.path in torso else "float32")
+    obs = _images(5)
+    forward, acting = _compiled(net.call), _compiled(twin.call)
+    np.testing.assert_array_equal(_first(acting(obs)), _first(forward(obs)))
+    # A weight change reaches the copy at the next sync, not before.
+    net.weights[0].assign(net.weights[0] * 1.5)
+    assert not np.array_equal(_first(acting(obs)), _first(forward(obs)))
+    net.sync_acting_copy()
+    np.testing.assert_array_equal(_first(acting(obs)), _first(forward(obs)))
+    # The copy is not part of the network: saved weights load into a network without one.
+    assert len(net.weights) == len(build_network(spec).weights)
+    net.save_weights(str(tmp_path / "w.weights.h5"))
+    fresh = build_network(spec)
+    fresh.load_weights(str(tmp_path / "w.weights.h5"))
+    np.testing.assert_array_equal(_first(fresh(obs)), _first(net(obs)))
+
+
+def _image_batch(agent, rng):
+    """A random rollout (on-policy agents) or transition batch of image observations."""
+    from rlkit.types import Batch, Rollout
+
+    def floats(*shape):
+        return rng.normal(size=shape).astype(np.float32)
+
+    action = rng.integers(0, 3, (4, 2))
+    zeros = np.zeros((4, 2), np.float32)
+    if agent.on_policy:
+        return Rollout(
+            _images(8).reshape(4, 2, *IMAGE.shape), action, floats(4, 2), zeros, zeros,
+            np.ones((4, 2), np.float32), _images(2, seed=9),
+        )  # fmt: skip
+    return Batch(
+        _images(8).reshape(4, 2, *IMAGE.shape), action, floats(4, 2),
+        _images(8, seed=5).reshape(4, 2, *IMAGE.shape), zeros, zeros,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("cls", [A2C, DQN])
+def test_a_mixed_precision_agent_acts_with_its_latest_weights(cls, tmp_path):
+    cfg = dataclasses.replace(cls.config_cls(), mixed_precision=True, hidden_sizes=(32,))
+    agent = cls(IMAGE, gym.spaces.Discrete(3), cfg, seed=0)
+    net = agent.policy_network()
+    assert agent.acting_network is not net
+    obs = _images(6, seed=1)
+    forward = _compiled(net.call)
+
+    def acting_scores(a):
+        return a.logits_and_values(obs)[0] if a.on_policy else a.q_values(obs)
+
+    for step in range(2):
+        agent.update(_image_batch(agent, np.random.default_rng(step)))
+        np.testing.assert_array_equal(acting_scores(agent), _first(forward(obs)))
+    assert agent._update_fn.experimental_get_tracing_count() == 1
+    restored = cls.load(agent.save(tmp_path / "agent"))
+    np.testing.assert_array_equal(acting_scores(restored), acting_scores(agent))

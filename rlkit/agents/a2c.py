@@ -103,6 +103,9 @@ class A2C(Agent):
             mixed_precision=use_mixed_precision(config.mixed_precision),
         )
         self.network: Network = build_network(spec)
+        # Acting reads a bfloat16 twin under mixed precision (before the update traces: the
+        # update refreshes it).
+        self.acting_network = self.network.acting_copy()
         self.optimizer = make_optimizer(
             config.optimizer, config.learning_rate, config.optimizer_eps
         )
@@ -126,7 +129,7 @@ class A2C(Agent):
             ],
         )
         self._forward_fn = CompiledStep(
-            self.network.call,
+            self.acting_network.call,
             input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)],
             lazy=True,
         )
@@ -188,6 +191,7 @@ class A2C(Agent):
         )
         self.updates.assign_add(tf.cast(applied, tf.int64))
         metrics = {"train/loss": loss, **metrics, "train/grad_norm": norm, **self.guard.metrics()}
+        self.network.sync_acting_copy()
         return metrics, self.network.numpy_weight_outputs()
 
     def rollout_loss(

@@ -118,6 +118,8 @@ class DQN(Agent):
             mixed_precision=use_mixed_precision(config.mixed_precision),
         )
         self.q_network: Network = build_network(spec)
+        # Acting reads a bfloat16 twin under mixed precision (see ``Network.acting_copy``).
+        self.acting_network = self.q_network.acting_copy()
         self.target_network: Network = build_network(spec)
         self.target_network.set_weights(self.q_network.get_weights())
         self.optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=config.adam_epsilon)
@@ -152,7 +154,7 @@ class DQN(Agent):
             ],
         )
         self._q_fn = CompiledStep(
-            self.q_network.call,
+            self.acting_network.call,
             input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)],
             lazy=True,
         )
@@ -228,6 +230,7 @@ class DQN(Agent):
         means = totals / tf.cast(num_steps, tf.float32)
         metrics = {"train/loss": means[0], "train/q_mean": means[1], "train/grad_norm": means[2]}
         metrics.update(self.guard.metrics())
+        self.q_network.sync_acting_copy()
         return metrics, self.q_network.numpy_weight_outputs()
 
     def update(self, batch: Batch) -> dict[str, float]:
