@@ -273,3 +273,25 @@ def test_missing_ray_is_a_clear_error(monkeypatch, capsys):
     )
     assert code == 2
     assert 'pip install "rlkit[distributed]"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("agent", ["a2c", "dqn"])
+def test_a_ray_run_resumes_from_its_checkpoint(ray_session, tmp_path, agent):
+    import rlkit.train
+
+    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "eval_episodes": 1}
+    settings["checkpoint_every"] = 300
+    if agent == "dqn":
+        settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
+    run_dir = rlkit.train.run(
+        agent=agent, env=ENV_ID, total_steps=600, overrides=settings, run_dir=tmp_path / agent
+    )
+    first = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert rlkit.train.main(["--resume", str(run_dir), "--total-steps", "1200", "--quiet"]) == 0
+    after = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert int(after[-1].removeprefix("step_")) >= 1200 > int(first[-1].removeprefix("step_"))
+    progress = (run_dir / "progress.csv").read_text().splitlines()
+    header = progress[0].split(",")
+    steps = [float(row.split(",")[header.index("time/env_steps")]) for row in progress[1:]]
+    assert steps == sorted(steps) and steps[-1] >= 1200  # one CSV, continued, not restarted
+    assert "runner: ray" in (run_dir / "config.yaml").read_text()
