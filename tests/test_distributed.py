@@ -295,3 +295,44 @@ def test_a_ray_run_resumes_from_its_checkpoint(ray_session, tmp_path, agent):
     steps = [float(row.split(",")[header.index("time/env_steps")]) for row in progress[1:]]
     assert steps == sorted(steps) and steps[-1] >= 1200  # one CSV, continued, not restarted
     assert "runner: ray" in (run_dir / "config.yaml").read_text()
+
+
+# -- the worker's acting policy (no Ray needed) ----------------------------------------------
+
+
+@pytest.mark.parametrize("mixed_precision", [False, True])
+def test_a_cnn_acting_policy_is_built_once_and_loads_each_new_version(mixed_precision):
+    import dataclasses
+
+    from rlkit.distributed.acting import ActingPolicy, take_snapshot
+    from rlkit.types import Rollout
+
+    image = gym.spaces.Box(0, 255, (4, 36, 36), np.uint8)
+    cfg = dataclasses.replace(A2CConfig(), hidden_sizes=(32,), mixed_precision=mixed_precision)
+    agent = A2C(image, gym.spaces.Discrete(3), cfg, seed=0)
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 256, (5, *image.shape), dtype=np.uint8)
+    policy = ActingPolicy(take_snapshot(agent), np.random.default_rng(1))
+    network = policy.network
+    np.testing.assert_allclose(policy.scores(obs), agent.logits_and_values(obs)[0], atol=1e-6)
+    before = policy.scores(obs)
+    zeros = np.zeros((2, 3), np.float32)
+    agent.update(
+        Rollout(
+            rng.integers(0, 256, (2, 3, *image.shape), dtype=np.uint8),
+            rng.integers(0, 3, (2, 3)),
+            rng.normal(size=(2, 3)).astype(np.float32),
+            zeros,
+            zeros,
+            np.ones((2, 3), np.float32),
+            rng.integers(0, 256, (3, *image.shape), dtype=np.uint8),
+        )
+    )
+    policy.load(take_snapshot(agent))
+    assert policy.network is network  # the same network, new weights
+    assert not np.array_equal(policy.scores(obs), before)
+    np.testing.assert_allclose(policy.scores(obs), agent.logits_and_values(obs)[0], atol=1e-6)
+    assert policy._forward.experimental_get_tracing_count() == 1
+    other = dataclasses.replace(take_snapshot(agent), spec={**network.spec, "num_actions": 4})
+    with pytest.raises(ValueError, match="another network"):
+        policy.load(other)

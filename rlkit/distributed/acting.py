@@ -64,6 +64,11 @@ def take_snapshot(agent: Any) -> PolicySnapshot:
 class ActingPolicy:
     """Actions from a ``PolicySnapshot``, as ``agent.act(obs, explore=True)`` would choose.
 
+    A worker builds one per run and ``load``s each newer snapshot into it: a TensorFlow
+    network (e.g. the Nature CNN) is built and its forward pass compiled once, and a new
+    weights version only sets weights (a rebuild and an eager call per version cost more
+    than the acting itself).
+
     Args:
         snapshot: the learner's policy.
         rng: the worker's generator for exploration and sampling.
@@ -72,11 +77,16 @@ class ActingPolicy:
     def __init__(self, snapshot: PolicySnapshot, rng: np.random.Generator) -> None:
         self.snapshot, self.rng = snapshot, rng
         self.network: Any = None
+        self._forward: Any = None
         if not snapshot.numpy:  # e.g. the Nature CNN: rebuild it with TensorFlow
+            import tensorflow as tf
+
             from rlkit.networks import build_network
 
             self.network = build_network(snapshot.spec)
-            self.network.set_weights(snapshot.weights)
+            # The learner's acting path: a bfloat16-weight twin under mixed precision.
+            self._forward = tf.function(self.network.acting_copy().call, reduce_retracing=True)
+            self.load(snapshot)
         rule = snapshot.rule["rule"]
         if rule not in ("categorical", "epsilon_greedy"):
             raise ValueError(f"unknown acting rule {rule!r}")
@@ -86,11 +96,24 @@ class ActingPolicy:
             num_actions = int(snapshot.spec["num_actions"])
             self.epsilon_greedy = EpsilonGreedyPolicy(self.scores, num_actions, schedule, rng)
 
+    def load(self, snapshot: PolicySnapshot) -> None:
+        """Act with ``snapshot`` from now on: newer weights of the same network and rule.
+
+        Raises:
+            ValueError: if the snapshot describes another network or acting rule.
+        """
+        if snapshot.spec != self.snapshot.spec or snapshot.rule != self.snapshot.rule:
+            raise ValueError("a snapshot of another network or acting rule; build a new policy")
+        self.snapshot = snapshot
+        if self.network is not None:
+            self.network.set_weights(snapshot.weights)
+            self.network.sync_acting_copy()
+
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """Q-values or logits ``[B, A]``."""
         if self.network is None:
             return numpy_mlp.action_scores(self.snapshot.spec, self.snapshot.weights, obs)
-        out = self.network(obs)
+        out = self._forward(obs)
         return np.asarray(out[0] if isinstance(out, tuple) else out)
 
     def __call__(self, obs: np.ndarray, explore_step: int) -> np.ndarray:

@@ -110,8 +110,10 @@ class RolloutWorker:
         """
         if self.obs is None:
             return None
-        if self.policy is None or self.policy.snapshot.version != snapshot.version:
+        if self.policy is None:
             self.policy = ActingPolicy(snapshot, self.rng)
+        elif self.policy.snapshot.version != snapshot.version:
+            self.policy.load(snapshot)
         n, obs = self.num_envs, self.obs
         out = {
             "obs": np.empty((num_steps + 1, *obs.shape), obs.dtype),
