@@ -53,19 +53,27 @@ def fast_bfloat16() -> tuple[bool, str]:
     return False, "CPU without AMX-BF16 or AVX512-BF16"
 
 
-def use_mixed_precision(setting: bool | str) -> bool:
-    """Resolve an agent's ``mixed_precision`` setting (``True``, ``False`` or ``"auto"``)."""
+def use_mixed_precision(setting: bool | str, torso: str = "nature_cnn") -> bool:
+    """Resolve an agent's ``mixed_precision`` setting (``True``, ``False`` or ``"auto"``).
+
+    ``auto`` takes bfloat16 for the Nature CNN on fast hardware only: a small MLP acts
+    through a float32 numpy copy (which bfloat16 would turn off) and has too few FLOPs to
+    gain from it.
+    """
     if setting == "auto":
-        return fast_bfloat16()[0]
+        return torso == "nature_cnn" and fast_bfloat16()[0]
     if isinstance(setting, bool):
         return setting
     raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_CHOICES}, got {setting!r}")
 
 
-def describe_precision(setting: bool | str) -> str:
+def describe_precision(setting: bool | str, torso: str = "nature_cnn") -> str:
     """One line for the run's start: what the torso computes in, and why."""
-    on = use_mixed_precision(setting)
+    on = use_mixed_precision(setting, torso)
     dtype = "bfloat16 torso, float32 heads and losses" if on else "float32"
-    if setting == "auto":
-        return f"{dtype} (mixed_precision: auto, {fast_bfloat16()[1]})"
-    return dtype
+    if setting != "auto":
+        return dtype
+    fast, why = fast_bfloat16()
+    if fast and not on:
+        why = f"an {torso} torso gains nothing from bfloat16"
+    return f"{dtype} (mixed_precision: auto, {why})"

@@ -288,7 +288,8 @@ def _train(args: argparse.Namespace) -> Path | None:
         if getattr(agent_cfg, "mixed_precision", False) is not False:
             from rlkit.precision import describe_precision
 
-            print(f"precision: {describe_precision(agent_cfg.mixed_precision)}", flush=True)
+            torso = agent.policy_network().torso_name
+            print(f"precision: {describe_precision(agent_cfg.mixed_precision, torso)}", flush=True)
 
     from rlkit.evaluate import evaluate_policy, write_results
     from rlkit.experiment import learn

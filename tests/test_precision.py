@@ -14,6 +14,7 @@ from rlkit.agents.dqn import DQN
 from rlkit.config import resolve
 from rlkit.errors import ConfigError
 
+IMAGE = gym.spaces.Box(0, 255, (4, 36, 36), np.uint8)  # the smallest the Nature CNN takes
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
 flags\t\t: fpu sse sse2 avx2 {extra}
@@ -70,6 +71,7 @@ def test_fast_bfloat16_follows_the_device_that_runs_the_ops(
     got, reason = precision.fast_bfloat16()
     assert got is fast and why in reason
     assert precision.use_mixed_precision("auto") is fast
+    assert precision.use_mixed_precision("auto", torso="mlp") is False  # never for MLPs
     # Explicit settings are never second-guessed.
     assert precision.use_mixed_precision(True) is True
     assert precision.use_mixed_precision(False) is False
@@ -80,8 +82,13 @@ def test_describe_precision_says_what_auto_chose(hardware):
     assert precision.describe_precision("auto") == (
         "bfloat16 torso, float32 heads and losses (mixed_precision: auto, CPU with amx_bf16)"
     )
+    assert precision.describe_precision("auto", torso="mlp") == (
+        "float32 (mixed_precision: auto, an mlp torso gains nothing from bfloat16)"
+    )
     hardware(("avx2",))
-    assert precision.describe_precision("auto").startswith("float32 (mixed_precision: auto")
+    assert precision.describe_precision("auto") == (
+        "float32 (mixed_precision: auto, CPU without AMX-BF16 or AVX512-BF16)"
+    )
     assert precision.describe_precision(True).startswith("bfloat16 torso")
     with pytest.raises(ValueError, match="mixed_precision must be one of"):
         precision.use_mixed_precision("yes")
@@ -93,11 +100,15 @@ def test_an_agent_with_auto_builds_the_network_the_hardware_calls_for(hardware, 
     hardware(("amx_bf16",) if fast else ("avx2",))
     _, cfg = resolve(cls, "CartPole-v1", overrides={"mixed_precision": "auto"})
     assert cfg.mixed_precision == "auto"
-    space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
-    agent = cls(space, gym.spaces.Discrete(2), cfg, seed=0)
-    net = agent.policy_network()
-    assert net.mixed_precision is fast
-    assert net.spec["mixed_precision"] is fast  # a saved policy records what ran
+    cfg = dataclasses.replace(cfg, hidden_sizes=(32,))
+    cnn = cls(IMAGE, gym.spaces.Discrete(3), cfg, seed=0).policy_network()
+    assert cnn.torso_name == "nature_cnn"
+    assert cnn.mixed_precision is fast
+    assert cnn.spec["mixed_precision"] is fast  # a saved policy records what ran
+    # An MLP stays float32 (and keeps its numpy acting path) whatever the hardware.
+    vector = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    mlp = cls(vector, gym.spaces.Discrete(2), cfg, seed=0).policy_network()
+    assert mlp.mixed_precision is False and mlp.supports_numpy
 
 
 @pytest.mark.parametrize("value", [True, False, "auto"])
@@ -125,7 +136,7 @@ def test_a_run_with_auto_prints_the_choice_saves_auto_and_resumes(tmp_path, hard
     argv = [*base, "--total-steps", "80", "--eval-episodes", "0"]
     assert train.main([*argv, "--set", "mixed_precision=auto"]) == 0
     out = capsys.readouterr().out
-    assert "precision: bfloat16 torso, float32 heads and losses (mixed_precision: auto" in out
+    assert "precision: float32 (mixed_precision: auto, an mlp torso gains nothing" in out
     # The run folder keeps the setting, not this machine's answer to it.
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["mixed_precision"] == "auto"
     assert train.main(["--resume", str(run_dir), "--total-steps", "160", "--quiet"]) == 0
@@ -133,7 +144,6 @@ def test_a_run_with_auto_prints_the_choice_saves_auto_and_resumes(tmp_path, hard
 
 
 # -- the bfloat16 acting copy --------------------------------------------------------------
-IMAGE = gym.spaces.Box(0, 255, (4, 36, 36), np.uint8)  # the smallest the Nature CNN takes
 
 
 def _compiled(fn):

@@ -23,7 +23,7 @@ from rlkit.config import hp
 from rlkit.core import Agent
 from rlkit.networks import Network, build_network
 from rlkit.policies import sample_categorical
-from rlkit.precision import MIXED_PRECISION_CHOICES, use_mixed_precision
+from rlkit.precision import MIXED_PRECISION_CHOICES
 from rlkit.rollout import RolloutBuffer
 from rlkit.types import Rollout
 
@@ -100,7 +100,7 @@ class A2C(Agent):
             config.hidden_sizes,
             config.activation,
             share_torso=config.share_torso,
-            mixed_precision=use_mixed_precision(config.mixed_precision),
+            mixed_precision=config.mixed_precision,
         )
         self.network: Network = build_network(spec)
         # Acting reads a bfloat16 twin under mixed precision (before the update traces: the

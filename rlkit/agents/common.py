@@ -42,23 +42,30 @@ def network_spec(
     num_actions: int,
     hidden_sizes: tuple[int, ...],
     activation: str,
+    mixed_precision: bool | str = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """Spec for ``rlkit.networks.build_network``: Nature CNN for image stacks, else MLP.
 
-    ``extra`` holds keys of one network kind (``share_torso`` for actor-critic).
+    ``mixed_precision`` is the agent's setting (``auto`` is resolved here, for the torso
+    and this machine: see ``rlkit.precision``); ``extra`` holds keys of one network kind
+    (``share_torso`` for actor-critic).
     """
+    from rlkit.precision import use_mixed_precision
+
     shape = tuple(observation_space.shape)
     image = len(shape) == 3 and np.dtype(observation_space.dtype) == np.uint8
+    torso = "nature_cnn" if image else "mlp"
     return {
         "kind": kind,
         "obs_shape": list(shape),
         "num_actions": num_actions,
-        "torso": "nature_cnn" if image else "mlp",
+        "torso": torso,
         "hidden_sizes": list(hidden_sizes),
         "activation": activation,
         # FrameStackObservation stacks on axis 0: [k, H, W] with k < H.
         "channels_first": bool(image and shape[0] < shape[-1]),
+        "mixed_precision": use_mixed_precision(mixed_precision, torso),
         **extra,
     }
 

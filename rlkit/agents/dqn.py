@@ -22,7 +22,7 @@ from rlkit.config import RunConfig, hp
 from rlkit.core import Agent
 from rlkit.networks import Network, build_network
 from rlkit.policies import EpsilonGreedyPolicy, LinearSchedule
-from rlkit.precision import MIXED_PRECISION_CHOICES, use_mixed_precision
+from rlkit.precision import MIXED_PRECISION_CHOICES
 from rlkit.types import Batch
 
 
@@ -115,7 +115,7 @@ class DQN(Agent):
             self.num_actions,
             config.hidden_sizes,
             config.activation,
-            mixed_precision=use_mixed_precision(config.mixed_precision),
+            mixed_precision=config.mixed_precision,
         )
         self.q_network: Network = build_network(spec)
         # Acting reads a bfloat16 twin under mixed precision (see ``Network.acting_copy``).
