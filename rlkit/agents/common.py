@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlkit.errors import IncompatibleEnvError
+from rlkit.precision import use_mixed_precision
 
 
 def require_discrete_actions(agent: str, action_space: gym.spaces.Space) -> int:
@@ -51,8 +52,6 @@ def network_spec(
     and this machine: see ``rlkit.precision``); ``extra`` holds keys of one network kind
     (``share_torso`` for actor-critic).
     """
-    from rlkit.precision import use_mixed_precision
-
     shape = tuple(observation_space.shape)
     image = len(shape) == 3 and np.dtype(observation_space.dtype) == np.uint8
     torso = "nature_cnn" if image else "mlp"
