@@ -62,8 +62,6 @@ class Network(keras.Model):
     """
 
     kind: str = "base"
-    # Keras' default (Glorot uniform); actor-critic torsos use orthogonal init instead.
-    hidden_initializer: Any = "glorot_uniform"
 
     def __init__(
         self,
@@ -84,7 +82,7 @@ class Network(keras.Model):
         # (internal, for ``acting_copy``) stores the torso's weights in bfloat16 as well.
         self._torso_dtype = None
         # The twin's initial weights are overwritten at once (and Orthogonal has no bfloat16).
-        self._initializer = "zeros" if bfloat16_weights else self.hidden_initializer
+        self._zero_init = bool(bfloat16_weights)
         if mixed_precision:
             policy = "bfloat16" if bfloat16_weights else "mixed_bfloat16"
             self._torso_dtype = keras.DTypePolicy(policy)
@@ -104,6 +102,15 @@ class Network(keras.Model):
         self._np_cache = _NumpyCache()
         self._acting = _ActingCopy()
 
+    def hidden_initializer(self) -> Any:
+        """A new kernel initializer for one hidden dense layer (Keras' Glorot uniform).
+
+        A new object per layer, made when the layer is: a Keras initializer draws its seed
+        from Python's ``random`` when it is created, so one made at import time (before
+        ``seed_everything``) would give different weights in every process.
+        """
+        return "glorot_uniform"
+
     def _make_torso(self, prefix: str = "") -> list[keras.layers.Layer]:
         layers = self._torso_layers(prefix)
         for layer in layers:
@@ -118,7 +125,7 @@ class Network(keras.Model):
                 keras.layers.Dense(
                     h,
                     activation=self.activation_name,
-                    kernel_initializer=self._initializer,
+                    kernel_initializer="zeros" if self._zero_init else self.hidden_initializer(),
                     name=f"{prefix}dense_{i}",
                     dtype=self._torso_dtype,
                 )
@@ -318,8 +325,10 @@ class ActorCriticNetwork(Network):
     """
 
     kind = "actor_critic"
-    # Orthogonal init with gain sqrt(2) (Saxe et al., 2014), usual for policy-gradient MLPs.
-    hidden_initializer = keras.initializers.Orthogonal(float(np.sqrt(2.0)))
+
+    def hidden_initializer(self) -> Any:
+        """Orthogonal init with gain sqrt(2) (Saxe et al., 2014), usual for policy gradients."""
+        return keras.initializers.Orthogonal(float(np.sqrt(2.0)))
 
     def __init__(self, *args: Any, share_torso: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
