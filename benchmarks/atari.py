@@ -112,8 +112,8 @@ def main() -> int:
         from rlkit.agents import get_agent_class
         from rlkit.agents.common import seed_everything
         from rlkit.config import parse_overrides, resolve
-        from rlkit.envs.atari import protocol_card
-        from rlkit.experiment import env_protocol, learn, make_envs
+        from rlkit.envs.atari import env_protocol, protocol_card
+        from rlkit.experiment import learn, make_run_envs
 
         for agent_name in args.agents.split(","):
             cls = get_agent_class(agent_name)
@@ -128,7 +128,7 @@ def main() -> int:
                 run, cfg = resolve(cls, args.env, overrides=overrides)
                 seed_everything(seed)
                 protocol = env_protocol(args.env, run)
-                envs = make_envs(args.env, run, protocol)
+                envs = make_run_envs(args.env, run, protocol)
                 agent = cls(envs.single_observation_space, envs.single_action_space, cfg, seed=seed)
                 label = f"{agent_name}-{args.tag}" if args.tag else agent_name
                 name = f"{label}_{args.env.replace('/', '-')}_seed{seed}"

@@ -72,7 +72,8 @@ def run_rlkit(
     from rlkit.agents import get_agent_class
     from rlkit.agents.common import seed_everything
     from rlkit.config import resolve
-    from rlkit.experiment import env_protocol, learn, make_envs
+    from rlkit.envs.atari import env_protocol
+    from rlkit.experiment import learn, make_run_envs
 
     cls = get_agent_class(agent)
     overrides = {
@@ -90,7 +91,7 @@ def run_rlkit(
     run, cfg = resolve(cls, ENV, overrides=overrides)
     seed_everything(seed)
     protocol = env_protocol(ENV, run)
-    envs = make_envs(ENV, run, protocol)
+    envs = make_run_envs(ENV, run, protocol)
     agent_obj = cls(envs.single_observation_space, envs.single_action_space, cfg, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         learn(agent_obj, ENV, run, run_dir=tmp, envs=envs)

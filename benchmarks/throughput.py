@@ -75,12 +75,13 @@ class Cell:
 def open_cell(env_id: str, vectorization: str, num_envs: int, seed: int) -> Cell:
     """Build the vector env and its runner as ``rlkit.experiment.learn`` does."""
     from rlkit.config import RunConfig
-    from rlkit.experiment import env_protocol, make_envs
+    from rlkit.envs.atari import env_protocol
+    from rlkit.experiment import make_run_envs
     from rlkit.runner import VectorRunner
 
     run = RunConfig(num_envs=num_envs, vectorization=vectorization)
     protocol = env_protocol(env_id, run)
-    envs = make_envs(env_id, run, protocol)
+    envs = make_run_envs(env_id, run, protocol)
     runner = VectorRunner(
         envs,
         clip_rewards=bool(protocol and protocol.clip_rewards),

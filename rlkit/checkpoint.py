@@ -58,6 +58,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint folder (``RUN/checkpoints/step_N``)."""
+    return (Path(path) / "manifest.json").is_file() and (Path(path) / "state.json").is_file()
+
+
 class Checkpointer:
     """Writes checkpoints every ``every`` env steps into ``run_dir/checkpoints``.
 

@@ -11,14 +11,15 @@ import dataclasses
 import math
 import types
 import typing
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rlkit.envs.make import VECTORIZATIONS
+from rlkit.envs.atari import is_atari, load_protocol
+from rlkit.envs.vector import VECTORIZATIONS
 from rlkit.errors import ConfigError
+from rlkit.preset_files import preset_dir, read_yaml
 
 RUNNERS = ("local", "ray")
 
@@ -213,24 +214,6 @@ def build(cls: type, values: dict[str, Any]) -> tuple[Any, list[str]]:
 
 
 # -- presets -----------------------------------------------------------------------------
-def preset_dir() -> Path:
-    """The folder holding the shipped ``agents/`` and ``envs/`` presets."""
-    return Path(str(resources.files("rlkit") / "presets"))
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``safe_load``; errors name the file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of key: value")
-    return data
-
-
 def load_preset(agent: str, env_id: str) -> dict[str, Any]:
     """The shipped preset for ``agent`` on ``env_id``.
 
@@ -292,13 +275,9 @@ def resolve(
     run, p1 = build(RunConfig, {k: v for k, v in values.items() if k in run_keys})
     cfg, p2 = build(agent_cls.config_cls, {k: v for k, v in values.items() if k in agent_keys})
     problems += p1 + p2
-    from rlkit.envs.atari import is_atari
-
     if run.vectorization == "ale" and not is_atari(env_id):
         problems.append(f"vectorization: 'ale' is for Atari envs only, not {env_id!r}")
     if is_atari(env_id):
-        from rlkit.envs.atari import load_protocol
-
         try:
             load_protocol(
                 run.atari_protocol, frame_stack=run.frame_stack, screen_size=run.screen_size

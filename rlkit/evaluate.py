@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from rlkit.checkpoint import is_checkpoint
 from rlkit.errors import RlkitError
 
 
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.episodes < 1:
             raise RlkitError(f"--episodes must be >= 1, got {args.episodes}")
-        from rlkit.policy_io import is_checkpoint, load_policy, load_policy_from_checkpoint
+        from rlkit.policy_io import load_policy, load_policy_from_checkpoint
 
         if args.best and not (Path(args.run) / "best_policy" / "policy.json").exists():
             raise RlkitError(

@@ -15,6 +15,7 @@ import numpy as np
 from rlkit import interrupts
 from rlkit.config import RunConfig
 from rlkit.core import Agent
+from rlkit.envs.atari import env_protocol
 from rlkit.errors import CheckpointWriteError, NumericalError
 from rlkit.logger import Logger
 
@@ -163,10 +164,13 @@ def set_tf_global_generator_state(values: list[int]) -> None:
         tf.random.get_global_generator().state.assign(np.asarray(values, np.int64))
 
 
-class RunCheckpoints:
-    """Saves and restores everything a run needs to continue exactly (see ``loops``).
+class RunSaver:
+    """Saves a whole run into checkpoints, and restores it, so that it continues exactly.
 
-    Agent variables (networks, optimizer, counters), the agent's and the replay buffer's
+    The run-level side of checkpointing: it gathers the run's parts and hands them to a
+    ``rlkit.checkpoint.Checkpointer``, which owns the files (atomic write, manifest,
+    fallback to the previous checkpoint). The loops call it when it is ``due``. Saved:
+    agent variables (networks, optimizer, counters), the agent's and the replay buffer's
     RNG states, the replay arrays, the runner's counters, the loop's next update, the
     logger's episode window and the evaluation schedule.
     """
@@ -184,6 +188,7 @@ class RunCheckpoints:
         self.logger, self.evaluator, self.buffer = logger, evaluator, buffer
         self.last_step: int | None = None  # env steps of the newest checkpoint, saved or loaded
         self.last_path: Any = None  # and its folder
+        self.last_megabytes = self.last_seconds = 0.0  # size and write time of the newest saved
 
     def due(self, env_steps: int) -> bool:
         """Whether a periodic checkpoint is due."""
@@ -214,12 +219,14 @@ class RunCheckpoints:
         state["tf_global"] = tf_global_generator_state()
         arrays: dict[str, np.ndarray] = {}
         if self.buffer is not None:
+            # Only the rows written so far: a buffer 6 % full writes 6 % of its ring.
             replay = self.buffer.state()
             arrays = {k.split("/", 1)[1]: v for k, v in replay.items() if k.startswith("array/")}
             arrays["last_valid"] = replay["last_valid"]
             if replay["last_next"] is not None:
                 arrays["last_next"] = replay["last_next"]
-            state["replay"] = {k: replay[k] for k in ("cursor", "count", "rng")}
+            state["replay"] = {k: replay[k] for k in ("rows", "cursor", "count", "rng")}
+        start = time.perf_counter()
         try:
             path = self.checkpointer.save(env_steps, self.agent, state, arrays)
         except CheckpointWriteError as error:
@@ -228,7 +235,20 @@ class RunCheckpoints:
             log.warning("%s; training goes on and tries again at the next checkpoint", error)
             self.logger.write({"time/failed_checkpoints": 1.0}, env_steps)
             return None
+        seconds = time.perf_counter() - start
+        megabytes = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
         self.last_step, self.last_path = env_steps, path
+        self.last_megabytes, self.last_seconds = megabytes, seconds
+        line = f"checkpoint {path}: {megabytes:,.1f} MB written in {seconds:.2f} s"
+        log.info(line)
+        if final:
+            # The progress rows are written by now (a metric here would add a row of its
+            # own at the same step): say it on the console instead.
+            if self.logger.verbose:
+                print(line, flush=True)
+        else:  # lands in the next progress row (CSV and TensorBoard)
+            metrics = {"time/checkpoint_mb": megabytes, "time/checkpoint_s": seconds}
+            self.logger.write(metrics, env_steps)
         return path
 
     def describe_last(self) -> str:
@@ -273,17 +293,6 @@ class RunCheckpoints:
         return state["loop"]
 
 
-def env_protocol(env_id: str, run: RunConfig) -> Any:
-    """The Atari protocol of the run (``AtariProtocol``), or None for other envs."""
-    from rlkit.envs.atari import is_atari, load_protocol
-
-    if not is_atari(env_id):
-        return None
-    return load_protocol(
-        run.atari_protocol, frame_stack=run.frame_stack, screen_size=run.screen_size
-    )
-
-
 def env_wrappers(run: RunConfig) -> list[Any]:
     """Picklable wrappers the run puts around each training env (``reward_noise``)."""
     import functools
@@ -299,7 +308,8 @@ def env_wrappers(run: RunConfig) -> list[Any]:
 def env_factory(env_id: str, run: RunConfig, protocol: Any = None) -> Callable[[int], Any]:
     """A picklable ``num_envs -> vector env`` with the run's vectorization and wrappers.
 
-    Ray workers call it with their own number of envs; ``make_envs`` with ``run.num_envs``.
+    Ray workers call it with their own number of envs; ``make_run_envs`` with
+    ``run.num_envs``.
     """
     import functools
 
@@ -314,7 +324,7 @@ def env_factory(env_id: str, run: RunConfig, protocol: Any = None) -> Callable[[
     )
 
 
-def make_envs(env_id: str, run: RunConfig, protocol: Any = None) -> Any:
+def make_run_envs(env_id: str, run: RunConfig, protocol: Any = None) -> Any:
     """The run's vector env: ``run.num_envs`` copies, ``run.vectorization``, NEXT_STEP.
 
     With ``run.reward_noise`` each copy is wrapped in ``RewardNoise`` (evaluations, which
@@ -334,7 +344,7 @@ def make_runner(
     """The run's runner: a ``VectorRunner`` over ``envs``, or a ``RayRunner`` (``run.runner``).
 
     The local runner rebuilds its envs with ``envs_factory`` after a worker fault (by
-    default with ``make_envs`` when ``envs`` is None). The Ray runner's workers each build
+    default with ``make_run_envs`` when ``envs`` is None). The Ray runner's workers each build
     ``run.num_envs`` envs of their own; ``envs``, if given, only served to read the spaces
     and is closed.
     """
@@ -362,8 +372,8 @@ def make_runner(
     from rlkit.runner import VectorRunner
 
     if envs is None:
-        envs = make_envs(env_id, run, protocol)
-        envs_factory = envs_factory or (lambda: make_envs(env_id, run, protocol))
+        envs = make_run_envs(env_id, run, protocol)
+        envs_factory = envs_factory or (lambda: make_run_envs(env_id, run, protocol))
     return VectorRunner(
         envs,
         make_envs=envs_factory,
@@ -458,7 +468,7 @@ def learn(
             from rlkit.checkpoint import Checkpointer
 
             checkpointer = Checkpointer(run_dir, run.checkpoint_every, run.keep_checkpoints)
-            checkpoints = RunCheckpoints(checkpointer, agent, runner, logger, evaluator, buffer)
+            checkpoints = RunSaver(checkpointer, agent, runner, logger, evaluator, buffer)
         loop_state: dict[str, Any] = {}
         if resume:
             if checkpoints is None:

@@ -162,11 +162,6 @@ def load_policy(path: str | Path) -> SavedPolicy:
     return SavedPolicy(meta, network)
 
 
-def is_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a checkpoint folder (``RUN/checkpoints/step_N``)."""
-    return (Path(path) / "manifest.json").is_file() and (Path(path) / "state.json").is_file()
-
-
 def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     """The policy of a training checkpoint, rebuilt from its run's ``config.yaml``.
 
@@ -177,9 +172,10 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     """
     from rlkit.agents import get_agent_class
     from rlkit.checkpoint import Checkpointer
-    from rlkit.config import read_yaml, resolve
+    from rlkit.config import resolve
     from rlkit.envs import make_env
-    from rlkit.experiment import env_protocol
+    from rlkit.envs.atari import env_protocol
+    from rlkit.preset_files import read_yaml
 
     path = Path(path)
     run_dir = path.parent.parent

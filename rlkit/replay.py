@@ -342,27 +342,63 @@ class ReplayBuffer:
     def state(self) -> dict[str, Any]:
         """Arrays and counters that restore the buffer exactly (no pickle needed).
 
-        The arrays are the buffer's own (a copy of 7 GB of Atari frames would double the
-        memory): write them out before the next ``add``.
+        Only the rows written so far are in it: the ring fills rows ``0, 1, ...`` in order,
+        so they are rows ``[0, count)`` (all of them once it has wrapped). A checkpoint of a
+        buffer 6 % full then holds 6 % of its frames, not a file of zeros the size of the
+        ring. The arrays are views of the buffer's own (a copy of 7 GB of Atari frames
+        would double the memory): write them out before the next ``add``.
         """
-        state: dict[str, Any] = {f"array/{k}": v for k, v in self._arrays.items()}
-        state["cursor"], state["count"] = self._cursor, self._count
+        n = self._count
+        state: dict[str, Any] = {f"array/{k}": v[:n] for k, v in self._arrays.items()}
+        state["rows"], state["cursor"], state["count"] = self.rows, self._cursor, n
         state["last_valid"] = self._last_valid.copy()
         state["last_next"] = None if self._last_next is None else self._last_next.copy()
         state["rng"] = self._rng.bit_generator.state
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Load what ``state()`` returned (same capacity, envs and spaces)."""
+        """Load what ``state()`` returned (same capacity, envs and spaces).
+
+        Arrays of the whole ring (what ``state()`` held before it kept only the written
+        rows) load too.
+
+        Raises:
+            ValueError: if the state comes from a buffer of another capacity, env or
+                number of envs, or its counters do not fit its arrays.
+        """
+        rows = int(state.get("rows", self.rows))
+        count, cursor = int(state["count"]), int(state["cursor"])
+        if rows != self.rows:
+            raise ValueError(
+                f"replay state has {rows} rows per env stream, this buffer {self.rows}: it "
+                "comes from a buffer of another size (buffer_size or num_envs)"
+            )
+        if not 0 <= count <= rows or not 0 <= cursor < rows or (count < rows and cursor != count):
+            raise ValueError(
+                f"replay state has inconsistent counters: count {count}, cursor {cursor}"
+            )
+        sources = {}
         for k, v in self._arrays.items():
             src = np.asarray(state[f"array/{k}"])
-            if src.shape != v.shape or src.dtype != v.dtype:
+            if (
+                src.shape[0] not in (count, rows)
+                or src.shape[1:] != v.shape[1:]
+                or src.dtype != v.dtype
+            ):
                 raise ValueError(
                     f"replay state '{k}' has shape {src.shape} {src.dtype}, expected "
-                    f"{v.shape} {v.dtype}: it comes from a buffer of another size or env"
+                    f"{(count, *v.shape[1:])} {v.dtype}: it comes from a buffer of another "
+                    "size or env"
                 )
-            v[...] = src
-        self._cursor, self._count = int(state["cursor"]), int(state["count"])
+            sources[k] = src
+        for k, v in self._arrays.items():
+            n = len(sources[k])
+            v[:n] = sources[k]
+            # Rows this buffer wrote beyond the state's are cleared, so it holds exactly what
+            # the saved one did; rows it never wrote are zeros already and stay untouched
+            # (writing zeros into them would commit memory the ring has not used yet).
+            v[n : max(self._count, n)] = 0
+        self._cursor, self._count = cursor, count
         self._last_valid = np.asarray(state["last_valid"], bool).copy()
         last = state["last_next"]
         self._last_next = None if last is None else np.array(last)

@@ -143,7 +143,7 @@ def resume_from_run_dir(args: argparse.Namespace) -> None:
     Raises:
         RlkitError: if the folder is not a run, or ``--agent``/``--env`` name another one.
     """
-    from rlkit.config import read_yaml
+    from rlkit.preset_files import read_yaml
 
     run_dir = Path(args.resume)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoints").is_dir():
@@ -242,7 +242,8 @@ def _train(args: argparse.Namespace) -> Path | None:
         )
 
     from rlkit.agents.common import seed_everything
-    from rlkit.experiment import env_protocol, make_envs
+    from rlkit.envs.atari import env_protocol
+    from rlkit.experiment import make_run_envs
 
     if run_cfg.runner == "ray":
         from rlkit.distributed.runner import import_ray
@@ -256,7 +257,7 @@ def _train(args: argparse.Namespace) -> Path | None:
     protocol = env_protocol(args.env, run_cfg)
     # With the ray runner these envs only give the spaces (the workers make their own).
     local = run_cfg.runner == "local"
-    envs = make_envs(args.env, run_cfg if local else replace(run_cfg, num_envs=1), protocol)
+    envs = make_run_envs(args.env, run_cfg if local else replace(run_cfg, num_envs=1), protocol)
     try:
         agent = agent_cls(
             envs.single_observation_space, envs.single_action_space, agent_cfg, seed=run_cfg.seed
@@ -314,7 +315,7 @@ def _train(args: argparse.Namespace) -> Path | None:
                 verbose=verbose,
                 envs=envs,
                 resume=bool(args.resume),
-                envs_factory=lambda: make_envs(args.env, run_cfg, protocol),
+                envs_factory=lambda: make_run_envs(args.env, run_cfg, protocol),
             )
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the workers are closed (learn's cleanup) and, stopped at a step

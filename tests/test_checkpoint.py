@@ -126,6 +126,36 @@ def test_newer_format_is_refused(run_with_checkpoints):
         Checkpointer(run_with_checkpoints).load_latest()
 
 
+def test_checkpoints_hold_the_written_rows_and_report_size_and_time(tmp_path, capsys):
+    import csv
+
+    cls = get_agent_class("dqn")
+    overrides = {**SMALL, **OFF_POLICY, "total_steps": 1000, "checkpoint_every": 400}
+    overrides.update({"buffer_size": 100_000, "log_interval": 250, "seed": 3})
+    run, cfg = resolve(cls, "CartPole-v1", overrides=overrides)
+    env = gym.make("CartPole-v1")
+    agent = cls(env.observation_space, env.action_space, cfg, seed=3)
+    learn(agent, "CartPole-v1", run, run_dir=tmp_path / "run", verbose=1)
+    newest = Checkpointer(tmp_path / "run").checkpoints()[-1]
+    state = json.loads((newest / "state.json").read_text())["replay"]
+    # 2 envs: about 500 rows (autoreset rows are stored too, not counted as steps) of 50,000.
+    count = state["count"]
+    assert 500 <= count < 600 and state["rows"] == 50_000
+    for file in sorted((newest / "arrays").glob("*.npy")):
+        if file.stem not in ("last_valid", "last_next"):
+            assert len(np.load(file, allow_pickle=False)) == count, file.name
+    frames = newest / "arrays" / "frames.npy"
+    assert frames.stat().st_size < count * 2 * 4 * 4 + 200  # float32 [count, 2, 4] + header
+    # Periodic checkpoints: size and write time in the progress rows; the final one: a line.
+    with open(tmp_path / "run" / "progress.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("time/checkpoint_mb")]
+    assert rows and all(float(r["time/checkpoint_mb"]) > 0 for r in rows)
+    assert all(float(r["time/checkpoint_s"]) > 0 for r in rows)
+    mb = sum(p.stat().st_size for p in newest.rglob("*") if p.is_file()) / 1e6
+    out = capsys.readouterr().out
+    assert f"checkpoint {newest}: {mb:,.1f} MB written in " in out
+
+
 def test_no_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="no usable checkpoint"):
         Checkpointer(tmp_path).load_latest()

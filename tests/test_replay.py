@@ -680,18 +680,24 @@ def save_and_load(state: dict, tmp_path) -> dict:
 
 
 @pytest.mark.parametrize("padding", ["reset", "zero"])
-def test_state_restore_round_trip(tmp_path, padding):
+@pytest.mark.parametrize("capacity", [30, 300], ids=["wrapped", "partly-filled"])
+def test_state_restore_round_trip(tmp_path, padding, capacity):
     lengths = [2, 3, 5]
     envs = make_fake_vector_env(3, stack=4, padding=padding, episode_length=lengths, dtype=np.int32)
-    a = make_buffer(envs, 30, seed=3, padding=padding)
-    b = make_buffer(envs, 30, seed=99, padding=padding)
-    # 15 adds (wrapped): env 0's newest row is an autoreset row, so its next row starts an
-    # episode; envs 1 and 2 are mid-episode, so their next rows continue the stored stacks.
+    a = make_buffer(envs, capacity, seed=3, padding=padding)
+    b = make_buffer(envs, capacity, seed=99, padding=padding)
+    # 15 adds (10 rows per stream wrap at capacity 30): env 0's newest row is an autoreset
+    # row, so its next row starts an episode; envs 1 and 2 are mid-episode, so their next
+    # rows continue the stored stacks.
     run = run_and_add(envs, a, 15)
     assert run.log[-1][0] is None and None not in run.log[-1][1:]
     a.sample(16)  # move the generator away from its seed
-    b.restore(save_and_load(a.state(), tmp_path))
+    state = a.state()
+    assert len(state["array/frames"]) == min(15, a.rows)  # the written rows only
+    b.restore(save_and_load(state, tmp_path))
     assert (b.size, b.capacity) == (a.size, a.capacity)
+    for name, array in a._arrays.items():
+        assert np.array_equal(array, b._arrays[name]), name
     for _ in range(3):
         for x, y in zip(a.sample(64), b.sample(64), strict=True):
             assert np.array_equal(x, y)
@@ -712,6 +718,69 @@ def test_restore_rejects_other_shapes():
     big = make_buffer(make_fake_vector_env(1, stack=4), 20)
     with pytest.raises(ValueError, match="another size"):
         big.restore(small.state())
+    two_envs = make_buffer(make_fake_vector_env(2, stack=4), 20)
+    run_and_add(make_fake_vector_env(2, stack=4), two_envs, 3)
+    state = two_envs.state()
+    state["rows"] = 20  # a buffer with as many rows per stream, but one env fewer
+    with pytest.raises(ValueError, match="another size"):
+        big.restore(state)
+
+
+def test_restore_rejects_counters_that_do_not_fit():
+    envs = make_fake_vector_env(1, stack=4)
+    buffer = make_buffer(envs, 20)
+    run_and_add(envs, buffer, 5)
+    state = buffer.state()
+    with pytest.raises(ValueError, match="inconsistent counters"):
+        buffer.restore({**state, "cursor": 7})
+    with pytest.raises(ValueError, match="another size"):
+        buffer.restore({**state, "count": 6, "cursor": 6})  # arrays hold 5 rows
+
+
+@pytest.mark.parametrize("capacity", [2_000, 40_000])
+def test_saved_arrays_grow_with_the_rows_written_not_the_capacity(tmp_path, capacity):
+    envs = make_fake_vector_env(2, stack=4, obs_shape=(16, 16), dtype=np.uint8)
+    buffer = make_buffer(envs, capacity)
+    frame_bytes = buffer.num_envs * 16 * 16  # one row of frames, both streams
+
+    def frames_file_bytes(name: str) -> int:
+        np.save(tmp_path / name, buffer.state()["array/frames"], allow_pickle=False)
+        return (tmp_path / name).stat().st_size
+
+    run_and_add(envs, buffer, 100)
+    after_100 = frames_file_bytes("100.npy")
+    run_and_add(envs, buffer, 100)
+    after_200 = frames_file_bytes("200.npy")
+    header = 128  # the .npy header
+    assert 100 * frame_bytes <= after_100 <= 100 * frame_bytes + header
+    assert 200 * frame_bytes <= after_200 <= 200 * frame_bytes + header
+    for key, array in buffer.state().items():
+        if key.startswith("array/"):
+            assert len(array) == 200, key  # whatever the capacity
+
+
+def test_restore_over_a_fuller_buffer_clears_its_extra_rows(tmp_path):
+    envs = make_fake_vector_env(2, stack=4, episode_length=[3, 7], dtype=np.int32)
+    a, b = make_buffer(envs, 100, seed=1), make_buffer(envs, 100, seed=2)
+    run_and_add(envs, b, 40)  # b has written rows a never will
+    run_and_add(envs, a, 12, seed=5)
+    b.restore(save_and_load(a.state(), tmp_path))
+    for name, array in a._arrays.items():
+        assert np.array_equal(array, b._arrays[name]), name
+    for x, y in zip(a.sample(64), b.sample(64), strict=True):
+        assert np.array_equal(x, y)
+
+
+def test_restore_reads_whole_ring_arrays_of_older_checkpoints(tmp_path):
+    # Checkpoints written before state() kept only the written rows hold the whole ring.
+    envs = make_fake_vector_env(2, stack=4, episode_length=[3, 7], dtype=np.int32)
+    a, b = make_buffer(envs, 100, seed=1), make_buffer(envs, 100, seed=2)
+    run_and_add(envs, a, 12)
+    old = {k: v for k, v in a.state().items() if k != "rows"}
+    old.update({f"array/{k}": v for k, v in a._arrays.items()})
+    b.restore(save_and_load(old, tmp_path))
+    for x, y in zip(a.sample(64), b.sample(64), strict=True):
+        assert np.array_equal(x, y)
 
 
 def test_frame_values_are_what_the_helpers_say():

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
 from rlkit.envs.vector import vectorize
 from rlkit.errors import ConfigError, RlkitError
+from rlkit.preset_files import preset_dir, read_yaml
+
+if TYPE_CHECKING:  # for the annotation only: the settings module imports this one
+    from rlkit.config import RunConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +73,6 @@ def load_protocol(
     Raises:
         ConfigError: for an unknown protocol or bad values.
     """
-    from rlkit.config import preset_dir, read_yaml
-
     protocols = read_yaml(preset_dir() / "envs" / "atari.yaml")
     if name not in protocols:
         raise ConfigError(f"unknown Atari protocol {name!r}; choose one of {sorted(protocols)}")
@@ -90,6 +92,19 @@ def load_protocol(
         raise ConfigError(f"frame_stack must be >= 1, got {values['frame_stack']}")
     values["screen_size"] = size
     return AtariProtocol(name=name, **values)
+
+
+def env_protocol(env_id: str, run: RunConfig) -> AtariProtocol | None:
+    """The Atari protocol of a run on ``env_id`` (``run``'s overrides applied), or None.
+
+    Raises:
+        ConfigError: for an unknown protocol or bad overrides.
+    """
+    if not is_atari(env_id):
+        return None
+    return load_protocol(
+        run.atari_protocol, frame_stack=run.frame_stack, screen_size=run.screen_size
+    )
 
 
 class FireReset(gym.Wrapper):

@@ -8,18 +8,20 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlkit.envs.atari import AtariProtocol, is_atari, make_atari_env, make_atari_vector_env
-from rlkit.envs.vector import vectorize
+from rlkit.envs.atari import (
+    AtariProtocol,
+    is_atari,
+    make_atari_env,
+    make_atari_vector_env,
+    register_ale,
+)
+from rlkit.envs.vector import VECTORIZATIONS, vectorize
 from rlkit.errors import ConfigError, UnknownNameError
-
-VECTORIZATIONS = ("sync", "async", "ale")
 
 
 def check_env_id(env_id: str) -> None:
     """Raise ``UnknownNameError`` (with gymnasium's hint) if ``env_id`` is not registered."""
     if is_atari(env_id):
-        from rlkit.envs.atari import register_ale
-
         register_ale()
     try:
         gym.spec(env_id)

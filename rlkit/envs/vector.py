@@ -14,6 +14,11 @@ from gymnasium.vector import AutoresetMode
 from rlkit.envs.checks import CheckObservations
 from rlkit.errors import RlkitError
 
+# How a vector env steps its copies: "sync" in this process, "async" in spawned workers,
+# "ale" in ale-py's C++ vector env (Atari only). Here, below both the env factories and the
+# settings that validate the choice, so that neither imports the other for it.
+VECTORIZATIONS = ("sync", "async", "ale")
+
 
 class WorkerException(RuntimeError):
     """An env raised inside a worker process; the message carries the worker's traceback."""
