@@ -5,7 +5,7 @@ Layout of one checkpoint, ``RUN_DIR/checkpoints/step_000050000/``::
     manifest.json     format version, step, and the size and sha256 of every file below
     agent.index, agent.data-*    tf.train.Checkpoint of agent.checkpoint_items()
     state.json        counters and RNG states (JSON; no pickle anywhere)
-    arrays/*.npy      the replay buffer's arrays (loaded with allow_pickle=False)
+    arrays/*.npy      the replay buffer's written rows (loaded with allow_pickle=False)
 
 A checkpoint is written into ``.tmp-step_...``, every file fsynced, then renamed into
 place (and the folder fsynced), so a crash leaves either the previous checkpoint or the
