@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlkit.envs.atari import AtariProtocol, is_atari, load_protocol, protocol_card
+from rlkit.envs.atari import (
+    AtariProtocol,
+    FireReset,
+    is_atari,
+    load_protocol,
+    protocol_card,
+)
 from rlkit.envs.testing import make_fake_atari_vector_env
 from rlkit.errors import ConfigError
 from rlkit.replay import ReplayBuffer
 from rlkit.runner import VectorRunner
 
-ale_py = pytest.importorskip("ale_py")
-pytest.importorskip("cv2")
+# ale-py and OpenCV are in the test extra: a missing one fails the tests that need them
+# (imported where used) instead of skipping the ROM-free ones here.
 
 
 # -- protocols -----------------------------------------------------------------------------
@@ -49,6 +57,29 @@ def test_protocol_overrides_and_errors():
         load_protocol("nature")
     with pytest.raises(ConfigError, match="screen_size"):
         load_protocol("dqn", screen_size=[84])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"frame_stack": 0}, "frame_stack must be >= 1, got 0"),
+        ({"screen_size": [4, 84]}, r"screen_size must be \[height, width\] of at least 8"),
+        ({"screen_size": [84, 84, 3]}, "screen_size"),
+    ],
+)
+def test_load_protocol_refuses_bad_values(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        load_protocol("dqn", **kwargs)
+
+
+def test_load_protocol_refuses_unknown_keys_in_the_yaml(monkeypatch, tmp_path):
+    import rlkit.config
+
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "atari.yaml").write_text("dqn:\n  frame_skip: 4\n  frameskip: 4\n")
+    monkeypatch.setattr(rlkit.config, "preset_dir", lambda: tmp_path)
+    with pytest.raises(ConfigError, match=r"unknown keys \['frameskip'\] in 'dqn'"):
+        load_protocol("dqn")
 
 
 def test_is_atari():
@@ -111,8 +142,94 @@ def test_replay_rebuilds_zero_padded_stacks_exactly():
     assert first.tobytes() in reference
 
 
+# -- FireReset, on a scripted env ----------------------------------------------------------
+class ScriptedGame(gym.Env):
+    """Records resets and actions; FIRE (wherever it is) ends the game when told to."""
+
+    observation_space = gym.spaces.Box(0, 255, (2,), np.uint8)
+    action_space = gym.spaces.Discrete(3)
+
+    def __init__(self, meanings, fire_ends_game=()):
+        self.meanings, self.fire_ends_game = meanings, list(fire_ends_game)
+        self.log = []
+
+    def get_action_meanings(self):
+        return self.meanings
+
+    def reset(self, *, seed=None, options=None):
+        self.log.append(("reset", seed))
+        return np.full(2, len(self.log), np.uint8), {"resets": len(self.log)}
+
+    def step(self, action):
+        self.log.append(("step", int(action)))
+        ends = self.fire_ends_game.pop(0) if self.fire_ends_game else False
+        return np.full(2, 100 + len(self.log), np.uint8), 0.0, ends, False, {"stepped": True}
+
+
+def test_fire_reset_presses_the_games_fire_action_once():
+    game = ScriptedGame(["NOOP", "UP", "FIRE"])  # FIRE is action 2 here, not 1
+    obs, info = FireReset(game).reset(seed=5)
+    assert game.log == [("reset", 5), ("step", 2)]
+    assert obs.tolist() == [102, 102] and info == {"stepped": True}  # after the press
+
+
+def test_fire_reset_resets_again_when_fire_ends_the_game():
+    game = ScriptedGame(["NOOP", "FIRE", "UP"], fire_ends_game=[True])
+    obs, info = FireReset(game).reset(seed=5)
+    assert game.log == [("reset", 5), ("step", 1), ("reset", 5)]
+    assert obs.tolist() == [3, 3] and info == {"resets": 3}  # the second reset's
+
+
+def test_fire_reset_does_nothing_without_fire():
+    game = ScriptedGame(["NOOP", "UP", "DOWN"])
+    obs, _ = FireReset(game).reset(seed=1)
+    assert game.log == [("reset", 1)] and obs.tolist() == [1, 1]
+
+
+def test_fire_reset_presses_fire_in_space_invaders():
+    from rlkit.envs.atari import register_ale
+
+    register_ale()
+    env = gym.make("ALE/SpaceInvaders-v5", frameskip=1, repeat_action_probability=0.0)
+    pressed = []
+    step = env.step
+    env.step = lambda action: pressed.append(int(action)) or step(action)
+    try:
+        FireReset(env).reset(seed=0)
+    finally:
+        env.close()
+    assert env.unwrapped.get_action_meanings()[1] == "FIRE" and pressed == [1]
+
+
+# -- what is missing or refused --------------------------------------------------------------
+def test_missing_ale_py_is_one_line_naming_the_extra(monkeypatch, capsys):
+    from rlkit import train
+
+    monkeypatch.setitem(sys.modules, "ale_py", None)  # import ale_py raises ImportError
+    code = train.main(["--agent", "dqn", "--env", "ALE/Pong-v5", "--total-steps", "100"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "ale-py" in err[0] and "pip install 'rlkit[atari]'" in err[0]
+
+
+def test_ale_vectorization_refuses_rgb_observations():
+    from rlkit.envs import make_vector_env
+
+    rgb = AtariProtocol(grayscale=False)
+    with pytest.raises(ConfigError, match="ale vectorization supports grayscale"):
+        make_vector_env("ALE/SpaceInvaders-v5", 2, "ale", protocol=rgb)
+
+
+def test_ale_vectorization_is_for_atari_only():
+    from rlkit.envs import make_vector_env
+
+    with pytest.raises(ConfigError, match="'ale' is for Atari envs only"):
+        make_vector_env("CartPole-v1", 2, "ale")
+
+
 # -- real ALE games (ale-py >= 0.9 ships the ROMs) ----------------------------------------------
-@pytest.mark.parametrize("vectorization", ["sync", "ale"])
+@pytest.mark.parametrize("vectorization", ["sync", "async", "ale"])
 def test_real_space_invaders_observations(vectorization):
     from rlkit.envs import make_vector_env
 
@@ -128,6 +245,43 @@ def test_real_space_invaders_observations(vectorization):
             assert set(np.unique(t.reward)) <= {-1.0, 0.0, 1.0}
     finally:
         runner.close()
+
+
+def atari_stream(vectorization: str, game: str, steps: int, protocol: AtariProtocol) -> list:
+    """(obs, reward, terminated, truncated) of 2 envs, seed 0, the same random actions."""
+    from rlkit.envs import make_vector_env
+
+    envs = make_vector_env(game, 2, vectorization, protocol=protocol)
+    try:
+        obs, _ = envs.reset(seed=0)
+        actions = np.random.default_rng(0).integers(0, envs.single_action_space.n, (steps, 2))
+        out = [(obs.copy(), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool))]
+        for a in actions:
+            obs, reward, terminated, truncated, _ = envs.step(a)
+            out.append((obs.copy(), np.asarray(reward, float), terminated, truncated))
+    finally:
+        envs.close()
+    return out
+
+
+@pytest.mark.parametrize(
+    ("game", "steps"), [("ALE/SpaceInvaders-v5", 600), ("ALE/Breakout-v5", 300)]
+)
+def test_sync_and_ale_vectorizations_agree_frame_for_frame(game, steps):
+    # Without no-op starts (their counts come from different generators: gymnasium's
+    # np_random and ALE's mt19937), the Python wrappers and ALE's C++ vector env give the
+    # same stream: every stacked observation, reward and episode end, autoresets included.
+    protocol = dataclasses.replace(load_protocol("dqn"), noop_max=0)
+    sync = atari_stream("sync", game, steps, protocol)
+    ale = atari_stream("ale", game, steps, protocol)
+    ends = 0
+    for t, (a, b) in enumerate(zip(sync, ale, strict=True)):
+        np.testing.assert_array_equal(a[0], b[0], f"observations differ at step {t}")
+        for k, name in enumerate(("reward", "terminated", "truncated"), 1):
+            np.testing.assert_array_equal(a[k], b[k], f"{name} differs at step {t}")
+        ends += int(a[2].sum() + a[3].sum())
+    assert ends >= 2  # episodes ended and restarted inside the compared stream
+    assert sum(abs(x[1]).sum() for x in sync) > 0  # and rewards were scored
 
 
 def test_protocol_card_names_what_matters():
@@ -175,7 +329,11 @@ def test_cli_trains_on_space_invaders_and_evaluates_with_video(tmp_path, capsys)
     gifs = list(video_dir.glob("*.gif"))
     assert len(gifs) == 1 and gifs[0].stat().st_size > 1000
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["episodes"] == 1 and results["mean_reward"] >= 0
+    assert results["episodes"] == 1 and results["returns"] == [results["mean_reward"]]
+    # The game's unclipped score: Space Invaders scores in multiples of 5 (invaders are
+    # worth 5 to 30); the sign-clipped sum (one per hit) of a random game stays far below 50.
+    score = results["mean_reward"]
+    assert score % 5 == 0 and score >= 50, score
 
 
 # -- the protocol's wrappers on a ROM-free game ----------------------------------------------
@@ -185,13 +343,14 @@ def test_frame_skip_max_pool_noops_and_stack_on_a_fake_game():
 
     game = FakeALEGame()
     env = wrap_atari(game, load_protocol("dqn"))
-    obs, _ = env.reset(seed=1)
+    obs, _ = env.reset(seed=0)
     assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
     # Precondition: with this seed the newest raw frame of every agent step is odd, so
     # the sprite is visible only because of the max-pool with the frame before it.
     assert game.frames % 2 == 1
-    # Up to 30 no-ops then one FIRE press (4 frames each) happen inside reset.
-    assert 4 <= game.frames <= 30 + 4 + 1
+    # Inside reset: one FIRE frame (under the frame skip, as ale-py's vector env presses
+    # it), then 1 to 30 no-op frames.
+    assert 1 + 1 <= game.frames <= 1 + 30
     before = game.frames
     for _ in range(5):
         obs, reward, *_ = env.step(0)

@@ -1,12 +1,16 @@
 """rlkit.distributed: Ray rollout workers in real processes, against the local runner.
 
-Ray is started once per test session (``ray.init(num_cpus=2)``); every test that needs it
-is skipped when Ray is not installed.
+Ray is started once per test session (``ray.init(num_cpus=2)``); two tests start their own
+in subprocesses (``RayRunner`` starting and stopping Ray, the CLI joining a cluster given
+by ``--ray-address``). Every test that needs Ray is skipped when it is not installed (CI
+installs it and fails on such skips).
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -152,34 +156,6 @@ def test_a2c_collects_every_rollout_with_the_newest_weights(ray_session):
     assert len(lags) >= 400 // 20
     assert lags == [0] * len(lags)  # synchronous: no rollout acted with old weights
     assert runner.broadcasts == len(lags)  # one put per update (chunk k uses version k)
-
-
-def test_dqn_collection_lags_by_a_bounded_number_of_versions(ray_session):
-    # One update (2 gradient steps) per 16 env steps, chunks of 8 rows x 4 envs: two updates
-    # per chunk. A chunk collected one ahead acts with weights at most two chunks old.
-    config = DQNConfig(
-        learning_starts=64, train_frequency=16, gradient_steps=2, batch_size=8, **SMALL
-    )
-    runner = ray_runner(cartpole(50), chunk_steps=8, max_weight_lag=1)
-    agent = build(DQN, runner, config)
-    lags = []
-    buffer = ReplayBuffer(1000, 4, runner.observation_space, runner.action_space)
-
-    def callback(env_steps):
-        if runner._row == 1:  # first row of a chunk
-            lags.append(runner.weights_lag)
-        return True
-
-    try:
-        loops.train_off_policy(
-            agent, runner, buffer, Logger(None, 600, 10**6, 0), RunConfig(600), callback
-        )
-    finally:
-        runner.close()
-    assert int(agent.updates.numpy()) > 40
-    assert max(lags) > 0  # collected ahead while the learner trained
-    assert max(lags) <= 2 * 2 * 2  # two chunks of two updates of two gradient steps
-    assert runner.broadcasts <= len(lags) + 1
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -336,3 +312,260 @@ def test_a_cnn_acting_policy_is_built_once_and_loads_each_new_version(mixed_prec
     other = dataclasses.replace(take_snapshot(agent), spec={**network.spec, "num_actions": 4})
     with pytest.raises(ValueError, match="another network"):
         policy.load(other)
+
+
+# -- the documented promises, one by one --------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_weight_lag", [1, 2])
+def test_dqn_data_is_at_most_max_weight_lag_broadcasts_old(ray_session, max_weight_lag):
+    # README: "its data is at most that many weight broadcasts old". For every chunk handed
+    # out, count the broadcasts of weights newer than the ones it was collected with.
+    config = DQNConfig(
+        learning_starts=64, train_frequency=16, gradient_steps=2, batch_size=8, **SMALL
+    )
+    runner = ray_runner(cartpole(50), chunk_steps=8, max_weight_lag=max_weight_lag)
+    agent = build(DQN, runner, config)
+    broadcast_versions: list[int] = []  # the learner's version at each broadcast, in order
+    chunk_lags: list[int] = []  # per chunk: broadcasts newer than the weights it acted with
+    act_and_step, calls = runner.act_and_step, []
+
+    def recorded(agent_, obs):
+        version, before = int(agent_.updates.numpy()), runner.broadcasts
+        out = act_and_step(agent_, obs)
+        assert runner.broadcasts - before in (0, 1)  # at most one put per collection
+        if runner.broadcasts > before:
+            broadcast_versions.append(version)
+        if len(calls) % runner.chunk_steps == 0:  # this call handed out a chunk's first row
+            acted = version - runner.weights_lag
+            assert acted in broadcast_versions, (acted, broadcast_versions)
+            chunk_lags.append(sum(v > acted for v in broadcast_versions))
+        calls.append(version)
+        return out
+
+    runner.act_and_step = recorded
+    buffer = ReplayBuffer(1000, 4, runner.observation_space, runner.action_space)
+    try:
+        loops.train_off_policy(agent, runner, buffer, Logger(None, 600, 10**6, 0), RunConfig(600))
+    finally:
+        runner.close()
+    assert int(agent.updates.numpy()) > 40 and len(chunk_lags) >= 600 // 32
+    assert set(chunk_lags) <= set(range(max_weight_lag + 1)), chunk_lags
+    assert max(chunk_lags) == max_weight_lag  # collected ahead: the bound is reached
+
+
+def _set_version(agent, version: int) -> None:
+    """Weights whose greedy action is ``version % 2`` whatever the observation, tagged
+    ``version`` (the update count): the actions a worker took tell which weights it used."""
+    network = agent.policy_network()
+    weights = [np.zeros_like(w) for w in network.get_weights()]
+    assert weights[-1].shape == (2,)  # the Q head's bias
+    weights[-1][version % 2] = 1.0
+    network.set_weights(weights)
+    network.refresh_numpy()
+    agent.updates.assign(version)
+
+
+def test_a_killed_workers_partial_chunk_is_dropped_and_it_gets_the_current_weights(
+    ray_session, tmp_path
+):
+    # Two workers of two envs, chunks of 8 rows collected one ahead (max_weight_lag=1). Before
+    # chunk k is handed out the learner moves to version k, so chunk k was collected with
+    # version k - 1, except where a worker crashed: it is redone with the current weights.
+    marker = str(tmp_path / "crashed")
+    make = functools.partial(_crashing_cartpole, crash_at=20, marker=marker, fault="exit")
+    runner = ray_runner(make, chunk_steps=8, max_weight_lag=1)
+    greedy = DQNConfig(
+        learning_starts=10**6, exploration_initial_eps=0.0, exploration_final_eps=0.0, **SMALL
+    )
+    agent = build(DQN, runner, greedy)
+    chunks: list[list[Transition]] = []
+    restarted: list[bool] = []
+    try:
+        pids = runner.worker_pids()
+        obs = runner.reset(seed=0)
+        for k in range(5):
+            _set_version(agent, k)
+            rows = []
+            for t in range(8):
+                transition, obs = runner.act_and_step(agent, obs)
+                rows.append(copy(transition))
+                restarted.append(runner.restarted)
+                assert not runner.restarted or t == 0  # only a chunk's first row says so
+            chunks.append(rows)
+        new_pids = runner.worker_pids()
+    finally:
+        runner.close()
+    assert Path(marker).exists() and runner.restarts == 1
+    (crashed,) = [i for i in range(2) if pids[i] != new_pids[i]]
+    mine = slice(2 * crashed, 2 * crashed + 2)  # the crashed worker's envs
+    other = slice(2 * (1 - crashed), 2 * (1 - crashed) + 2)
+    (k,) = [c for c in range(5) if restarted[8 * c]]
+    assert k == 2  # each env's 20th step falls in chunk 2 (rows 16..23)
+
+    def actions(rows, envs):
+        return {int(a) for t in rows for a in t.action[envs][t.valid[envs]]}
+
+    assert actions(chunks[0] + chunks[1], slice(None)) == {0}  # versions 0 and 0
+    assert actions(chunks[k], other) == {(k - 1) % 2}  # collected ahead, as before
+    assert actions(chunks[k], mine) == {k % 2}  # redone after the crash: the current weights
+    # The partial chunk is gone: the redone rows start new episodes from a reset and chain
+    # row to row; the rows before the crash never reach the learner.
+    before, redone = chunks[k - 1][-1], chunks[k]
+    assert not np.array_equal(redone[0].obs[mine], before.next_obs[mine])
+    np.testing.assert_array_equal(redone[0].obs[other], before.next_obs[other])
+    for a, b in zip(redone[:-1], redone[1:], strict=True):
+        np.testing.assert_array_equal(b.obs, a.next_obs)
+    assert runner.env_steps == sum(int(t.valid.sum()) for rows in chunks for t in rows)
+
+
+def test_reinforce_collects_every_chunk_with_the_newest_weights(ray_session):
+    runner = ray_runner(cartpole(30), chunk_steps=16)
+    agent = build(Reinforce, runner, ReinforceConfig(episodes_per_update=2, **SMALL))
+    lags, acted, newest = [], [], []
+    act_and_step, calls = runner.act_and_step, [0]
+
+    def recorded(agent_, obs):
+        version = int(agent_.updates.numpy())
+        out = act_and_step(agent_, obs)
+        if calls[0] % runner.chunk_steps == 0:  # a chunk's first row
+            lags.append(runner.weights_lag)
+            acted.append(version - runner.weights_lag)
+            newest.append(version)
+        calls[0] += 1
+        return out
+
+    runner.act_and_step = recorded
+    try:
+        loops.train_on_policy(agent, runner, Logger(None, 800, 10**6, 0), RunConfig(800))
+    finally:
+        runner.close()
+    assert int(agent.updates.numpy()) >= 5
+    assert lags == [0] * len(lags) and acted == newest  # each chunk: the newest weights
+    # Synchronous collection: one broadcast per chunk that follows an update, no more.
+    assert runner.broadcasts == len(set(newest))
+
+
+_RUN_WITHOUT_RAY_STARTED = """
+import functools, os, sys, time
+from pathlib import Path
+
+import ray
+
+from rlkit.distributed import RayRunner
+from rlkit.envs import make_vector_env
+
+
+def children():
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == os.getpid() and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+assert not ray.is_initialized()
+runner = RayRunner(
+    functools.partial(make_vector_env, "CartPole-v1"), num_workers=1, envs_per_worker=2
+)
+print("initialized", ray.is_initialized())
+print("gcs_server child", any("gcs_server" in c for c in children()))
+print("obs", runner.reset(seed=0).shape)
+runner.close()
+print("after close", ray.is_initialized())
+deadline = time.monotonic() + 60
+while children() and time.monotonic() < deadline:
+    time.sleep(0.2)
+print("children left", len(children()))
+"""
+
+
+def test_ray_runner_starts_ray_itself_and_stops_it(tmp_path):
+    pytest.importorskip("ray")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run(
+        [sys.executable, "-c", _RUN_WITHOUT_RAY_STARTED],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines() == [
+        "initialized True",
+        "gcs_server child True",  # this process started a Ray instance of its own
+        "obs (2, 4)",
+        "after close False",
+        "children left 0",  # and close() stopped every process of it
+    ], out.stderr[-3000:]
+
+
+_HEAD = """
+import sys
+
+import ray
+
+context = ray.init(num_cpus=2, include_dashboard=False)
+print(context.address_info["gcs_address"], flush=True)
+print(context.address_info["session_dir"], flush=True)
+sys.stdin.readline()  # the test runs the CLI against this cluster meanwhile
+
+
+@ray.remote
+def answer():
+    return 42
+
+
+print("still up", ray.get(answer.remote()), flush=True)
+ray.shutdown()
+"""
+
+
+def test_cli_joins_the_cluster_given_by_ray_address(tmp_path):
+    pytest.importorskip("ray")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    head = subprocess.Popen(
+        [sys.executable, "-c", _HEAD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        address = head.stdout.readline().strip()
+        session_dir = Path(head.stdout.readline().strip())
+        assert ":" in address and session_dir.is_dir(), (address, session_dir)
+        run_dir = tmp_path / "run"
+        argv = ["--agent", "a2c", "--env", ENV_ID, "--runner", "ray", "--num-workers", "2"]
+        argv += ["--num-envs", "2", "--ray-address", address, "--total-steps", "300"]
+        argv += ["--eval-episodes", "0", "--run-dir", str(run_dir), "--quiet"]
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "rlkit.train", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        _, err = cli.communicate(timeout=300)
+        assert cli.returncode == 0, err[-3000:]
+        assert "runner: ray" in (run_dir / "config.yaml").read_text()
+        # The CLI was a driver of that cluster: Ray logged it in the cluster's session.
+        drivers = [p.name for p in (session_dir / "logs").glob("python-core-driver-*.log")]
+        assert any(name.endswith(f"_{cli.pid}.log") for name in drivers), drivers
+        # And rlkit left the cluster it joined running.
+        out, err = head.communicate("\n", timeout=120)
+        assert head.returncode == 0 and "still up 42" in out, err[-3000:]
+    finally:
+        if head.poll() is None:
+            head.kill()
+            head.wait()

@@ -410,17 +410,16 @@ def test_sampled_actions_are_the_actions_taken(space, actions):
     assert taken == dict(enumerate(actions))
 
 
-def test_continuous_actions_round_trip_or_are_refused():
+def test_continuous_actions_round_trip():
     obs_space = gym.spaces.Box(0, 1000, (1,), np.int32)
     act_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    try:
-        buffer = ReplayBuffer(100, 1, obs_space, act_space, seed=0)
-    except (ValueError, TypeError):
-        return  # refusing a space it cannot store is fine
+    buffer = ReplayBuffer(100, 1, obs_space, act_space, seed=0)
     actions = [np.array([0.25, -0.5], np.float32), np.array([0.75, 0.125], np.float32)]
     for t, a in enumerate([*actions, actions[0]]):
         buffer.add(vector_transition(t, a))
     b = buffer.sample(64)
+    assert b.action.dtype == np.float32 and b.action.shape == (64, 2)
+    assert {int(o[0]) for o in b.obs} == {0, 1}  # both stored transitions, not the newest
     for o, a in zip(b.obs, b.action, strict=True):
         assert np.array_equal(a, actions[int(o[0])]), f"sampled action {a}, took {actions[o[0]]}"
 
@@ -583,16 +582,35 @@ def test_constructor_errors():
 
 
 @pytest.mark.parametrize("capacity", [2, 3, 4])
-def test_tiny_capacity_with_frame_stack_is_refused_or_samples_when_full(capacity):
-    # With k = 4, a full ring must keep k - 1 history rows plus a row and its successor.
+def test_tiny_capacity_with_frame_stack_is_refused(capacity):
+    # With k = 4, a full ring must keep k - 1 history rows plus a row and its successor: 5.
     space = gym.spaces.Box(0, 255, (4,), np.uint8)
-    try:
-        buffer = ReplayBuffer(capacity, 1, space, gym.spaces.Discrete(2), frame_stack=4)
-    except ValueError:
-        return
+    with pytest.raises(ValueError, match=f"capacity {capacity} .*use at least 5"):
+        ReplayBuffer(capacity, 1, space, gym.spaces.Discrete(2), frame_stack=4)
+
+
+@pytest.mark.parametrize(
+    ("capacity", "expected"),
+    [
+        # 12 adds of one long episode (add n shows frames n-2..n+1, reward n+1): a ring of 5
+        # keeps adds 7..11; add 11 has no successor, adds 7..9 serve as history only.
+        (5, {((8, 9, 10, 11), (9, 10, 11, 12), 11.0, 0.0, 0.0)}),
+        (
+            6,
+            {
+                ((7, 8, 9, 10), (8, 9, 10, 11), 10.0, 0.0, 0.0),
+                ((8, 9, 10, 11), (9, 10, 11, 12), 11.0, 0.0, 0.0),
+            },
+        ),
+    ],
+)
+def test_smallest_capacities_with_frame_stack_sample_exactly(capacity, expected):
     envs = make_fake_vector_env(1, stack=4, episode_length=50, obs_shape=())
+    buffer = make_buffer(envs, capacity)
+    assert buffer.frame_stack == 4
     run = run_and_add(envs, buffer, 12)
-    assert buffer.can_sample(), "a full buffer that was accepted can never sample"
+    assert buffer.size == capacity and buffer.can_sample()
+    assert sampled_set(buffer) == expected
     check_batch(buffer.sample(8), run, np.dtype(np.uint8))
 
 

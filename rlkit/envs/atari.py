@@ -129,10 +129,10 @@ class FireReset(gym.Wrapper):
 def make_atari_env(env_id: str, protocol: AtariProtocol, render_mode: str | None = None) -> gym.Env:
     """One Atari env with the protocol's preprocessing (Python wrappers).
 
-    Order: ALE (no frame skip) -> AtariPreprocessing (no-ops, frame skip with max-pool,
-    resize, grayscale) -> FireReset -> FrameStackObservation (zero padding, as ALE's vector
-    env pads). Rewards stay unclipped and a lost life does not end the episode here: the
-    runner derives the learning signal, so statistics see the full game.
+    Order: ALE (no frame skip) -> FireReset (one FIRE frame) -> AtariPreprocessing (no-ops,
+    frame skip with max-pool, resize, grayscale) -> FrameStackObservation (zero padding, as
+    ALE's vector env pads). Rewards stay unclipped and a lost life does not end the episode
+    here: the runner derives the learning signal, so statistics see the full game.
     """
     register_ale()
     # AtariPreprocessing does the frame skipping itself, so the ALE env must not.
@@ -147,7 +147,14 @@ def make_atari_env(env_id: str, protocol: AtariProtocol, render_mode: str | None
 
 
 def wrap_atari(env: gym.Env, protocol: AtariProtocol) -> gym.Env:
-    """Apply the protocol's preprocessing to an ALE env that does not skip frames itself."""
+    """Apply the protocol's preprocessing to an ALE env that does not skip frames itself.
+
+    FIRE is pressed for one frame, under the frame skip, as ale-py's vector env presses it:
+    pressed for a whole agent step (4 frames) instead, every later frame came 3 frames
+    early and no observation matched the ``ale`` vectorization's.
+    """
+    if protocol.fire_reset:
+        env = FireReset(env)
     env = gym.wrappers.AtariPreprocessing(
         env,
         noop_max=protocol.noop_max,
@@ -156,8 +163,6 @@ def wrap_atari(env: gym.Env, protocol: AtariProtocol) -> gym.Env:
         terminal_on_life_loss=False,
         grayscale_obs=protocol.grayscale,
     )
-    if protocol.fire_reset:
-        env = FireReset(env)
     return gym.wrappers.FrameStackObservation(env, protocol.frame_stack, padding_type="zero")
 
 
