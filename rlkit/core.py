@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import gymnasium as gym
 
     from rlkit.types import Transition
@@ -191,6 +193,22 @@ class Agent(abc.ABC):
     @abc.abstractmethod
     def policy_network(self) -> Any:
         """The network that decides actions (saved as the run's final policy)."""
+
+    @abc.abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Save the whole agent (settings, spaces, variables, RNG) into the folder ``path``.
+
+        ``rlkit.agent_io.SaveLoad``, mixed into the agents' bases, implements this and
+        ``load`` (JSON and a TF checkpoint, no pickle).
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | Path) -> Agent:
+        """Rebuild an agent of this class saved with ``save``.
+
+        ``rlkit.agents.load_agent(path)`` loads one of any registered class.
+        """
 
     # -- acting elsewhere (Ray rollout workers) --------------------------------------------
     def acting_rule(self) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def load_agent(path: str | Path) -> Agent:
         RlkitError: if the folder holds no agent, an unknown one or bad settings.
     """
     cls = get_agent_class(read_agent_meta(path)["agent"])
-    return cls.load(path)  # type: ignore[attr-defined]
+    return cls.load(path)
 
 
 discover()
