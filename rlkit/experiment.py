@@ -384,7 +384,7 @@ def learn(
     resume: bool = False,
     envs_factory: Callable[[], Any] | None = None,
 ) -> TrainResult:
-    """Train ``agent`` on ``env_id`` with the loop that fits it.
+    """Train ``agent`` on ``env_id``: ``rlkit.loops.train`` on the storage the agent builds.
 
     Args:
         agent: an agent built for the env's spaces.
