@@ -90,8 +90,11 @@ def make_batch(agent: Any, shape: dict[str, int], obs_space: Any, rng: np.random
             action=rng.integers(0, n_actions, (g, b)),
             reward=rng.normal(size=(g, b)).astype(np.float32),
             next_obs=obs(g, b),
-            terminated=flags(g, b, p=0.01),
+            terminated=(terminated := flags(g, b, p=0.01)),
             truncated=flags(g, b, p=0.0),
+            discount=np.float32(0.99) * (1.0 - terminated),
+            weights=np.ones((g, b), np.float32),
+            indices=np.arange(g * b).reshape(g, b),
         )
     t, n = shape["T"], shape["N"]
     return Rollout(

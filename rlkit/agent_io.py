@@ -1,19 +1,27 @@
-"""Save and load a whole agent (settings, spaces, variables, RNG) without pickle."""
+"""Save and load a whole agent (settings, spaces, variables, RNG) without pickle.
+
+``SaveLoad`` gives the agents' bases ``agent.save(path)`` and ``DQN.load(path)``;
+``rlkit.agents.load_agent(path)`` loads any registered agent. This module does not import
+the agents (the registry imports it), so nothing here closes an import cycle.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
 
 from rlkit.config import plain_dict
+from rlkit.core import Agent
 from rlkit.errors import RlkitError
 
 FORMAT_VERSION = 1
+
+A = TypeVar("A", bound=Agent)
 
 
 def encode_space(space: gym.spaces.Space) -> dict[str, Any]:
@@ -49,7 +57,7 @@ def decode_space(data: dict[str, Any]) -> gym.spaces.Space:
     raise RlkitError(f"unknown space description {data!r}")
 
 
-def save_agent(agent: Any, path: str | Path) -> Path:
+def save_agent(agent: Agent, path: str | Path) -> Path:
     """Write ``agent.json`` and the agent's variables into the folder ``path``."""
     import tensorflow as tf
 
@@ -69,17 +77,12 @@ def save_agent(agent: Any, path: str | Path) -> Path:
     return path
 
 
-def load_agent(path: str | Path) -> Any:
-    """Rebuild the agent saved in ``path``: same class, settings, spaces, variables, RNG.
+def read_agent_meta(path: str | Path) -> dict[str, Any]:
+    """The ``agent.json`` of a saved agent (its registry name is under ``"agent"``).
 
     Raises:
-        RlkitError: if the folder holds no agent, a newer format or settings rlkit rejects.
+        RlkitError: if the folder holds no agent or a format this rlkit does not read.
     """
-    import tensorflow as tf
-
-    from rlkit.agents import get_agent_class
-    from rlkit.config import build
-
     path = Path(path)
     if not (path / "agent.json").is_file():
         raise RlkitError(f"no saved agent in {str(path)!r} (expected agent.json)")
@@ -89,9 +92,30 @@ def load_agent(path: str | Path) -> Any:
             f"{path} holds agent format {meta.get('format_version')}; this rlkit reads "
             f"{FORMAT_VERSION}"
         )
-    cls = get_agent_class(meta["agent"])
-    config, problems = build(cls.config_cls, meta["config"])
-    unknown = set(meta["config"]) - {f.name for f in dataclasses.fields(cls.config_cls)}
+    return meta
+
+
+def load_agent_as(cls: type[A], path: str | Path) -> A:
+    """Rebuild the agent of class ``cls`` saved in ``path``: settings, spaces, variables, RNG.
+
+    Raises:
+        RlkitError: if the folder holds no agent, another agent, a newer format or
+            settings rlkit rejects.
+    """
+    import tensorflow as tf
+
+    from rlkit.config import build
+
+    path = Path(path)
+    meta = read_agent_meta(path)
+    if meta.get("agent") != cls.name:
+        raise RlkitError(
+            f"{path} holds a {meta.get('agent')!r} agent, not {cls.name!r}; "
+            "load it with its own class or with rlkit.agents.load_agent(path)"
+        )
+    config_cls = cls.config_cls
+    config, problems = build(config_cls, meta["config"])
+    unknown = set(meta["config"]) - {f.name for f in dataclasses.fields(config_cls)}
     if problems or unknown:
         raise RlkitError(f"{path}/agent.json has bad settings: {problems or sorted(unknown)}")
     agent = cls(decode_space(meta["observation_space"]), decode_space(meta["action_space"]), config)
@@ -99,3 +123,29 @@ def load_agent(path: str | Path) -> Any:
     agent.after_restore()
     agent.rng.bit_generator.state = meta["rng"]
     return agent
+
+
+class SaveLoad:
+    """``save`` and ``load`` for an ``rlkit.core.Agent`` class (mixed into the agents' bases).
+
+    Example:
+        >>> agent.save("my_agent")
+        >>> same = DQN.load("my_agent")  # or rlkit.agents.load_agent("my_agent")
+    """
+
+    def save(self, path: str | Path) -> Path:
+        """Save the whole agent (settings, spaces, variables, RNG) into the folder ``path``.
+
+        ``load(path)`` on its class rebuilds it, ready to act or to keep learning. No
+        pickle: JSON and a TensorFlow checkpoint.
+        """
+        return save_agent(self, path)
+
+    @classmethod
+    def load(cls: type[A], path: str | Path) -> A:
+        """Rebuild an agent of this class saved with ``save``.
+
+        Raises:
+            RlkitError: if ``path`` holds no agent or one of another class.
+        """
+        return load_agent_as(cls, path)

@@ -1,31 +1,45 @@
-"""The small interfaces every rlkit component is written against: Agent and Policy.
+"""The small interfaces every rlkit component is written against: Agent, Storage and Policy.
 
-A complete training loop with these pieces (this is what ``rlkit.loops`` does)::
+A complete training loop with these pieces (this is what ``rlkit.loops.train`` does)::
 
     from rlkit.agents import DQN, DQNConfig
     from rlkit.envs import make_vector_env
-    from rlkit.replay import ReplayBuffer
     from rlkit.runner import VectorRunner
 
     runner = VectorRunner(make_vector_env("CartPole-v1", num_envs=1))
     agent = DQN(runner.observation_space, runner.action_space, DQNConfig(), seed=0)
-    buffer = ReplayBuffer(10_000, runner.num_envs, runner.observation_space, runner.action_space)
+    storage = agent.make_storage(runner.num_envs, runner.observation_space, runner.action_space)
+    schedule = {}  # the agent's update schedule (saved with a run's checkpoints)
     obs = runner.reset(seed=0)
-    for _ in range(5_000):
+    while runner.env_steps < 5_000:
         action = agent.act(obs, explore=True)      # [N]
         transition, obs = runner.step(action)      # arrays of [N, ...]
-        buffer.add(transition)
-        if buffer.size >= 1_000:
-            metrics = agent.update(buffer.sample(64))
+        storage.add(transition)
+        batch = agent.next_batch(storage, runner.env_steps, obs, schedule)
+        if batch is not None:                      # an update is due, on this data
+            metrics = agent.update(batch)
+            agent.after_update(storage, batch)
+
+The same loop trains A2C or REINFORCE: their ``make_storage`` builds a rollout store and
+their ``next_batch`` hands out a full rollout.
+
+This module imports nothing from rlkit but ``rlkit.types``, so that every other module can
+import it. Saving and loading live in ``rlkit.agent_io``, mixed into the agents' bases.
 """
 
 from __future__ import annotations
 
 import abc
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import gymnasium as gym
+
+    from rlkit.types import Transition
 
 
 @runtime_checkable
@@ -37,23 +51,107 @@ class Policy(Protocol):
         ...
 
 
-class Agent(abc.ABC):
-    """A learning agent: acts on batches of observations and learns from batches of data.
+class Storage(Protocol):
+    """Where an agent keeps experience between acting and learning (built by the agent).
 
-    Agents never read environments or buffers themselves: the loops in ``rlkit.loops``
-    hand them observations (``act``) and sampled data (``update``), so an agent can be
-    tested with hand-made arrays.
+    ``rlkit.replay.ReplayBuffer`` (the DQN family) and the stores of ``rlkit.rollout``
+    (policy gradients) implement it.
+
+    Attributes:
+        transient: False when a run's checkpoint saves the contents (replay). True for
+            on-policy rollouts: their partial data is dropped (``clear``) whenever the
+            envs are reset, so the loop takes checkpoints, and ends the run, only right
+            after an update, when they hold nothing worth saving.
+    """
+
+    transient: bool
+
+    def add(self, transition: Transition) -> Any:
+        """Store one vector step ``[N, ...]``."""
+        ...
+
+    def clear(self) -> None:
+        """Drop partial data (only called when ``transient``)."""
+        ...
+
+
+class Agent(abc.ABC):
+    """A learning agent: what it learns from, when, and how it acts and updates.
+
+    Agents never read environments themselves: the loop in ``rlkit.loops`` hands them
+    observations (``act``), the storage they built (``next_batch``) and the batches they
+    asked for (``update``), so an agent can be tested with hand-made arrays.
 
     Class attributes:
-        name: registry name used by the CLI (``dqn``, ``a2c``, ...).
+        name: registry name used by the CLI (``dqn``, ``a2c``, ...); a concrete class in a
+            module of ``rlkit.agents`` with its own ``name`` is found automatically.
         on_policy: True if ``update`` takes a ``Rollout``, False if it takes a ``Batch``.
         config_cls: the frozen dataclass holding this agent's hyperparameters.
+
+    Attributes:
+        config: this agent's hyperparameters (a ``config_cls``).
+        observation_space: the single-env observation space it was built for.
+        action_space: the single-env action space it was built for.
+        rng: the generator its exploration draws from (saved with checkpoints).
     """
 
     name: ClassVar[str]
     on_policy: ClassVar[bool]
     config_cls: ClassVar[type]
 
+    config: Any
+    observation_space: gym.spaces.Space
+    action_space: gym.spaces.Space
+    rng: np.random.Generator
+
+    # -- what it learns from and when -------------------------------------------------------
+    @abc.abstractmethod
+    def make_storage(
+        self,
+        num_envs: int,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        *,
+        frame_stack: int = 1,
+        padding: str = "reset",
+        seed: int | None = None,
+    ) -> Storage:
+        """Build the storage this agent learns from, from its own settings and the env's.
+
+        Args:
+            num_envs: env streams adding a row each per step.
+            observation_space: single-env observation space (a frame stack for Atari).
+            action_space: single-env action space.
+            frame_stack: ``k`` if observations are ``[k, ...]`` stacks (replay stores each
+                frame once); 1 otherwise.
+            padding: how the env pads stacks at episode starts (``"reset"`` or ``"zero"``).
+            seed: seed of the storage's own sampling generator.
+        """
+
+    @abc.abstractmethod
+    def next_batch(
+        self, storage: Any, env_steps: int, last_obs: np.ndarray, schedule: dict[str, Any]
+    ) -> Any | None:
+        """The data for an update if one is due now, else None (the update schedule).
+
+        Called by the loop after every ``storage.add``.
+
+        Args:
+            storage: what ``make_storage`` built.
+            env_steps: valid env steps taken so far, over all envs.
+            last_obs: the observations after the last step ``[N, ...]`` (bootstrapping).
+            schedule: plain ints this agent keeps between calls (e.g. the step of its next
+                update); the loop saves it with each checkpoint and hands it back on resume.
+        """
+
+    def after_update(self, storage: Any, batch: Any) -> None:  # noqa: B027 (optional hook)
+        """Hand per-sample results of the last ``update(batch)`` back to the storage.
+
+        Prioritized replay does it here: ``storage.update_priorities(batch.indices, ...)``
+        with the TD errors its ``update`` kept. Nothing to do by default.
+        """
+
+    # -- acting and learning ---------------------------------------------------------------
     @abc.abstractmethod
     def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
         """Choose actions for a batch of observations.
@@ -71,6 +169,7 @@ class Agent(abc.ABC):
     def update(self, batch: Any) -> dict[str, float]:
         """Run one learning step on a batch (``Batch`` or ``Rollout``) and return metrics."""
 
+    # -- state -----------------------------------------------------------------------------
     @abc.abstractmethod
     def checkpoint_items(self) -> dict[str, Any]:
         """Trackable objects (models, optimizer, ``tf.Variable`` counters) to checkpoint.
@@ -79,23 +178,6 @@ class Agent(abc.ABC):
         ``before_checkpoint()`` before each save and ``after_restore()`` after a restore,
         so that Python-side state (schedules, the numpy copy of the policy) follows.
         """
-
-    def save(self, path: str | Path) -> Path:
-        """Save the whole agent (settings, spaces, variables, RNG) into the folder ``path``.
-
-        ``Agent.load(path)`` rebuilds it, ready to act or to keep learning. No pickle: JSON
-        and a TensorFlow checkpoint.
-        """
-        from rlkit.agent_io import save_agent
-
-        return save_agent(self, path)
-
-    @staticmethod
-    def load(path: str | Path) -> Agent:
-        """Rebuild an agent saved with ``save`` (its class is read from the folder)."""
-        from rlkit.agent_io import load_agent
-
-        return load_agent(path)
 
     def before_checkpoint(self) -> None:  # noqa: B027 (optional hook, nothing to do by default)
         """Copy Python-side state (e.g. schedule positions) into checkpointed variables."""
@@ -108,6 +190,27 @@ class Agent(abc.ABC):
         if hasattr(network, "sync_acting_copy"):
             network.sync_acting_copy()
 
+    @abc.abstractmethod
+    def policy_network(self) -> Any:
+        """The network that decides actions (saved as the run's final policy)."""
+
+    @abc.abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Save the whole agent (settings, spaces, variables, RNG) into the folder ``path``.
+
+        ``rlkit.agent_io.SaveLoad``, mixed into the agents' bases, implements this and
+        ``load`` (JSON and a TF checkpoint, no pickle).
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | Path) -> Agent:
+        """Rebuild an agent of this class saved with ``save``.
+
+        ``rlkit.agents.load_agent(path)`` loads one of any registered class.
+        """
+
+    # -- acting elsewhere (Ray rollout workers) --------------------------------------------
     def acting_rule(self) -> dict[str, Any]:
         """How ``act(obs, explore=True)`` picks actions, for a copy of the policy elsewhere.
 
@@ -126,7 +229,3 @@ class Agent(abc.ABC):
 
         Keeps an exploration schedule where ``act`` would have left it; no-op by default.
         """
-
-    @abc.abstractmethod
-    def policy_network(self) -> Any:
-        """The network that decides actions (saved as the run's final policy)."""

@@ -269,7 +269,7 @@ class RunSaver:
         path, state, arrays = self.checkpointer.load_latest()
         self.checkpointer.restore_agent(path, self.agent)
         if "agent_rng" in state:
-            self.agent.rng.bit_generator.state = state["agent_rng"]  # type: ignore[attr-defined]
+            self.agent.rng.bit_generator.state = state["agent_rng"]
         if "python_random" in state:
             version, internal, gauss = state["python_random"]
             random.setstate((version, tuple(internal), gauss))
@@ -394,7 +394,7 @@ def learn(
     resume: bool = False,
     envs_factory: Callable[[], Any] | None = None,
 ) -> TrainResult:
-    """Train ``agent`` on ``env_id`` with the loop that fits it.
+    """Train ``agent`` on ``env_id``: ``rlkit.loops.train`` on the storage the agent builds.
 
     Args:
         agent: an agent built for the env's spaces.
@@ -450,19 +450,16 @@ def learn(
     )
     start = time.perf_counter()
     try:  # from here on, whatever fails, the envs (and their workers) are closed
-        buffer = None
-        if not agent.on_policy:
-            from rlkit.replay import ReplayBuffer
-
-            buffer = ReplayBuffer(
-                agent.config.buffer_size,  # type: ignore[attr-defined]
-                runner.num_envs,
-                runner.observation_space,
-                runner.action_space,
-                frame_stack=protocol.frame_stack if protocol else 1,
-                padding="zero",  # Atari stacks are zero-padded in every vectorization
-                seed=run.seed,
-            )
+        # The agent builds its own storage (replay or rollouts) for these envs.
+        storage = agent.make_storage(
+            runner.num_envs,
+            runner.observation_space,
+            runner.action_space,
+            frame_stack=protocol.frame_stack if protocol else 1,
+            padding="zero",  # Atari stacks are zero-padded in every vectorization
+            seed=run.seed,
+        )
+        buffer = None if storage.transient else storage  # checkpoints save replay, not rollouts
         checkpoints = None
         if run_dir is not None:
             from rlkit.checkpoint import Checkpointer
@@ -475,21 +472,16 @@ def learn(
                 raise ValueError("resume=True needs the run_dir to resume from")
             loop_state = checkpoints.restore()
         try:
-            if agent.on_policy:
-                loops.train_on_policy(
-                    agent, runner, logger, run, callback=evaluator, checkpoints=checkpoints
-                )
-            else:
-                loops.train_off_policy(
-                    agent,
-                    runner,
-                    buffer,
-                    logger,
-                    run,
-                    callback=evaluator,
-                    checkpoints=checkpoints,
-                    state=loop_state,
-                )
+            loops.train(
+                agent,
+                runner,
+                storage,
+                logger,
+                run,
+                callback=evaluator,
+                checkpoints=checkpoints,
+                schedule=loop_state,
+            )
         except KeyboardInterrupt:
             # Stopped at a step boundary (first Ctrl-C or SIGTERM): everything is
             # consistent, so keep it. A second signal skips this.

@@ -1,4 +1,4 @@
-"""The data path, written once: off-policy (replay) and on-policy (rollout) training loops."""
+"""The data path, written once: act, step, store, update when the agent's schedule says so."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from rlkit.config import RunConfig
-from rlkit.core import Agent
+from rlkit.core import Agent, Storage
 from rlkit.errors import NumericalError
 from rlkit.logger import Logger
-from rlkit.replay import ReplayBuffer
-from rlkit.runner import VectorRunner, derive_seed
+from rlkit.runner import derive_seed
 
 Callback = Callable[[int], bool]  # called with env_steps after each step; False stops
 
@@ -51,7 +50,7 @@ def timed_update(agent: Agent, batch: Any, max_bad_updates: int | None = None) -
     return metrics
 
 
-def log_restart(runner: VectorRunner, logger: Logger) -> None:
+def log_restart(runner: Any, logger: Logger) -> None:
     """Log ``time/env_restarts`` when the last step rebuilt the envs after a fault."""
     if runner.restarted:
         logger.write({"time/env_restarts": float(runner.restarts)}, runner.env_steps)
@@ -71,77 +70,92 @@ def segment_seed(seed: int, env_steps: int) -> int:
     return derive_seed(seed, env_steps)
 
 
+def train(
+    agent: Agent,
+    runner: Any,
+    storage: Storage,
+    logger: Logger,
+    run: RunConfig,
+    callback: Callback | None = None,
+    checkpoints: Checkpoints | None = None,
+    schedule: dict[str, Any] | None = None,
+) -> None:
+    """Train ``agent`` from ``storage`` (what ``agent.make_storage`` built) until the budget.
+
+    Act, step, store; update whenever the agent's schedule (``next_batch``) says so. The
+    same loop runs every agent: the DQN family's replay and schedule, or a policy-gradient
+    agent's rollouts. With a ``transient`` storage (rollouts) the budget ends, and
+    checkpoints are taken, only right after an update, so no rollout is ever half
+    collected at a checkpoint; after an env fault the runner rebuilds the envs and the
+    partial rollout is dropped (replay keeps the restart row as an invalid row).
+
+    Args:
+        agent: the learner.
+        runner: a ``VectorRunner``, or a ``RayRunner`` whose workers act themselves.
+        storage: the agent's storage.
+        logger: receives update metrics and finished episodes.
+        run: ``total_steps``, ``seed`` and ``max_bad_updates``.
+        callback: called with env_steps after each step; False stops (evaluation).
+        checkpoints: saves the run when due (and the envs are then reset, see
+            ``segment_seed``).
+        schedule: the agent's update schedule, from a checkpoint when resuming; updated in
+            place and saved with each checkpoint.
+    """
+    schedule = {} if schedule is None else schedule
+    # Ray rollout workers act with their own copy of the policy: the runner hands out the
+    # steps they took (and moves the agent's exploration schedule on).
+    in_workers = getattr(runner, "acts_in_workers", False)
+    obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
+    at_boundary = True  # storage holds nothing a checkpoint or the budget's end would lose
+    while not (at_boundary and runner.env_steps >= run.total_steps):
+        if in_workers:
+            transition, obs = runner.act_and_step(agent, obs)
+        else:
+            action = agent.act(obs, explore=True)  # [N, *action_shape]
+            transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
+        if runner.restarted:  # envs rebuilt after a fault: the restart row itself is invalid
+            log_restart(runner, logger)
+            if storage.transient:
+                storage.clear()  # the partial rollout's episodes were cut
+        storage.add(transition)
+        batch = agent.next_batch(storage, runner.env_steps, obs, schedule)
+        if batch is not None:
+            metrics = timed_update(agent, batch, run.max_bad_updates)
+            agent.after_update(storage, batch)
+            logger.write(metrics, runner.env_steps)
+        at_boundary = batch is not None or not storage.transient
+        logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
+        if callback is not None and not callback(runner.env_steps):
+            break
+        if at_boundary and checkpoints is not None and checkpoints.due(runner.env_steps):
+            checkpoints(runner.env_steps, schedule)
+            if storage.transient:
+                storage.clear()  # the reset cuts the episodes in progress
+            obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
+
+
 def train_off_policy(
     agent: Agent,
-    runner: VectorRunner,
-    buffer: ReplayBuffer,
+    runner: Any,
+    buffer: Storage,
     logger: Logger,
     run: RunConfig,
     callback: Callback | None = None,
     checkpoints: Checkpoints | None = None,
     state: dict[str, Any] | None = None,
 ) -> None:
-    """Train a replay-based agent (DQN family) until ``run.total_steps`` env steps.
-
-    Every ``train_frequency`` env steps after ``learning_starts``, the agent gets
-    ``gradient_steps`` batches sampled at once and fuses them into one compiled call.
-    ``state`` (the next update's step) comes from a checkpoint when resuming.
-    """
-    cfg = agent.config  # type: ignore[attr-defined]
-    state = {} if state is None else state  # updated in place: a checkpoint saves it
-    state.setdefault("next_update", max(cfg.learning_starts, cfg.train_frequency))
-    obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
-    while runner.env_steps < run.total_steps:
-        # step(agent.act(obs, explore=True)); Ray workers act with their own policy copy
-        transition, obs = runner.act_and_step(agent, obs)  # [N, ...]; autoreset rows masked
-        buffer.add(transition)
-        if runner.env_steps >= state["next_update"] and buffer.can_sample():
-            due = 1 + (runner.env_steps - state["next_update"]) // cfg.train_frequency
-            state["next_update"] += due * cfg.train_frequency
-            batch = buffer.sample(cfg.batch_size, num_batches=due * cfg.gradient_steps)
-            logger.write(timed_update(agent, batch, run.max_bad_updates), runner.env_steps)
-        log_restart(runner, logger)  # a restart row is an invalid row: the buffer keeps it
-        logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
-        if callback is not None and not callback(runner.env_steps):
-            break
-        if checkpoints is not None and checkpoints.due(runner.env_steps):
-            checkpoints(runner.env_steps, state)
-            obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
+    """``train`` with a replay buffer you built (``agent.make_storage`` builds the usual one)."""
+    train(agent, runner, buffer, logger, run, callback, checkpoints, state)
 
 
 def train_on_policy(
     agent: Agent,
-    runner: VectorRunner,
+    runner: Any,
     logger: Logger,
     run: RunConfig,
     callback: Callback | None = None,
     checkpoints: Checkpoints | None = None,
 ) -> None:
-    """Train a policy-gradient agent (A2C, REINFORCE) until ``run.total_steps`` env steps.
-
-    The agent's own rollout storage says when it holds enough data (``n_steps`` per env
-    for A2C, whole episodes for REINFORCE); then the agent makes one update from it.
-    Checkpoints are taken, and the budget ends, right after an update, so no rollout is
-    ever half collected at a checkpoint. After an env fault the runner rebuilds the envs
-    and the partial rollout is dropped.
-    """
-    rollout = agent.make_rollout(runner)  # type: ignore[attr-defined]
-    obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
-    done = runner.env_steps >= run.total_steps
-    while not done:
-        # step(agent.act(obs, explore=True)); Ray workers act with their own policy copy
-        transition, obs = runner.act_and_step(agent, obs)  # [N, ...]; autoreset rows masked
-        if runner.restarted:  # the envs were rebuilt after a fault: drop the partial rollout
-            rollout.clear()  # (the restart row itself is kept: invalid, like an autoreset row,
-            log_restart(runner, logger)  # it keeps a Ray chunk aligned with the rollout)
-        if rollout.add(transition):
-            metrics = timed_update(agent, rollout.pop(last_obs=obs), run.max_bad_updates)
-            logger.write(metrics, runner.env_steps)
-            done = runner.env_steps >= run.total_steps  # the budget ends on an update
-            if checkpoints is not None and checkpoints.due(runner.env_steps):
-                checkpoints(runner.env_steps, {})
-                rollout.clear()
-                obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
-        logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
-        if callback is not None and not callback(runner.env_steps):
-            break
+    """``train`` with the agent's own storage for the runner's envs (rollouts)."""
+    storage = agent.make_storage(runner.num_envs, runner.observation_space, runner.action_space)
+    train(agent, runner, storage, logger, run, callback, checkpoints)

@@ -1,8 +1,9 @@
-"""Pure TensorFlow loss maths: TD targets, returns, GAE and policy-gradient terms.
+"""Pure TensorFlow loss maths: TD targets and losses, returns, GAE, A2C and REINFORCE losses.
 
 Names follow rlax/trfl: ``_tm1`` is time t-1 (where the action was taken), ``_t`` is time t
-(the next state). Every function is a pure function of tensors, so each is tested against
-numbers worked out by hand in ``tests/test_losses.py``.
+(the next state). Every function is a pure function of tensors (no variables, no agent
+settings read), so each is tested against numbers worked out by hand in
+``tests/test_losses.py``.
 """
 
 from __future__ import annotations
@@ -56,15 +57,22 @@ def huber(x: tf.Tensor, delta: float = 1.0) -> tf.Tensor:
 
 
 def td_loss(
-    q_tm1: tf.Tensor, a_tm1: tf.Tensor, target: tf.Tensor, kind: str = "huber"
+    q_tm1: tf.Tensor,
+    a_tm1: tf.Tensor,
+    target: tf.Tensor,
+    kind: str = "huber",
+    weights: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Mean TD loss of the taken actions' Q-values against fixed targets.
+
+    L = mean_i w_i * l(target_i - q_tm1[i, a_tm1[i]]), l the Huber or squared loss.
 
     Args:
         q_tm1: online Q-values ``[B, A]``.
         a_tm1: actions taken ``[B]`` (int).
         target: TD targets ``[B]``.
         kind: ``"huber"`` (delta 1) or ``"mse"`` (0.5 x^2).
+        weights: importance weights ``[B]`` (prioritized replay); None weighs all as 1.
 
     Returns:
         ``(loss [], td_error [B])``.
@@ -74,13 +82,9 @@ def td_loss(
     q_a = tf.gather(q_tm1, tf.cast(a_tm1, tf.int32), axis=-1, batch_dims=1)  # [B]
     td_error = target - q_a
     per_item = huber(td_error) if kind == "huber" else 0.5 * tf.square(td_error)
+    if weights is not None:
+        per_item = weights * per_item
     return tf.reduce_mean(per_item), td_error
-
-
-def polyak_update(online: list[tf.Variable], target: list[tf.Variable], tau: tf.Tensor) -> None:
-    """Move target variables towards online ones: target <- tau * online + (1 - tau) * target."""
-    for o, t in zip(online, target, strict=True):
-        t.assign(tau * o + (1.0 - tau) * t)
 
 
 def reverse_recursion(x_t: tf.Tensor, c_t: tf.Tensor, y_last: tf.Tensor) -> tf.Tensor:
@@ -172,3 +176,121 @@ def masked_standardize(x: tf.Tensor, mask: tf.Tensor, eps: float = 1e-8) -> tf.T
 def policy_gradient_loss(log_prob: tf.Tensor, advantage: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Policy-gradient surrogate -E[log pi(a|s) * A], advantages treated as constants."""
     return -masked_mean(log_prob * tf.stop_gradient(advantage), mask)
+
+
+def a2c_loss(
+    log_pi_a_tm1: tf.Tensor,
+    entropy_tm1: tf.Tensor,
+    v_tm1: tf.Tensor,
+    v_t: tf.Tensor,
+    r_t: tf.Tensor,
+    discount_t: tf.Tensor,
+    continue_t: tf.Tensor,
+    mask_tm1: tf.Tensor,
+    lambda_: float,
+    vf_coef: float,
+    ent_coef: float,
+    normalize_advantage: bool = False,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """The advantage actor-critic loss of a ``[T, N]`` rollout (Mnih et al., 2016).
+
+    A_t = GAE(lambda) of delta_t = r_t + discount_t V(s_t) - V(s_tm1) (values held
+    constant; see ``generalized_advantage_estimation``), G_t = A_t + V(s_tm1), and
+        L = -mean[log pi(a_tm1|s_tm1) A_t] + vf_coef mean[(G_t - V(s_tm1))^2]
+            - ent_coef mean[H(pi(.|s_tm1))],
+    the means over the rows where ``mask_tm1`` is 1.
+
+    Args:
+        log_pi_a_tm1: log-probabilities of the actions taken ``[T, N]``.
+        entropy_tm1: policy entropies ``[T, N]``.
+        v_tm1: values of the states acted in ``[T, N]`` (the value loss trains them).
+        v_t: values of the next states ``[T, N]`` (gradients stopped).
+        r_t: rewards ``[T, N]``.
+        discount_t: ``gamma * (1 - terminated)`` ``[T, N]``.
+        continue_t: ``discount_t * (1 - truncated)`` ``[T, N]``: 0 where the episode ended.
+        mask_tm1: 1 on real rows, 0 on autoreset rows ``[T, N]``.
+        lambda_: the GAE parameter.
+        vf_coef: value loss weight.
+        ent_coef: entropy bonus weight.
+        normalize_advantage: standardise the advantages over the masked rows.
+
+    Returns:
+        ``(loss [], {"policy_loss", "value_loss", "entropy"})``.
+    """
+    v_t = tf.stop_gradient(v_t)
+    advantages = generalized_advantage_estimation(
+        r_t, tf.stop_gradient(v_tm1), v_t, discount_t, continue_t, lambda_
+    )  # [T, N]
+    returns = advantages + tf.stop_gradient(v_tm1)
+    if normalize_advantage:
+        advantages = masked_standardize(advantages, mask_tm1)
+    policy_loss = policy_gradient_loss(log_pi_a_tm1, advantages, mask_tm1)
+    value_loss = masked_mean(tf.square(returns - v_tm1), mask_tm1)
+    entropy = masked_mean(entropy_tm1, mask_tm1)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+
+
+def reinforce_loss(
+    log_pi_a_tm1: tf.Tensor,
+    entropy_tm1: tf.Tensor,
+    v_tm1: tf.Tensor,
+    v_last: tf.Tensor,
+    r_t: tf.Tensor,
+    discount_t: tf.Tensor,
+    truncated_t: tf.Tensor,
+    mask_tm1: tf.Tensor,
+    baseline: bool,
+    vf_coef: float,
+    ent_coef: float,
+    normalize: bool = True,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """The REINFORCE loss (Williams, 1992) of whole episodes laid out as ``[L, E]`` columns.
+
+    G_t = r_t + discount_t G_{t+1} within each episode; after its last step G is V(final
+    obs) if the baseline is learned and a time limit cut the episode, else 0. With
+    b = V if ``baseline`` else 0:
+        L = -mean[log pi(a_tm1|s_tm1) (G_t - b(s_tm1))]
+            + [baseline] vf_coef mean[(G_t - V(s_tm1))^2] - ent_coef mean[H(pi(.|s_tm1))],
+    the means over the rows where ``mask_tm1`` is 1; ``normalize`` standardises
+    G_t - b(s_tm1) first. Padding rows after an episode's end (mask 0) carry its
+    bootstrap up to the last step unchanged.
+
+    Args:
+        log_pi_a_tm1: log-probabilities of the actions taken ``[L, E]``.
+        entropy_tm1: policy entropies ``[L, E]``.
+        v_tm1: values of the states acted in ``[L, E]``.
+        v_last: value of each episode's final observation ``[E]`` (gradients stopped).
+        r_t: rewards ``[L, E]``.
+        discount_t: ``gamma * (1 - terminated)`` ``[L, E]``.
+        truncated_t: 1 on the row where a time limit cut the episode ``[L, E]``.
+        mask_tm1: 1 on the episode's rows, 0 on padding ``[L, E]``.
+        baseline: subtract V and train it (else V is unused: its loss weighs 0).
+        vf_coef: value loss weight (with the baseline).
+        ent_coef: entropy bonus weight.
+        normalize: standardise the policy-gradient weights over the masked rows.
+
+    Returns:
+        ``(loss [], {"policy_loss", "value_loss", "entropy", "return_mean"})``.
+    """
+    # A 0/1 factor rather than a branch: the value head gets (zero) gradients either way.
+    use_baseline = 1.0 if baseline else 0.0
+    v_last = tf.stop_gradient(v_last)
+    cut = tf.reduce_max(truncated_t, axis=0)  # [E]: 1 where a time limit ended the episode
+    bootstrap = use_baseline * cut * v_last
+    discount_t = mask_tm1 * discount_t + (1.0 - mask_tm1)  # padding: carry G unchanged
+    returns = discounted_returns(r_t * mask_tm1, discount_t, bootstrap)  # [L, E]
+    weights = returns - use_baseline * tf.stop_gradient(v_tm1)
+    if normalize:
+        weights = masked_standardize(weights, mask_tm1)
+    policy_loss = policy_gradient_loss(log_pi_a_tm1, weights, mask_tm1)
+    value_loss = masked_mean(tf.square(returns - v_tm1), mask_tm1)
+    entropy = masked_mean(entropy_tm1, mask_tm1)
+    loss = policy_loss + use_baseline * vf_coef * value_loss - ent_coef * entropy
+    metrics = {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "return_mean": masked_mean(returns, mask_tm1),
+    }
+    return loss, metrics

@@ -53,6 +53,8 @@ def available_memory_bytes() -> int | None:
 class ReplayBuffer:
     """Ring buffer of transitions from ``num_envs`` env streams, sampled uniformly.
 
+    A ``rlkit.core.Storage`` whose contents a run's checkpoints save (not ``transient``).
+
     Args:
         capacity: transitions to keep in total (rounded up to a multiple of ``num_envs``).
         num_envs: number of env streams adding a row each per ``add``.
@@ -64,10 +66,14 @@ class ReplayBuffer:
             frame, gymnasium's default) or ``"zero"``.
         seed: seed of the buffer's own sampling generator.
         check_memory: refuse to allocate more than the memory available.
+        gamma: the discount factor, for the ``discount`` of sampled batches
+            (``gamma * (1 - terminated)``).
 
     Raises:
         ValueError: on inconsistent arguments, or ``MemoryError`` if the buffer cannot fit.
     """
+
+    transient = False
 
     def __init__(
         self,
@@ -80,6 +86,7 @@ class ReplayBuffer:
         padding: str = "reset",
         seed: int | None = None,
         check_memory: bool = True,
+        gamma: float = 1.0,
     ) -> None:
         if capacity < 2 * num_envs:
             raise ValueError(
@@ -106,6 +113,7 @@ class ReplayBuffer:
         self.rows = math.ceil(capacity / num_envs)
         self.frame_stack = int(frame_stack)
         self.padding = padding
+        self.gamma = float(gamma)
         self.obs_shape = obs_shape
         frame_shape = obs_shape[1:] if frame_stack > 1 else obs_shape
         action_shape = tuple(action_space.shape or ())
@@ -272,6 +280,7 @@ class ReplayBuffer:
         else:
             obs, next_obs = frames[:, 0], frames[:, 1]
         obs.flags.writeable = next_obs.flags.writeable = False
+        terminated = flat["terminated"][index].astype(np.float32)
         batch = Batch(
             obs=obs,
             action=flat["action"][index].astype(
@@ -279,8 +288,11 @@ class ReplayBuffer:
             ),
             reward=flat["reward"][index],
             next_obs=next_obs,
-            terminated=flat["terminated"][index].astype(np.float32),
+            terminated=terminated,
             truncated=flat["truncated"][index].astype(np.float32),
+            discount=np.float32(self.gamma) * (1.0 - terminated),  # one-step: gamma**1
+            weights=np.ones(total, np.float32),  # uniform replay: no correction
+            indices=index,
         )
         if num_batches is None:
             return batch

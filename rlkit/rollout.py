@@ -14,8 +14,10 @@ class RolloutBuffer:
     ``add`` returns True once the rollout is full; ``pop(last_obs)`` then hands it out and
     starts the next one. Autoreset rows keep ``valid = 0`` so every loss ignores them, and
     since their ``obs`` is the finished episode's final observation, a truncated row
-    bootstraps from it (see ``rlkit.types.Rollout``).
+    bootstraps from it (see ``rlkit.types.Rollout``). A ``transient`` ``rlkit.core.Storage``.
     """
+
+    transient = True
 
     def __init__(
         self,
@@ -46,6 +48,11 @@ class RolloutBuffer:
         self._t += 1
         return self._t == self.n_steps
 
+    @property
+    def ready(self) -> bool:
+        """Whether the rollout is full (``pop`` hands it out)."""
+        return self._t == self.n_steps
+
     def clear(self) -> None:
         """Drop what was collected (after an env reset)."""
         self._t = 0
@@ -73,8 +80,10 @@ class EpisodeBuffer:
     the finished episodes out as columns of a ``[L, E, ...]`` Rollout (L the longest
     episode; shorter ones padded with ``valid = 0``) and ``last_obs [E]`` holding each
     episode's true final observation. Episodes still running keep collecting and join a
-    later batch.
+    later batch. A ``transient`` ``rlkit.core.Storage``.
     """
+
+    transient = True
 
     def __init__(self, episodes_per_update: int, num_envs: int) -> None:
         self.episodes_per_update, self.num_envs = episodes_per_update, num_envs
@@ -91,6 +100,11 @@ class EpisodeBuffer:
             if term or trunc:
                 self._done.append((self._running[i], np.array(transition.next_obs[i])))
                 self._running[i] = []
+        return len(self._done) >= self.episodes_per_update
+
+    @property
+    def ready(self) -> bool:
+        """Whether enough episodes have finished (``pop`` hands them out)."""
         return len(self._done) >= self.episodes_per_update
 
     def clear(self) -> None:

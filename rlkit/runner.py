@@ -23,7 +23,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -59,6 +58,9 @@ class VectorRunner:
     Raises:
         ValueError: if the vector env uses another autoreset mode.
     """
+
+    # The loop acts (``step(agent.act(obs, explore=True))``); RayRunner's workers act instead.
+    acts_in_workers = False
 
     def __init__(
         self,
@@ -239,14 +241,6 @@ class VectorRunner:
             valid=np.zeros(self.num_envs, bool),
         )
         return transition, obs
-
-    def act_and_step(self, agent: Any, obs: np.ndarray) -> tuple[Transition, np.ndarray]:
-        """``step(agent.act(obs, explore=True))``: what the loops call for each step.
-
-        A runner whose workers act with their own copy of the policy (``RayRunner``)
-        implements this instead of acting here.
-        """
-        return self.step(agent.act(obs, explore=True))
 
     def _track_episodes(
         self,

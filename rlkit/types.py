@@ -25,7 +25,14 @@ class Transition(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """A sampled minibatch of transitions; leading dims are [B] or [G, B] for G fused steps."""
+    """A sampled minibatch of transitions; leading dims are [B] or [G, B] for G fused steps.
+
+    ``discount`` is the factor of the bootstrap value in the TD target,
+    y = reward + discount * max_a Q(next_obs, a), with discount = gamma**n * (1 - terminated)
+    for an n-step transition (n = 1 for plain replay; ``reward`` is then the discounted sum
+    of the n rewards). So a storage that makes n-step or other multi-step transitions needs
+    no change in any agent.
+    """
 
     obs: np.ndarray  # [..., *obs_shape]
     action: np.ndarray  # [...]
@@ -33,6 +40,9 @@ class Batch(NamedTuple):
     next_obs: np.ndarray  # [..., *obs_shape]
     terminated: np.ndarray  # [...] float32 (1.0 where the episode terminated)
     truncated: np.ndarray  # [...] float32
+    discount: np.ndarray  # [...] float32: gamma**n * (1 - terminated)
+    weights: np.ndarray  # [...] float32 importance weights (ones for uniform replay)
+    indices: np.ndarray  # [...] int64 positions in the storage (for new priorities)
 
 
 class Rollout(NamedTuple):

@@ -15,8 +15,18 @@ import pytest
 import tensorflow as tf
 
 from rlkit import losses
-from rlkit.agents import A2C, AGENTS, DQN, DoubleDQN, DuelingDQN, Reinforce
-from rlkit.errors import IncompatibleEnvError
+from rlkit.agents import (
+    A2C,
+    AGENTS,
+    DQN,
+    DoubleDQN,
+    DuelingDQN,
+    PolicyGradient,
+    Reinforce,
+    load_agent,
+)
+from rlkit.agents.common import polyak_update
+from rlkit.errors import IncompatibleEnvError, RlkitError
 from rlkit.networks import DuelingQNetwork, QNetwork
 from rlkit.types import Batch, Rollout
 
@@ -27,7 +37,6 @@ OBS_DIM, NUM_ACTIONS = OBS_SPACE.shape[0], int(ACTION_SPACE.n)
 
 NAMES = sorted(AGENTS)
 DQN_NAMES = ["dqn", "double_dqn", "dueling_dqn"]
-ON_POLICY_NAMES = ["a2c", "reinforce"]
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -47,13 +56,17 @@ def obs_batch(rng: np.random.Generator, *shape: int) -> np.ndarray:
 
 def make_batch(rng: np.random.Generator, shape: tuple[int, ...]) -> Batch:
     """Random transitions with leading dims ``shape`` ([B] or [G, B]), some terminated."""
+    terminated = (rng.random(shape) < 0.3).astype(np.float32)
     return Batch(
         obs=obs_batch(rng, *shape),
         action=rng.integers(0, NUM_ACTIONS, shape).astype(np.int64),
         reward=rng.normal(size=shape).astype(np.float32),
         next_obs=obs_batch(rng, *shape),
-        terminated=(rng.random(shape) < 0.3).astype(np.float32),
+        terminated=terminated,
         truncated=(rng.random(shape) < 0.1).astype(np.float32),
+        discount=np.float32(0.99) * (1.0 - terminated),
+        weights=np.ones(shape, np.float32),
+        indices=np.arange(int(np.prod(shape))).reshape(shape),
     )
 
 
@@ -122,7 +135,7 @@ def hand_made_data(name: str, rng: np.random.Generator, shape: tuple[int, ...]):
     """Data for one ``update`` of agent ``name``: [B] / [G, B] batch, [T, N] / [L, E] rollout."""
     if not AGENTS[name].on_policy:
         return make_batch(rng, shape)
-    if name == "reinforce":
+    if issubclass(AGENTS[name], Reinforce):
         steps, count = shape
         lengths = [int(rng.integers(1, steps + 1)) for _ in range(count)]
         lengths[0] = steps
@@ -182,10 +195,12 @@ def agent(request):
 
 
 def test_registry_names_and_kinds():
-    assert set(AGENTS) == {"dqn", "double_dqn", "dueling_dqn", "reinforce", "a2c"}
+    # The shipped agents are discovered (every module of rlkit.agents is scanned).
+    assert {"dqn", "double_dqn", "dueling_dqn", "reinforce", "a2c"} <= set(AGENTS)
     for name, cls in AGENTS.items():
         assert cls.name == name
-        assert cls.on_policy == (name in ON_POLICY_NAMES)
+        assert cls.on_policy == issubclass(cls, PolicyGradient)
+    assert "policy_gradient" not in AGENTS and PolicyGradient not in AGENTS.values()
     assert AGENTS["dqn"] is DQN and AGENTS["double_dqn"] is DoubleDQN
     assert AGENTS["dueling_dqn"] is DuelingDQN and AGENTS["reinforce"] is Reinforce
     assert AGENTS["a2c"] is A2C
@@ -423,6 +438,9 @@ def test_double_dqn_target_with_known_q_values():
         next_obs=obs_batch(np.random.default_rng(10), 2),
         terminated=np.array([0.0, 1.0], np.float32),
         truncated=np.zeros(2, np.float32),
+        discount=np.array([0.5, 0.0], np.float32),  # gamma * (1 - terminated)
+        weights=np.ones(2, np.float32),
+        indices=np.arange(2),
     )
     for cls, y, loss in ((DQN, [3.5, 0.0], 1.5625), (DoubleDQN, [2.5, 0.0], 0.5625)):
         agent = make_agent(cls.name, gamma=0.5, loss="mse")
@@ -697,15 +715,18 @@ def test_incompatible_spaces_raise_helpful_errors(name):
 
 @pytest.mark.parametrize("name", ["dqn", "a2c"])
 def test_agent_save_and_load_round_trip(name, tmp_path):
-    from rlkit.core import Agent
-
     agent = make_agent(name, seed=0)
     rng = np.random.default_rng(9)
     agent.update(hand_made_data(name, rng, (5, 3) if agent.on_policy else (2, 8)))
     agent.act(obs_batch(rng, 5), explore=True)
     agent.save(tmp_path / "agent")
-    loaded = Agent.load(tmp_path / "agent")
+    loaded = load_agent(tmp_path / "agent")  # any agent; its class is read from the folder
     assert type(loaded) is type(agent) and loaded.config == agent.config
+    same = type(agent).load(tmp_path / "agent")  # DQN.load(path), as in SB3
+    assert type(same) is type(agent)
+    other = DQN if agent.on_policy else A2C
+    with pytest.raises(RlkitError, match="load_agent"):
+        other.load(tmp_path / "agent")
     for a, b in zip(
         agent.policy_network().get_weights(), loaded.policy_network().get_weights(), strict=True
     ):
@@ -713,3 +734,32 @@ def test_agent_save_and_load_round_trip(name, tmp_path):
     obs = obs_batch(rng, 32)
     np.testing.assert_array_equal(loaded.act(obs, explore=True), agent.act(obs, explore=True))
     assert int(loaded.updates.numpy()) == int(agent.updates.numpy())
+
+
+# -- polyak_update (rlkit.agents.common: it assigns variables) ------------------------------
+
+
+def test_polyak_update_tau_one_copies_exactly():
+    online = [tf.Variable([0.1, 1.0 / 3.0, -7.25]), tf.Variable([[1e-7, 123.456]])]
+    target = [tf.Variable([5.0, 6.0, 7.0]), tf.Variable([[-1.0, 2.0]])]
+    polyak_update(online, target, tf.constant(1.0))
+    for o, t in zip(online, target, strict=True):
+        np.testing.assert_array_equal(t.numpy(), o.numpy())
+
+
+@pytest.mark.parametrize("tau", [0.1, tf.constant(0.1)])
+def test_polyak_update_tau_point_one(tau):
+    online = [tf.Variable([1.0, 2.0]), tf.Variable([[10.0]])]
+    target = [tf.Variable([5.0, 6.0]), tf.Variable([[0.0]])]
+    polyak_update(online, target, tau)
+    # 0.1 * 1 + 0.9 * 5 = 4.6; 0.1 * 2 + 0.9 * 6 = 5.6; 0.1 * 10 + 0.9 * 0 = 1.0
+    np.testing.assert_allclose(target[0].numpy(), [4.6, 5.6], rtol=1e-6)
+    np.testing.assert_allclose(target[1].numpy(), [[1.0]], rtol=1e-6)
+    # the online variables are untouched
+    np.testing.assert_array_equal(online[0].numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(online[1].numpy(), [[10.0]])
+
+
+def test_polyak_update_length_mismatch_raises():
+    with pytest.raises(ValueError):
+        polyak_update([tf.Variable(1.0)], [], 0.5)

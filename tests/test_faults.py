@@ -183,7 +183,8 @@ def nan_batch(steps: int = 1) -> Batch:
     obs = rng.normal(size=(steps, 8, 4)).astype(np.float32)
     reward = np.full((steps, 8), np.nan, np.float32)
     zeros = np.zeros((steps, 8), np.float32)
-    return Batch(obs, np.zeros((steps, 8), np.int64), reward, obs, zeros, zeros)
+    ones, index = np.ones((steps, 8), np.float32), np.zeros((steps, 8), np.int64)
+    return Batch(obs, np.zeros((steps, 8), np.int64), reward, obs, zeros, zeros, ones, ones, index)
 
 
 def small_agent(name: str):

@@ -275,3 +275,46 @@ def test_learn_runs_to_the_step_budget(cls, config, expected_updates):
     else:  # one rollout per 8 vector steps; 80 valid steps take 80 + (autoresets) of them
         assert len(calls) == (result.env_steps + result.episodes) // 8
         assert all(c["shape"] == (8, 1) for c in calls)
+
+
+def test_train_runs_the_agents_own_storage_schedule_and_feedback():
+    # One env, so env_steps counts 1 a step (0 on autoreset rows): updates fall exactly on
+    # learning_starts and every train_frequency after it, as the agent's schedule says.
+    runner = make_runner(1)
+    config = DQNConfig(
+        learning_starts=40, train_frequency=20, batch_size=8, buffer_size=1_000, **SMALL
+    )
+    agent = build(DQN, runner, config)
+    storage = agent.make_storage(
+        runner.num_envs, runner.observation_space, runner.action_space, seed=0
+    )
+    assert isinstance(storage, ReplayBuffer) and storage.capacity == 1_000
+    calls = record_updates(agent, runner)
+    fed_back = []
+    agent.after_update = lambda s, batch: fed_back.append((s, np.shape(batch.indices)))
+    schedule: dict = {}
+    logger = Logger(None, 100, 10_000, verbose=0)
+    loops.train(agent, runner, storage, logger, RunConfig(100), schedule=schedule)
+    assert [c["env_steps"] for c in calls] == [40, 60, 80, 100]
+    assert fed_back == [(storage, (1, 8))] * 4  # the storage gets each batch's indices back
+    assert schedule == {"next_update": 120}  # what a checkpoint saves
+
+
+def test_train_acts_through_the_agent_and_steps_the_runner():
+    runner = make_runner(2)
+    agent = build(A2C, runner, A2CConfig(n_steps=5, **SMALL))
+    acted = []
+    act = agent.act
+
+    def counted_act(obs, *, explore):
+        acted.append(explore)
+        return act(obs, explore=explore)
+
+    agent.act = counted_act
+    seen = record_steps(runner)
+    storage = agent.make_storage(runner.num_envs, runner.observation_space, runner.action_space)
+    calls = record_updates(agent, runner)
+    loops.train(agent, runner, storage, Logger(None, 40, 10_000, 0), RunConfig(40))
+    assert len(acted) == len(seen) and all(acted)  # the loop acts, exploring, once a step
+    assert len(seen) == 5 * len(calls)  # the budget ends on an update: whole rollouts only
+    assert all(c["shape"] == (5, 2) for c in calls)

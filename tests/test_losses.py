@@ -152,33 +152,16 @@ def test_td_loss_gradient_only_on_taken_action(kind, expected):
     np.testing.assert_allclose(tape.gradient(loss, q_tm1).numpy(), expected, rtol=1e-6)
 
 
-# -- polyak_update --------------------------------------------------------------------------
-
-
-def test_polyak_update_tau_one_copies_exactly():
-    online = [tf.Variable([0.1, 1.0 / 3.0, -7.25]), tf.Variable([[1e-7, 123.456]])]
-    target = [tf.Variable([5.0, 6.0, 7.0]), tf.Variable([[-1.0, 2.0]])]
-    losses.polyak_update(online, target, tf.constant(1.0))
-    for o, t in zip(online, target, strict=True):
-        np.testing.assert_array_equal(t.numpy(), o.numpy())
-
-
-@pytest.mark.parametrize("tau", [0.1, tf.constant(0.1)])
-def test_polyak_update_tau_point_one(tau):
-    online = [tf.Variable([1.0, 2.0]), tf.Variable([[10.0]])]
-    target = [tf.Variable([5.0, 6.0]), tf.Variable([[0.0]])]
-    losses.polyak_update(online, target, tau)
-    # 0.1 * 1 + 0.9 * 5 = 4.6; 0.1 * 2 + 0.9 * 6 = 5.6; 0.1 * 10 + 0.9 * 0 = 1.0
-    np.testing.assert_allclose(target[0].numpy(), [4.6, 5.6], rtol=1e-6)
-    np.testing.assert_allclose(target[1].numpy(), [[1.0]], rtol=1e-6)
-    # the online variables are untouched
-    np.testing.assert_array_equal(online[0].numpy(), [1.0, 2.0])
-    np.testing.assert_array_equal(online[1].numpy(), [[10.0]])
-
-
-def test_polyak_update_length_mismatch_raises():
-    with pytest.raises(ValueError):
-        losses.polyak_update([tf.Variable(1.0)], [], 0.5)
+def test_td_loss_importance_weights_by_hand():
+    weights = f32([2.0, 0.5])
+    loss, td = losses.td_loss(f32(Q_TM1), tf.constant(A_TM1), f32(TARGET), weights=weights)
+    np.testing.assert_allclose(td.numpy(), [0.5, -3.0], rtol=1e-6)  # errors are unweighted
+    # (2 * huber(0.5) + 0.5 * huber(-3)) / 2 = (2 * 0.125 + 0.5 * 2.5) / 2 = 1.5 / 2 = 0.75
+    np.testing.assert_allclose(float(loss), 0.75, rtol=1e-6)
+    # weights of one change nothing, bit for bit
+    ones, _ = losses.td_loss(f32(Q_TM1), tf.constant(A_TM1), f32(TARGET), weights=f32([1, 1]))
+    plain, _ = losses.td_loss(f32(Q_TM1), tf.constant(A_TM1), f32(TARGET))
+    assert float(ones) == float(plain)
 
 
 # -- discounted_returns --------------------------------------------------------------------
@@ -348,3 +331,119 @@ def test_masked_standardize_ignores_masked_entries():
     out = losses.masked_standardize(x, mask).numpy()
     std = np.sqrt(2.0 / 3.0)
     np.testing.assert_allclose(out, [-1 / std, 0.0, 1 / std, 98 / std], rtol=1e-5)
+
+
+# -- a2c_loss -------------------------------------------------------------------------------
+
+# One env, two steps, gamma 0.5, no episode end, lambda 1:
+#   delta_0 = r_0 + 0.5 V(s_1) - V(s_0) = 1 + 0.5 * 2 - 1 = 1
+#   delta_1 = r_1 + 0.5 V(s_2) - V(s_1) = 0 + 0.5 * 3 - 2 = -0.5
+#   A_1 = -0.5;  A_0 = delta_0 + 1 * 0.5 * A_1 = 0.75;  G = A + V = [1.75, 1.5]
+A2C_ARGS = {
+    "log_pi_a_tm1": [[-0.5], [-1.0]],
+    "entropy_tm1": [[0.6], [0.4]],
+    "v_tm1": [[1.0], [2.0]],
+    "v_t": [[2.0], [3.0]],
+    "r_t": [[1.0], [0.0]],
+    "discount_t": [[0.5], [0.5]],
+    "continue_t": [[0.5], [0.5]],
+    "mask_tm1": [[1.0], [1.0]],
+}
+
+
+def test_a2c_loss_by_hand():
+    args = {k: f32(v) for k, v in A2C_ARGS.items()}
+    loss, terms = losses.a2c_loss(**args, lambda_=1.0, vf_coef=0.5, ent_coef=0.1)
+    # policy: -mean(log pi * A) = -(-0.5 * 0.75 + -1 * -0.5) / 2 = -0.0625
+    # value: mean((G - V)^2) = (0.75^2 + 0.5^2) / 2 = 0.40625;  entropy: (0.6 + 0.4) / 2 = 0.5
+    # loss = -0.0625 + 0.5 * 0.40625 - 0.1 * 0.5 = 0.090625
+    np.testing.assert_allclose(float(terms["policy_loss"]), -0.0625, rtol=1e-6)
+    np.testing.assert_allclose(float(terms["value_loss"]), 0.40625, rtol=1e-6)
+    np.testing.assert_allclose(float(terms["entropy"]), 0.5, rtol=1e-6)
+    np.testing.assert_allclose(float(loss), 0.090625, rtol=1e-6)
+
+
+def test_a2c_loss_gradients_by_hand():
+    args = {k: tf.Variable(v) for k, v in A2C_ARGS.items() if k in ("log_pi_a_tm1", "v_tm1", "v_t")}
+    with tf.GradientTape() as tape:
+        rest = {k: f32(v) for k, v in A2C_ARGS.items() if k not in args}
+        loss, _ = losses.a2c_loss(**args, **rest, lambda_=1.0, vf_coef=0.5, ent_coef=0.1)
+    g_log_pi, g_v_tm1, g_v_t = tape.gradient(loss, list(args.values()))
+    # d/d log pi = -A / 2 = [-0.375, 0.25] (advantages are constants)
+    np.testing.assert_allclose(g_log_pi.numpy(), [[-0.375], [0.25]], rtol=1e-6)
+    # only the value loss reaches V(s_tm1): 0.5 * 2 (V - G) / 2 = [1 - 1.75, 2 - 1.5] / 2
+    np.testing.assert_allclose(g_v_tm1.numpy(), [[-0.375], [0.25]], rtol=1e-6)
+    assert g_v_t is None  # the bootstrap values are held constant
+
+
+def test_a2c_loss_normalized_advantages_by_hand():
+    args = {k: f32(v) for k, v in A2C_ARGS.items()}
+    _, terms = losses.a2c_loss(
+        **args, lambda_=1.0, vf_coef=0.5, ent_coef=0.1, normalize_advantage=True
+    )
+    # A = [0.75, -0.5]: mean 0.125, std 0.625, so A' = [1, -1]
+    # policy: -(-0.5 * 1 + -1 * -1) / 2 = -0.25; the value loss keeps the raw returns
+    np.testing.assert_allclose(float(terms["policy_loss"]), -0.25, rtol=1e-5)
+    np.testing.assert_allclose(float(terms["value_loss"]), 0.40625, rtol=1e-6)
+
+
+# -- reinforce_loss -------------------------------------------------------------------------
+
+# Two episodes as the columns of [L=3, E=2], gamma 0.5. Episode 0: three steps, terminated.
+# Episode 1: two steps, then a time limit (truncated on row 1); row 2 is padding (mask 0).
+REINFORCE_ARGS = {
+    "log_pi_a_tm1": [[-0.5, -1.0], [-1.0, -0.5], [-2.0, -3.0]],
+    "entropy_tm1": [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]],
+    "v_tm1": [[1.0, 2.0], [1.0, 1.0], [0.0, 9.0]],
+    "v_last": [5.0, 4.0],  # V of each episode's final observation
+    "r_t": [[1.0, 1.0], [1.0, 2.0], [1.0, 0.0]],
+    "discount_t": [[0.5, 0.5], [0.5, 0.5], [0.0, 0.5]],  # 0.5 * (1 - terminated)
+    "truncated_t": [[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]],
+    "mask_tm1": [[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]],
+}
+
+
+def test_reinforce_loss_without_baseline_by_hand():
+    args = {k: f32(v) for k, v in REINFORCE_ARGS.items()}
+    loss, terms = losses.reinforce_loss(
+        **args, baseline=False, vf_coef=0.5, ent_coef=0.1, normalize=False
+    )
+    # No baseline: nothing bootstraps. Episode 0: G = [1 + 0.5 * 1.5, 1 + 0.5 * 1, 1]
+    # = [1.75, 1.5, 1]; episode 1: G = [1 + 0.5 * 2, 2 + 0.5 * 0] = [2, 2].
+    # policy: -(-0.5 * 1.75 - 1 * 1.5 - 2 * 1 - 1 * 2 - 0.5 * 2) / 5 = 7.375 / 5 = 1.475
+    # value (reported, weight 0): (0.75^2 + 0.5^2 + 1^2 + 0^2 + 1^2) / 5 = 2.8125 / 5 = 0.5625
+    # loss = 1.475 - 0.1 * 0.5 = 1.425;  mean return = 8.25 / 5 = 1.65
+    np.testing.assert_allclose(float(terms["policy_loss"]), 1.475, rtol=1e-6)
+    np.testing.assert_allclose(float(terms["value_loss"]), 0.5625, rtol=1e-6)
+    np.testing.assert_allclose(float(terms["entropy"]), 0.5, rtol=1e-6)
+    np.testing.assert_allclose(float(terms["return_mean"]), 1.65, rtol=1e-6)
+    np.testing.assert_allclose(float(loss), 1.425, rtol=1e-6)
+
+
+def test_reinforce_loss_with_baseline_by_hand():
+    args = {k: f32(v) for k, v in REINFORCE_ARGS.items()}
+    loss, terms = losses.reinforce_loss(
+        **args, baseline=True, vf_coef=0.5, ent_coef=0.1, normalize=False
+    )
+    # The cut episode 1 bootstraps from V(final obs) = 4: G = [1 + 0.5 * 4, 2 + 0.5 * 4]
+    # = [3, 4]; episode 0 (terminated) is unchanged: [1.75, 1.5, 1].
+    # G - V = [0.75, 0.5, 1] and [3 - 2, 4 - 1] = [1, 3]
+    # policy: -(-0.5 * 0.75 - 1 * 0.5 - 2 * 1 - 1 * 1 - 0.5 * 3) / 5 = 5.375 / 5 = 1.075
+    # value: (0.75^2 + 0.5^2 + 1 + 1 + 9) / 5 = 11.8125 / 5 = 2.3625
+    # loss = 1.075 + 0.5 * 2.3625 - 0.1 * 0.5 = 2.20625;  mean return = 11.25 / 5 = 2.25
+    np.testing.assert_allclose(float(terms["policy_loss"]), 1.075, rtol=1e-6)
+    np.testing.assert_allclose(float(terms["value_loss"]), 2.3625, rtol=1e-6)
+    np.testing.assert_allclose(float(terms["return_mean"]), 2.25, rtol=1e-6)
+    np.testing.assert_allclose(float(loss), 2.20625, rtol=1e-6)
+
+
+def test_reinforce_loss_normalized_weights_by_hand():
+    args = {k: f32(v) for k, v in REINFORCE_ARGS.items()}
+    _, terms = losses.reinforce_loss(
+        **args, baseline=False, vf_coef=0.5, ent_coef=0.0, normalize=True
+    )
+    # G = [1.75, 1.5, 1, 2, 2]: mean 1.65, variance (0.01 + 0.0225 + 0.4225 + 0.1225 * 2) / 5
+    # = 0.14, so G' = (G - 1.65) / sqrt(0.14)
+    g = (np.array([1.75, 1.5, 1.0, 2.0, 2.0]) - 1.65) / np.sqrt(0.14)
+    log_pi = np.array([-0.5, -1.0, -2.0, -1.0, -0.5])
+    np.testing.assert_allclose(float(terms["policy_loss"]), -np.mean(log_pi * g), rtol=1e-5)

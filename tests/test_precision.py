@@ -225,6 +225,8 @@ def _image_batch(agent, rng):
     return Batch(
         _images(8).reshape(4, 2, *IMAGE.shape), action, floats(4, 2),
         _images(8, seed=5).reshape(4, 2, *IMAGE.shape), zeros, zeros,
+        np.full((4, 2), 0.99, np.float32), np.ones((4, 2), np.float32),
+        np.zeros((4, 2), np.int64),
     )  # fmt: skip
 
 

@@ -114,12 +114,18 @@ def flat(batch: Batch) -> Batch:
     return Batch(*(x.reshape(n, *x.shape[lead:]) for x in batch))
 
 
-def check_batch(batch: Batch, run: Run, obs_dtype: np.dtype) -> set[bytes]:
-    """Assert that every sampled transition equals a valid reference one; return their keys."""
+def check_batch(
+    batch: Batch, run: Run, obs_dtype: np.dtype, buffer_gamma: float = 1.0
+) -> set[bytes]:
+    """Assert that every sampled transition equals a valid reference one; return their keys.
+
+    ``discount`` must be ``buffer_gamma * (1 - terminated)`` and ``weights`` ones (uniform).
+    """
     b = flat(batch)
     assert b.obs.dtype == obs_dtype and b.next_obs.dtype == obs_dtype
     assert b.action.dtype == np.int64
     assert b.reward.dtype == b.terminated.dtype == b.truncated.dtype == np.float32
+    assert b.discount.dtype == b.weights.dtype == np.float32 and b.indices.dtype == np.int64
     keys = set()
     for j in range(b.reward.size):
         key = b.obs[j].tobytes()
@@ -135,6 +141,8 @@ def check_batch(batch: Batch, run: Run, obs_dtype: np.dtype) -> set[bytes]:
         assert b.reward[j] == ref.reward
         assert b.terminated[j] == float(ref.terminated)
         assert b.truncated[j] == float(ref.truncated)
+        assert b.discount[j] == np.float32(0.0 if ref.terminated else buffer_gamma)
+        assert b.weights[j] == 1.0
         keys.add(key)
     return keys
 
@@ -473,6 +481,9 @@ def reference_sample(buffer: ReplayBuffer, batch_size: int) -> Batch:
         ),
         terminated=arrays["terminated"][rows, envs].astype(np.float32),
         truncated=arrays["truncated"][rows, envs].astype(np.float32),
+        discount=np.where(arrays["terminated"][rows, envs], 0.0, buffer.gamma).astype(np.float32),
+        weights=np.ones(batch_size, np.float32),
+        indices=rows * buffer.num_envs + envs,
     )
 
 
@@ -495,14 +506,14 @@ def test_sample_equals_reference_sampler(stack, padding, obs_shape, capacity):
         obs_shape=obs_shape,
         dtype=np.int32,
     )
-    buffer = make_buffer(envs, capacity, padding=padding, seed=3)
+    buffer = make_buffer(envs, capacity, padding=padding, seed=3, gamma=0.9)
     run = run_and_add(envs, buffer, 70, reset_at=(23, 24, 51))
     for size, groups in [(1, None), (64, None), (16, 3)]:
         expected = reference_sample(buffer, size * (groups or 1))
         got = flat(buffer.sample(size, num_batches=groups))
         for name, x, y in zip(Batch._fields, got, expected, strict=True):
             assert x.dtype == y.dtype and np.array_equal(x, y), name
-        check_batch(got, run, np.dtype(np.int32))
+        check_batch(got, run, np.dtype(np.int32), buffer_gamma=0.9)
 
 
 def test_sampled_batches_stay_valid_and_read_only():

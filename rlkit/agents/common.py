@@ -1,8 +1,9 @@
-"""Helpers shared by agents: space checks, network specs and seeding."""
+"""Helpers shared by agents: space checks, network specs, the compiled update and seeding."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -158,6 +159,77 @@ class CompiledStep:
     def experimental_get_tracing_count(self) -> int:
         """How many times the function was traced (1 unless something forced a retrace)."""
         return self.function.experimental_get_tracing_count()
+
+
+def polyak_update(online: list[Any], target: list[Any], tau: Any) -> None:
+    """Move target variables towards online ones: target <- tau * online + (1 - tau) * target."""
+    for o, t in zip(online, target, strict=True):
+        t.assign(tau * o + (1.0 - tau) * t)
+
+
+def make_optimizer(name: str, learning_rate: float, eps: float) -> Any:
+    """RMSprop as in the A3C paper (decay 0.99) or Adam."""
+    import keras
+
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate, rho=0.99, epsilon=eps)
+    return keras.optimizers.Adam(learning_rate, epsilon=eps)
+
+
+class CompiledUpdate:
+    """An agent's learning step, compiled once from a ``NamedTuple`` batch spec.
+
+    ``spec`` is the batch type (``Batch``, ``Rollout``, or one of your own) holding a
+    ``tf.TensorSpec`` for each field the step reads, batch dims ``None``, and None for the
+    fields it ignores (those are not sent). ``step`` receives the same type with tensors
+    (None where the spec has None) and returns its metrics; around it this adds what
+    every update does the same way: the finite-guard's counters as metrics, the refresh of
+    the network's acting copy inside the compiled call, and of its numpy copy (small MLPs
+    act in numpy) after it.
+
+    Args:
+        step: ``batch -> {metric name: scalar tensor}``, traced once, here.
+        spec: the batch type with a ``TensorSpec`` or None per field.
+        network: the policy network the step trains (its acting copies follow).
+        guard: the ``FiniteGuard`` the step applies its gradients through.
+        jit_compile: compile with XLA.
+    """
+
+    def __init__(
+        self,
+        step: Callable[[Any], dict[str, Any]],
+        spec: Any,
+        network: Any,
+        guard: FiniteGuard,
+        jit_compile: bool = False,
+    ) -> None:
+        self.network = network
+        kind = type(spec)
+        self._fields = [name for name, s in zip(spec._fields, spec, strict=True) if s is not None]
+        used = set(self._fields)
+
+        def traced(*tensors: Any) -> tuple[dict[str, Any], list[Any]]:
+            given = dict(zip(self._fields, tensors, strict=True))
+            batch = kind(*(given[name] if name in used else None for name in kind._fields))
+            metrics = step(batch)
+            metrics.update(guard.metrics())
+            network.sync_acting_copy()
+            return metrics, network.numpy_weight_outputs()
+
+        self._step = CompiledStep(
+            traced, [s for s in spec if s is not None], jit_compile=jit_compile
+        )
+
+    def __call__(self, batch: Any) -> dict[str, float]:
+        """Run the step on a batch of numpy arrays; return its metrics as floats."""
+        metrics, weights = self._step(*(getattr(batch, name) for name in self._fields))
+        if self.network.supports_numpy:
+            self.network.refresh_numpy(weights)
+        return {k: float(v) for k, v in metrics.items()}
+
+    def experimental_get_tracing_count(self) -> int:
+        """How many times the step was traced (1 unless something forced a retrace)."""
+        return self._step.experimental_get_tracing_count()
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

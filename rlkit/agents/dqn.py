@@ -11,10 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from rlkit import losses
+from rlkit.agent_io import SaveLoad
 from rlkit.agents.common import (
     CompiledStep,
+    CompiledUpdate,
     FiniteGuard,
     network_spec,
+    polyak_update,
     require_box_observations,
     require_discrete_actions,
 )
@@ -23,6 +26,7 @@ from rlkit.core import Agent
 from rlkit.networks import Network, build_network
 from rlkit.policies import EpsilonGreedyPolicy, LinearSchedule
 from rlkit.precision import MIXED_PRECISION_CHOICES
+from rlkit.replay import ReplayBuffer
 from rlkit.types import Batch
 
 
@@ -78,13 +82,15 @@ class DQNConfig:
         return out
 
 
-class DQN(Agent):
+class DQN(SaveLoad, Agent):
     """Deep Q-Network with a target network, epsilon-greedy exploration and replay.
 
-    Loss, for a sampled transition (s, a, r, s', terminated):
-        y = r + gamma * (1 - terminated) * max_a' Q_target(s', a')
-        L = huber(y - Q(s, a))
+    Loss, for a sampled transition (s, a, r, s', discount = gamma * (1 - terminated)) with
+    importance weight w (1 for uniform replay):
+        y = r + discount * max_a' Q_target(s', a')
+        L = w * huber(y - Q(s, a))
     Truncated transitions bootstrap (the replay returns the true final observation as s').
+    Variants override ``next_state_target`` (Double DQN) or ``network_kind`` (Dueling).
 
     Args:
         observation_space: single-env observation space (``Box``).
@@ -140,24 +146,70 @@ class DQN(Agent):
             self.rng,
         )
         obs_dtype = tf.as_dtype(observation_space.dtype)
-        stacked = tf.TensorSpec([None, None, *obs_shape], obs_dtype)
-        scalars = tf.TensorSpec([None, None], tf.float32)
-        self._update_fn = CompiledStep(
+        stacked = tf.TensorSpec([None, None, *obs_shape], obs_dtype)  # [G, B, ...]
+        scalars = tf.TensorSpec([None, None], tf.float32)  # [G, B]
+        self._update_fn = CompiledUpdate(
             self._update_steps,
+            Batch(
+                obs=stacked,
+                action=tf.TensorSpec([None, None], tf.int64),
+                reward=scalars,
+                next_obs=stacked,
+                terminated=None,  # in discount
+                truncated=None,  # bootstrapped: next_obs is the true final observation
+                discount=scalars,
+                weights=scalars,
+                indices=None,
+            ),
+            self.q_network,
+            self.guard,
             jit_compile=config.jit_compile,
-            input_signature=[
-                stacked,
-                tf.TensorSpec([None, None], tf.int64),
-                scalars,
-                stacked,
-                scalars,
-            ],
         )
         self._q_fn = CompiledStep(
             self.acting_network.call,
             input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)],
             lazy=True,
         )
+
+    # -- storage and schedule --------------------------------------------------------------
+    def make_storage(
+        self,
+        num_envs: int,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        *,
+        frame_stack: int = 1,
+        padding: str = "reset",
+        seed: int | None = None,
+    ) -> ReplayBuffer:
+        """A uniform replay of ``buffer_size`` transitions whose batches carry ``gamma``."""
+        return ReplayBuffer(
+            self.config.buffer_size,
+            num_envs,
+            observation_space,
+            action_space,
+            frame_stack=frame_stack,
+            padding=padding,
+            seed=seed,
+            gamma=self.config.gamma,
+        )
+
+    def next_batch(
+        self, storage: Any, env_steps: int, last_obs: np.ndarray, schedule: dict[str, Any]
+    ) -> Batch | None:
+        """``[G, B]`` batches every ``train_frequency`` env steps after ``learning_starts``.
+
+        G is ``gradient_steps`` times the number of periods that passed since the last
+        update (more than one when a step of many envs crosses several), fused into one
+        compiled call. ``schedule["next_update"]`` is the env step of the next update.
+        """
+        cfg = self.config
+        due_at = schedule.setdefault("next_update", max(cfg.learning_starts, cfg.train_frequency))
+        if env_steps < due_at or not storage.can_sample():
+            return None
+        periods = 1 + (env_steps - due_at) // cfg.train_frequency
+        schedule["next_update"] = due_at + periods * cfg.train_frequency
+        return storage.sample(cfg.batch_size, num_batches=periods * cfg.gradient_steps)
 
     # -- acting ----------------------------------------------------------------------------
     def q_values(self, obs: np.ndarray) -> np.ndarray:
@@ -197,25 +249,21 @@ class DQN(Agent):
         """TD target ``[B]``: r_t + discount_t * max_a Q_target(obs_t, a)."""
         return losses.q_learning_target(r_t, discount_t, self.target_network(obs_t))
 
-    def _update_steps(
-        self,
-        obs: tf.Tensor,
-        action: tf.Tensor,
-        reward: tf.Tensor,
-        next_obs: tf.Tensor,
-        terminated: tf.Tensor,
-    ) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+    def _update_steps(self, batch: Batch) -> dict[str, tf.Tensor]:
         """G gradient steps on ``[G, B, ...]`` batches, fused into one compiled call."""
         cfg = self.config
         variables = self.q_network.trainable_variables
-        num_steps = tf.shape(obs)[0]
+        num_steps = tf.shape(batch.obs)[0]
         totals = tf.zeros(3)  # loss, mean Q, gradient norm
         for g in tf.range(num_steps):
-            discount_t = cfg.gamma * (1.0 - terminated[g])  # [B]
-            target = self.next_state_target(reward[g], discount_t, next_obs[g])  # [B]
+            target = self.next_state_target(
+                batch.reward[g], batch.discount[g], batch.next_obs[g]
+            )  # [B]
             with tf.GradientTape() as tape:
-                q_tm1 = self.q_network(obs[g])  # [B, A]
-                loss, _ = losses.td_loss(q_tm1, action[g], target, cfg.loss)
+                q_tm1 = self.q_network(batch.obs[g])  # [B, A]
+                loss, _ = losses.td_loss(
+                    q_tm1, batch.action[g], target, cfg.loss, weights=batch.weights[g]
+                )
             grads = tape.gradient(loss, variables)
             norm, applied = self.guard.apply(
                 self.optimizer, grads, variables, loss, cfg.max_grad_norm
@@ -223,25 +271,16 @@ class DQN(Agent):
             if applied:  # a non-finite step changes nothing, the target schedule included
                 self.updates.assign_add(1)
                 if self.updates % cfg.target_update_period == 0:
-                    losses.polyak_update(
-                        self.q_network.variables, self.target_network.variables, cfg.tau
-                    )
+                    polyak_update(self.q_network.variables, self.target_network.variables, cfg.tau)
             totals += tf.stack([loss, tf.reduce_mean(q_tm1), norm])
         means = totals / tf.cast(num_steps, tf.float32)
-        metrics = {"train/loss": means[0], "train/q_mean": means[1], "train/grad_norm": means[2]}
-        metrics.update(self.guard.metrics())
-        self.q_network.sync_acting_copy()
-        return metrics, self.q_network.numpy_weight_outputs()
+        return {"train/loss": means[0], "train/q_mean": means[1], "train/grad_norm": means[2]}
 
     def update(self, batch: Batch) -> dict[str, float]:
         """Learn from a ``Batch`` of ``[B, ...]`` or ``[G, B, ...]`` (G fused steps)."""
-        arrays = [batch.obs, batch.action, batch.reward, batch.next_obs, batch.terminated]
         if np.ndim(batch.reward) == 1:
-            arrays = [a[None] for a in arrays]
-        metrics, weights = self._update_fn(*arrays)
-        if self.q_network.supports_numpy:
-            self.q_network.refresh_numpy(weights)
-        out = {k: float(v) for k, v in metrics.items()}
+            batch = Batch(*(None if x is None else np.asarray(x)[None] for x in batch))
+        out = self._update_fn(batch)
         out["train/epsilon"] = self.epsilon
         out["train/updates"] = float(self.updates.numpy())
         return out

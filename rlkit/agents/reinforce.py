@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import gymnasium as gym
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from rlkit import losses
-from rlkit.agents.a2c import A2C
+from rlkit.agents.policy_gradient import PolicyGradient
 from rlkit.config import hp
 from rlkit.precision import MIXED_PRECISION_CHOICES
 from rlkit.rollout import EpisodeBuffer
-
-tfd = tfp.distributions
+from rlkit.types import Rollout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +41,8 @@ class ReinforceConfig:
     )
 
 
-class Reinforce(A2C):
-    """REINFORCE on whole episodes from N envs.
+class Reinforce(PolicyGradient):
+    """REINFORCE on whole episodes from N envs (``rlkit.losses.reinforce_loss``).
 
     For each step t of a finished episode, G_t = sum_k gamma^k r_{t+k} (an episode cut by a
     time limit bootstraps from V(final obs) when the baseline is learned, else from 0), and
@@ -52,59 +50,46 @@ class Reinforce(A2C):
     with b = V when ``baseline`` is on and b = 0 otherwise; ``normalize_returns``
     standardises G_t - b(s_t) over the batch, as the classic CartPole tutorials do.
 
-    Acting, the network (a shared-torso actor-critic whose value head is only trained with
-    ``baseline``) and saving are A2C's; only the data and the loss differ.
+    The network is the shared-torso actor-critic of ``PolicyGradient``; its value head is
+    only trained with ``baseline``.
     """
 
     name: ClassVar[str] = "reinforce"
     config_cls: ClassVar[type] = ReinforceConfig
 
-    def __init__(
+    def make_storage(
         self,
+        num_envs: int,
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Space,
-        config: ReinforceConfig | None = None,
+        *,
+        frame_stack: int = 1,
+        padding: str = "reset",
         seed: int | None = None,
-    ) -> None:
-        super().__init__(observation_space, action_space, config or ReinforceConfig(), seed)
+    ) -> EpisodeBuffer:
+        """Whole episodes: an update after ``episodes_per_update`` of them have ended."""
+        return EpisodeBuffer(self.config.episodes_per_update, num_envs)
 
-    def make_rollout(self, runner: Any) -> EpisodeBuffer:
-        """Episode storage: update after ``episodes_per_update`` whole episodes."""
-        return EpisodeBuffer(self.config.episodes_per_update, runner.num_envs)
-
-    def rollout_loss(
-        self,
-        dist: tfd.Categorical,
-        values: tf.Tensor,
-        action: tf.Tensor,
-        reward: tf.Tensor,
-        terminated: tf.Tensor,
-        truncated: tf.Tensor,
-        valid: tf.Tensor,
+    def loss(
+        self, log_pi: tf.Tensor, entropy: tf.Tensor, values: tf.Tensor, rollout: Rollout
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """The REINFORCE loss of ``[L, E]`` episodes (columns; row L of ``values``: final obs)."""
+        """The REINFORCE loss of ``[L, E]`` episodes (``values`` row L: V(final obs))."""
         cfg = self.config
-        use_baseline = 1.0 if cfg.baseline else 0.0
-        v_s, v_final = values[:-1], tf.stop_gradient(values[-1])  # [L, E], [E]
-        # Padding rows (valid 0) carry the bootstrap up to the episode's last step unchanged.
-        cut = tf.reduce_max(truncated, axis=0)  # [E]: 1 where a time limit ended the episode
-        bootstrap = use_baseline * cut * v_final
-        discount_t = valid * cfg.gamma * (1.0 - terminated) + (1.0 - valid)
-        returns = losses.discounted_returns(reward * valid, discount_t, bootstrap)  # [L, E]
-        weights = returns - use_baseline * tf.stop_gradient(v_s)
-        if cfg.normalize_returns:
-            weights = losses.masked_standardize(weights, valid)
-        policy_loss = losses.policy_gradient_loss(dist.log_prob(action), weights, valid)
-        value_loss = losses.masked_mean(tf.square(returns - v_s), valid)
-        entropy = losses.masked_mean(dist.entropy(), valid)
-        loss = policy_loss + use_baseline * cfg.vf_coef * value_loss - cfg.ent_coef * entropy
-        metrics = {
-            "train/policy_loss": policy_loss,
-            "train/value_loss": value_loss,
-            "train/entropy": entropy,
-            "train/return_mean": losses.masked_mean(returns, valid),
-        }
-        return loss, metrics
+        loss, terms = losses.reinforce_loss(
+            log_pi,
+            entropy,
+            v_tm1=values[:-1],
+            v_last=values[-1],
+            r_t=rollout.reward,
+            discount_t=cfg.gamma * (1.0 - rollout.terminated),
+            truncated_t=rollout.truncated,
+            mask_tm1=rollout.valid,
+            baseline=cfg.baseline,
+            vf_coef=cfg.vf_coef,
+            ent_coef=cfg.ent_coef,
+            normalize=cfg.normalize_returns,
+        )
+        return loss, {f"train/{k}": v for k, v in terms.items()}
 
 
 __all__ = ["Reinforce", "ReinforceConfig"]

@@ -1,7 +1,8 @@
 """RayRunner: the local runner's interface over envs spread across Ray actors.
 
 Each of ``num_workers`` actors (``RolloutWorker``) owns ``envs_per_worker`` envs and a
-copy of the acting policy. ``act_and_step(agent, obs)``, what the loops call, hands out
+copy of the acting policy, so the training loop does not act for them: its explicit Ray
+branch (``acts_in_workers``) calls ``act_and_step(agent, obs)``, which hands out
 one vector step at a time from a chunk of ``chunk_steps`` rows that every actor collected
 with its own policy copy; when a chunk is used up, the next one is collected:
 
@@ -103,6 +104,9 @@ class RayRunner:
     Raises:
         RlkitError: if Ray is not installed.
     """
+
+    # The training loop calls act_and_step(agent, obs): the actors act, not the loop.
+    acts_in_workers = True
 
     def __init__(
         self,
