@@ -10,15 +10,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import rlkit
 
 PACKAGE = Path(rlkit.__file__).resolve().parent
-CORE_CYCLE = (
-    "the core -> agent_io -> agents -> core cycle is removed by the learner-interface "
-    "reshaping of core.py (issue 13), on another branch; passes once that is merged"
-)
 
 
 def module_names(root: Path) -> dict[str, Path]:
@@ -198,18 +192,11 @@ def test_finder_reads_rlkit():
 
 
 # -- rlkit ----------------------------------------------------------------------------------
-def test_no_import_cycles_apart_from_the_core_one():
-    found = [g for g in cycles(import_graph(PACKAGE)) if "rlkit.core" not in g]
-    assert not found, describe(found)
-
-
-@pytest.mark.xfail(strict=False, reason=CORE_CYCLE)
-def test_no_import_cycles_at_all():
+def test_no_import_cycles():
     found = cycles(import_graph(PACKAGE))
     assert not found, describe(found)
 
 
-@pytest.mark.xfail(strict=False, reason=CORE_CYCLE)
 def test_core_imports_only_types_from_rlkit():
     extra = import_graph(PACKAGE)["rlkit.core"] - {"rlkit.types"}
     assert not extra, f"rlkit/core.py imports {sorted(extra)}; it may import only rlkit.types"
