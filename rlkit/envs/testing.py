@@ -366,6 +366,19 @@ def make_faulty_env(env_id: str = "CartPole-v1", **fault: Any) -> gym.Env:
     return FaultInjector(gym.make(env_id), **fault)
 
 
+def make_faulty_counting_env(
+    fault: str, at_step: int, once_file: str | None = None, index: int = 0, **counting: Any
+) -> gym.Env:
+    """A ``CountingEnv(env_index=index, **counting)`` in a ``FaultInjector``.
+
+    By default the frames are 2 int32 pixels and episodes last 7 steps. Module-level and
+    light to import, so that spawned async workers start quickly.
+    """
+    counting = {"episode_length": 7, "obs_shape": (2,), "dtype": np.int32, **counting}
+    env = CountingEnv(env_index=index, **counting)
+    return FaultInjector(env, fault, at_step=at_step, once_file=once_file, hang_seconds=600)
+
+
 def register_faulty_env() -> None:
     """Register ``make_faulty_env`` as ``rlkit/Faulty-v0`` (idempotent).
 
