@@ -99,13 +99,15 @@ def model_card(run_dir: Path, meta: dict[str, Any]) -> str:
         ],
     }
     hyper = "\n".join(f"| `{k}` | `{v}` |" for k, v in config.items())
-    episodes = results.get("episodes", "?")
+    if mean is None:  # e.g. a run with --eval-episodes 0, or a policy saved from Python
+        evaluation = "none (the run folder has no results.json)"
+    else:
+        evaluation = f"mean reward {mean:.2f} +/- {std:.2f} over {results.get('episodes')} episodes"
     return (
         "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n"
         f"# {agent} on {env}\n\n"
         f"A policy trained with rlkit {meta.get('rlkit_version', '')}. Evaluation: "
-        f"mean reward {mean if mean is None else f'{mean:.2f} +/- {std:.2f}'} over "
-        f"{episodes} episodes.\n\n"
+        f"{evaluation}.\n\n"
         "## Use\n\n"
         "```python\n"
         "import tensorflow as tf\n"

@@ -88,7 +88,20 @@ def test_train_writes_the_run_folder(trained: dict) -> None:
     assert results["episodes"] == 2 and len(results["returns"]) == 2
     assert results["mean_reward"] == pytest.approx(np.mean(results["returns"]))
     assert results["std_reward"] == pytest.approx(np.std(results["returns"]))
-    assert all(1 <= r <= 500 for r in results["returns"])  # CartPole-v1 episode returns
+    # The same episodes, replayed in a plain gymnasium loop with the saved policy: the final
+    # evaluation plays episode i from seed ``seed + 100_000 + i`` (train.py, evaluate.py).
+    import gymnasium as gym
+
+    policy, env, replayed = load_policy(run_dir), gym.make(ENV), []
+    for i in range(2):
+        obs, _ = env.reset(seed=100_000 + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(int(policy(obs[None])[0]))
+            total, done = total + reward, terminated or truncated
+        replayed.append(total)
+    env.close()
+    assert results["returns"] == replayed
 
 
 def test_evaluate_a_trained_run(trained: dict, capsys: pytest.CaptureFixture) -> None:

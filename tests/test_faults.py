@@ -6,6 +6,7 @@ that the run either recovers with consistent data or stops with a clear error.
 
 from __future__ import annotations
 
+import csv
 import functools
 import logging
 import re
@@ -20,7 +21,12 @@ from rlkit.agents import get_agent_class
 from rlkit.agents.common import seed_everything
 from rlkit.config import resolve
 from rlkit.envs.checks import CheckObservations, observation_problem
-from rlkit.envs.testing import CountingEnv, FaultInjector, decode_value
+from rlkit.envs.testing import (
+    CountingEnv,
+    FaultInjector,
+    decode_value,
+    make_faulty_counting_env,
+)
 from rlkit.envs.vector import vectorize
 from rlkit.errors import EnvSpaceError, EnvWorkerError, NumericalError
 from rlkit.experiment import learn
@@ -28,16 +34,14 @@ from rlkit.runner import VectorRunner
 from rlkit.types import Batch
 
 
-def _counting(fault: str, at_step: int, once_file: str | None, index: int) -> gym.Env:
-    env = CountingEnv(episode_length=7, env_index=index, obs_shape=(2,), dtype=np.int32)
-    return FaultInjector(env, fault, at_step=at_step, once_file=once_file, hang_seconds=600)
-
-
 def faulty_envs(
     mode: str, fault: str, at_step: int = 5, once_file: str | None = None, num_envs: int = 2
 ) -> gym.vector.VectorEnv:
     """``num_envs`` counting envs (``mode`` vectorization) that break at ``at_step``."""
-    fns = [functools.partial(_counting, fault, at_step, once_file, i) for i in range(num_envs)]
+    fns = [
+        functools.partial(make_faulty_counting_env, fault, at_step, once_file, i)
+        for i in range(num_envs)
+    ]
     return vectorize(fns, mode)
 
 
@@ -106,6 +110,30 @@ def test_restart_row_is_invalid_and_the_episode_in_progress_is_dropped(tmp_path)
     runner.step(np.zeros(2, np.int64))
     assert not runner.restarted
     runner.close()
+
+
+def _cartpoles_that_fail_once(once_file: str) -> gym.vector.VectorEnv:
+    fns = [functools.partial(_raising_cartpole, once_file, at_step=3) for _ in range(2)]
+    return vectorize(fns, "sync")
+
+
+def test_rebuilt_envs_get_fresh_reproducible_seeds(tmp_path):
+    """After a restart the new envs start from seeds of their own, the same in every run."""
+    first_obs = []
+    for attempt in ("a", "b"):
+        make = functools.partial(_cartpoles_that_fail_once, str(tmp_path / attempt))
+        runner = VectorRunner(make(), make_envs=make)
+        start = runner.reset(seed=1).copy()
+        for _ in range(3):
+            runner.step(np.zeros(2, np.int64))
+        assert runner.restarted
+        first_obs.append(runner.step(np.zeros(2, np.int64))[0].obs)  # the new envs' first
+        runner.close()
+        # Not the run's seed again (the same start would replay the same episodes), and
+        # not one seed for both envs.
+        assert not np.allclose(first_obs[-1], start, atol=1e-6)
+        assert not np.allclose(first_obs[-1][0], first_obs[-1][1], atol=1e-6)
+    np.testing.assert_array_equal(first_obs[0], first_obs[1])
 
 
 def test_a_worker_that_keeps_failing_stops_the_run_with_its_traceback(tmp_path):
@@ -215,24 +243,85 @@ def test_a_nan_update_is_skipped_counted_and_changes_nothing():
     assert agent._update_fn.experimental_get_tracing_count() == 1
 
 
-@pytest.mark.parametrize("name", ["a2c", "reinforce"])
-def test_a_nan_policy_gradient_update_is_skipped(name):
+def agent_variables(agent) -> dict[str, list[np.ndarray]]:
+    """Every variable the agent checkpoints: networks, optimizer slots and step, counters."""
+    import tensorflow as tf
+
+    out = {}
+    for key, item in agent.checkpoint_items().items():
+        variables = [item] if isinstance(item, tf.Variable) else list(item.variables)
+        out[key] = [np.array(v.numpy()) for v in variables]
+    return out
+
+
+def assert_same_variables(before: dict, after: dict) -> None:
+    assert before.keys() == after.keys()
+    for key in before:
+        for i, (a, b) in enumerate(zip(before[key], after[key], strict=True)):
+            np.testing.assert_array_equal(b, a, err_msg=f"{key} variable {i}")
+
+
+def policy_gradient_rollout(reward: np.ndarray, obs_scale: float = 1.0):
     from rlkit.types import Rollout
 
+    steps, envs = reward.shape
+    obs = (np.random.default_rng(0).normal(size=(steps, envs, 4)) * obs_scale).astype(np.float32)
+    terminated = np.zeros((steps, envs), np.float32)
+    terminated[-1] = 1.0  # whole episodes, for REINFORCE
+    zeros = np.zeros((steps, envs), np.float32)
+    valid = np.ones((steps, envs), np.float32)
+    return Rollout(obs, np.zeros((steps, envs), np.int64), reward, terminated, zeros, valid, obs[0])
+
+
+@pytest.mark.parametrize("name", ["a2c", "reinforce"])
+def test_a_nan_policy_gradient_update_leaves_weights_and_optimizer_untouched(name):
     agent = small_agent(name)
-    before = [w.copy() for w in agent.network.get_weights()]
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=(5, 2, 4)).astype(np.float32)
-    zeros = np.zeros((5, 2), np.float32)
+    # One good update first, so that the optimizer's slots and step count are not zeros.
+    agent.update(policy_gradient_rollout(np.ones((5, 2), np.float32)))
+    before = agent_variables(agent)
+    assert any(np.any(v != 0) for v in before["optimizer"][1:])
     reward = np.ones((5, 2), np.float32)
     reward[2, 1] = np.inf
-    rollout = Rollout(
-        obs, np.zeros((5, 2), np.int64), reward, zeros, zeros, np.ones((5, 2), np.float32), obs[0]
-    )
-    metrics = agent.update(rollout)
-    assert metrics["train/skipped_updates"] == 1
-    for a, b in zip(before, agent.network.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    metrics = agent.update(policy_gradient_rollout(reward))
+    assert metrics["train/skipped_updates"] == 1 and metrics["train/consecutive_skips"] == 1
+    after = agent_variables(agent)
+    assert_same_variables(before, after)
+
+
+# Observations this large make the gradient norm overflow float32 while the loss stays
+# finite: with ReLU, value or Q errors ~s and activations ~s give weight gradients ~s**2
+# (A2C, REINFORCE's baseline), or gradients ~s whose squares overflow (DQN's Huber loss).
+INF_GRADIENT_SCALE = {"dqn": 1e25, "double_dqn": 1e25, "dueling_dqn": 1e25, "a2c": 1e12}
+INF_GRADIENT_SCALE["reinforce"] = 1e12
+
+
+@pytest.mark.parametrize("name", sorted(INF_GRADIENT_SCALE))
+def test_an_inf_gradient_with_a_finite_loss_is_skipped(name):
+    cls = get_agent_class(name)
+    overrides = {"hidden_sizes": [8], "activation": "relu"}
+    if name == "reinforce":
+        overrides["baseline"] = True
+    _, cfg = resolve(cls, "CartPole-v1", overrides=overrides)
+    env = gym.make("CartPole-v1")
+    agent = cls(env.observation_space, env.action_space, cfg, seed=0)
+    scale = INF_GRADIENT_SCALE[name]
+    if agent.on_policy:
+        good = policy_gradient_rollout(np.ones((5, 2), np.float32))
+        bad = policy_gradient_rollout(np.ones((5, 8), np.float32), obs_scale=scale)
+    else:
+        good = nan_batch(steps=1)._replace(reward=np.ones((1, 8), np.float32))
+        obs = good.obs * np.float32(scale)
+        bad = good._replace(obs=obs, next_obs=obs)
+    agent.update(good)
+    before = agent_variables(agent)
+    metrics = agent.update(bad)
+    # The fault is the one meant: a finite loss, a gradient norm that is not.
+    assert np.isfinite(metrics["train/loss"]) and not np.isfinite(metrics["train/grad_norm"])
+    assert metrics["train/skipped_updates"] == 1 and metrics["train/consecutive_skips"] == 1
+    after = agent_variables(agent)
+    assert_same_variables(before, after)
+    metrics = agent.update(good)  # and the next good step is taken
+    assert metrics["train/consecutive_skips"] == 0 and metrics["train/skipped_updates"] == 1
 
 
 def nan_reward_run(tmp_path: Path, name: str, **overrides):
@@ -290,8 +379,8 @@ def test_repeated_nan_updates_stop_the_run_naming_the_last_good_checkpoint(name,
     assert all(np.isfinite(w).all() for w in weights)
 
 
-def _raising_cartpole(once_file: str) -> gym.Env:
-    return FaultInjector(gym.make("CartPole-v1"), "raise", at_step=300, once_file=once_file)
+def _raising_cartpole(once_file: str, at_step: int = 300) -> gym.Env:
+    return FaultInjector(gym.make("CartPole-v1"), "raise", at_step=at_step, once_file=once_file)
 
 
 @pytest.mark.parametrize("name", ["a2c", "reinforce", "dqn"])
@@ -309,10 +398,41 @@ def test_training_survives_an_env_fault_and_counts_it(name, tmp_path):
     )
     envs = make()
     agent = cls(envs.single_observation_space, envs.single_action_space, cfg, seed=0)
+    learned = []  # what every update learned from
+    update = agent.update
+    # (copies: the rollout's arrays are reused for the next one)
+    agent.update = lambda batch: learned.append(batch._make(map(np.copy, batch))) or update(batch)
     result = learn(
         agent, "CartPole-v1", run, run_dir=tmp_path / "run", envs=envs, envs_factory=make
     )
     assert result.env_restarts == 1 and result.env_steps >= 1500
     assert int(agent.updates.numpy()) > 0
-    progress = (tmp_path / "run" / "progress.csv").read_text()
-    assert "time/env_restarts" in progress.splitlines()[0]
+    with open(tmp_path / "run" / "progress.csv", newline="") as f:
+        counts = [row["time/env_restarts"] for row in csv.DictReader(f)]
+    assert [float(c) for c in counts if c] == [1.0]  # logged once, at the restart
+    if cls.on_policy:
+        assert_rollouts_hold_no_partial_episode_from_before_a_restart(learned)
+
+
+def assert_rollouts_hold_no_partial_episode_from_before_a_restart(rollouts) -> None:
+    """Every rollout row learned from is a real CartPole step of the episode it is in.
+
+    A rollout that kept what was collected before a restart would hold a valid, unfinished
+    row followed by the restart row (A2C: its return would bootstrap from the new envs), or
+    an episode whose first part came from the broken envs (REINFORCE).
+    """
+    pairs = 0
+    for rollout in rollouts:
+        valid = rollout.valid.astype(bool)  # [T, N]
+        ended = (rollout.terminated + rollout.truncated).astype(bool)
+        cut = valid[:-1] & ~valid[1:] & ~ended[:-1]
+        assert not cut.any(), f"rows {np.argwhere(cut).tolist()} were cut by a restart"
+        # CartPole integrates with explicit Euler steps of 0.02 s: x' = x + 0.02 * x_dot
+        # and theta' = theta + 0.02 * theta_dot, for consecutive rows of one episode.
+        step = valid[:-1] & valid[1:] & ~ended[:-1]
+        obs = rollout.obs.astype(np.float64)
+        for pos, vel in ((0, 1), (2, 3)):
+            expected = obs[:-1, :, pos] + 0.02 * obs[:-1, :, vel]
+            np.testing.assert_allclose(obs[1:, :, pos][step], expected[step], atol=1e-5)
+        pairs += int(step.sum())
+    assert pairs > 100, "too few consecutive rows to check"

@@ -248,3 +248,43 @@ def test_a_mixed_precision_agent_acts_with_its_latest_weights(cls, tmp_path):
     assert agent._update_fn.experimental_get_tracing_count() == 1
     restored = cls.load(agent.save(tmp_path / "agent"))
     np.testing.assert_array_equal(acting_scores(restored), acting_scores(agent))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_a_bfloat16_mlp_torso_stays_within_bfloat16_steps_of_the_same_maths(activation):
+    """The mixed network equals float32 maths with bfloat16 casts, to a bfloat16 step or two.
+
+    The torso casts its input and weights to bfloat16 and keeps its matmul, bias-add and
+    activation results in bfloat16; the head is float32. The same maths in float32,
+    rounding where bfloat16 rounds, gives torso outputs h within one or two bfloat16 steps
+    (the matmul may round its partial sums in another order); bfloat16 keeps 8 significant
+    bits, so a step at |h| is 2**(floor(log2 |h|) - 7). The float32 head is linear, so
+    output j may move by sum_i |H_ij| * 2 steps(h_i): a tolerance per element, from the
+    precision, instead of one fixed number.
+    """
+    import tensorflow as tf
+
+    from rlkit.networks import QNetwork
+
+    def bf16(t):  # round to bfloat16, compute on in float32
+        return tf.cast(tf.cast(t, tf.bfloat16), tf.float32)
+
+    obs = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32)
+    kwargs = {"hidden_sizes": (16,), "activation": activation}
+    full = QNetwork((4,), 3, **kwargs).build_for_obs()
+    half = QNetwork((4,), 3, mixed_precision=True, **kwargs).build_for_obs()
+    half.set_weights(full.get_weights())
+    w, b, head, head_bias = full.get_weights()
+    assert w.shape == (4, 16) and head.shape == (16, 3)  # torso Dense, then the Q head
+    act = {"relu": tf.nn.relu, "tanh": tf.tanh}[activation]
+    z = bf16(bf16(bf16(obs) @ bf16(w)) + bf16(b))  # [B, 16] pre-activation
+    h = bf16(act(z)).numpy()
+    expected = h @ head + head_bias  # [B, 3]
+    magnitude = np.maximum(np.abs(h), np.abs(z.numpy()))  # near 0 the input's step counts
+    step = 2.0 ** (np.floor(np.log2(np.maximum(magnitude, 2.0**-126))) - 7)
+    tolerance = (2 * step) @ np.abs(head) + 1e-6  # [B, 3]
+    got = tf.nest.flatten(half(obs))[0].numpy()
+    assert got.dtype == np.float32
+    assert (np.abs(got - expected) <= tolerance).all(), np.abs(got - expected) / tolerance
+    plain = tf.nest.flatten(full(obs))[0].numpy()
+    assert np.abs(got - plain).max() > 1e-4  # bfloat16 did change the outputs

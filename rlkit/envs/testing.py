@@ -292,7 +292,7 @@ class FakeALEGame(gym.Env):
 
 
 FAULTY_ENV_ID = "rlkit/Faulty-v0"
-FAULTS = ("raise", "exit", "hang", "nan_reward", "bad_obs")
+FAULTS = ("raise", "exit", "hang", "nan_reward", "bad_obs", "out_of_bounds")
 
 
 class FaultInjector(gym.Wrapper):
@@ -301,7 +301,8 @@ class FaultInjector(gym.Wrapper):
     Faults: ``"raise"`` (the step raises ``RuntimeError``), ``"exit"`` (the process dies at
     once with ``os._exit(3)``, as after a segfault or the OOM killer), ``"hang"`` (the step
     sleeps ``hang_seconds``), ``"nan_reward"`` (the reward is NaN from then on) and
-    ``"bad_obs"`` (the observation becomes float64 NaNs, outside the declared space).
+    ``"bad_obs"`` (the observation becomes float64 NaNs, outside the declared space) and
+    ``"out_of_bounds"`` (the observation keeps its dtype, but its first element is 1e6).
 
     Args:
         env: the env to break.
@@ -356,6 +357,9 @@ class FaultInjector(gym.Wrapper):
                 reward = float("nan")
             if self.fault == "bad_obs":
                 obs = np.full(np.shape(obs), np.nan)  # float64 NaNs: outside any integer space
+            if self.fault == "out_of_bounds":
+                obs = np.array(obs, copy=True)
+                obs.flat[0] = 1e6
         return obs, reward, terminated, truncated, info
 
 
@@ -364,6 +368,19 @@ def make_faulty_env(env_id: str = "CartPole-v1", **fault: Any) -> gym.Env:
     if env_id == COUNTING_ENV_ID:
         register_fake_envs()
     return FaultInjector(gym.make(env_id), **fault)
+
+
+def make_faulty_counting_env(
+    fault: str, at_step: int, once_file: str | None = None, index: int = 0, **counting: Any
+) -> gym.Env:
+    """A ``CountingEnv(env_index=index, **counting)`` in a ``FaultInjector``.
+
+    By default the frames are 2 int32 pixels and episodes last 7 steps. Module-level and
+    light to import, so that spawned async workers start quickly.
+    """
+    counting = {"episode_length": 7, "obs_shape": (2,), "dtype": np.int32, **counting}
+    env = CountingEnv(env_index=index, **counting)
+    return FaultInjector(env, fault, at_step=at_step, once_file=once_file, hang_seconds=600)
 
 
 def register_faulty_env() -> None:
