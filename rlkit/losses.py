@@ -173,6 +173,24 @@ def masked_standardize(x: tf.Tensor, mask: tf.Tensor, eps: float = 1e-8) -> tf.T
     return (x - mean) / (std + eps)
 
 
+def categorical_log_prob(logits: tf.Tensor, actions: tf.Tensor) -> tf.Tensor:
+    """The log-probability log pi(a|s) of a categorical policy: ``log_softmax(logits)[a]``.
+
+    The same arithmetic as ``tfp.distributions.Categorical(logits).log_prob(a)`` under TF's
+    op determinism (log-softmax, then a gather), without the NaN constant TF adds there for
+    out-of-range labels, which ``tf.debugging.enable_check_numerics`` (``--check-numerics``)
+    reports as a fault on every update. Actions come from the agent, so always in range.
+
+    Args:
+        logits: ``[B, A]``.
+        actions: ``[B]`` (int).
+
+    Returns:
+        ``[B]``.
+    """
+    return tf.gather(tf.nn.log_softmax(logits), tf.cast(actions, tf.int32), batch_dims=1)
+
+
 def policy_gradient_loss(log_prob: tf.Tensor, advantage: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Policy-gradient surrogate -E[log pi(a|s) * A], advantages treated as constants."""
     return -masked_mean(log_prob * tf.stop_gradient(advantage), mask)

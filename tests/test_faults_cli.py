@@ -300,12 +300,6 @@ def test_check_numerics_names_the_op_that_made_the_first_nan(tmp_path):
     assert re.search(r"rlkit/(agents/dqn|losses)\.py \(L\d+\)", err), err[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with --check-numerics every A2C/REINFORCE run stops at its first update: "
-    "tfp's Categorical.log_prob builds a NaN constant (sparse_softmax_cross_entropy) that "
-    "check_numerics reports as a fault",
-)
 def test_check_numerics_lets_a_healthy_a2c_run_finish(tmp_path):
     args = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "run")]
     args += [*QUIET, "--quiet", "--total-steps", "100", "--check-numerics"]

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from rlkit import losses
 from rlkit.agent_io import SaveLoad
 from rlkit.agents.common import (
     CompiledStep,
@@ -158,10 +159,12 @@ class PolicyGradient(SaveLoad, Agent):
         variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
             logits, values = self.network(all_obs)
-            dist = tfd.Categorical(logits=tf.reshape(logits[: steps * envs], [steps, envs, -1]))
+            logits_tm1 = logits[: steps * envs]  # [T N, A]
+            dist = tfd.Categorical(logits=tf.reshape(logits_tm1, [steps, envs, -1]))
+            log_pi = losses.categorical_log_prob(logits_tm1, tf.reshape(rollout.action, [-1]))
             values = tf.reshape(values, [steps + 1, envs])  # [T + 1, N]; row T is last_obs
             loss, metrics = self.loss(
-                dist.log_prob(rollout.action), dist.entropy(), values, rollout
+                tf.reshape(log_pi, [steps, envs]), dist.entropy(), values, rollout
             )
         grads = tape.gradient(loss, variables)
         norm, applied = self.guard.apply(
