@@ -339,11 +339,11 @@ def make_runner(
     run: RunConfig,
     protocol: Any = None,
     envs: Any = None,
-    envs_factory: Callable[[], Any] | None = None,
+    rebuild_envs: Callable[[], Any] | None = None,
 ) -> Any:
     """The run's runner: a ``VectorRunner`` over ``envs``, or a ``RayRunner`` (``run.runner``).
 
-    The local runner rebuilds its envs with ``envs_factory`` after a worker fault (by
+    The local runner rebuilds its envs with ``rebuild_envs`` after a worker fault (by
     default with ``make_run_envs`` when ``envs`` is None). The Ray runner's workers each build
     ``run.num_envs`` envs of their own; ``envs``, if given, only served to read the spaces
     and is closed.
@@ -373,10 +373,10 @@ def make_runner(
 
     if envs is None:
         envs = make_run_envs(env_id, run, protocol)
-        envs_factory = envs_factory or (lambda: make_run_envs(env_id, run, protocol))
+        rebuild_envs = rebuild_envs or (lambda: make_run_envs(env_id, run, protocol))
     return VectorRunner(
         envs,
-        make_envs=envs_factory,
+        rebuild_envs=rebuild_envs,
         max_restarts=run.max_env_restarts,
         step_timeout=run.env_step_timeout,
         **runner_kwargs,
@@ -392,7 +392,7 @@ def learn(
     verbose: int = 0,
     envs: Any = None,
     resume: bool = False,
-    envs_factory: Callable[[], Any] | None = None,
+    rebuild_envs: Callable[[], Any] | None = None,
 ) -> TrainResult:
     """Train ``agent`` on ``env_id``: ``rlkit.loops.train`` on the storage the agent builds.
 
@@ -405,9 +405,9 @@ def learn(
         verbose: 1 prints progress.
         envs: an already built vector env (NEXT_STEP autoreset); built from ``run`` if None.
             With ``run.runner == "ray"`` the workers build their own and ``envs`` is closed.
-        envs_factory: builds a new vector env like ``envs`` after a worker fault (crash,
+        rebuild_envs: builds a new vector env like ``envs`` after a worker fault (crash,
             exception, hang); by default the run's own envs are rebuilt when ``envs`` is
-            None, and a fault in envs you pass in without ``envs_factory`` stops the run.
+            None, and a fault in envs you pass in without ``rebuild_envs`` stops the run.
         resume: continue from the newest good checkpoint in ``run_dir/checkpoints``.
             Training N steps, then resuming to N + M gives the same weights as N + M in
             one go when N is a multiple of ``run.checkpoint_every`` (see
@@ -432,7 +432,7 @@ def learn(
 
     run = run or RunConfig()
     protocol = env_protocol(env_id, run)
-    runner = make_runner(agent, env_id, run, protocol, envs, envs_factory)
+    runner = make_runner(agent, env_id, run, protocol, envs, rebuild_envs)
     logger = Logger(run_dir, run.total_steps, run.log_interval, verbose)
     evaluator = PeriodicEvaluator(
         agent,

@@ -15,8 +15,8 @@ from rlkit.runner import derive_seed
 Callback = Callable[[int], bool]  # called with env_steps after each step; False stops
 
 
-class Checkpoints(Protocol):
-    """What the loops need from checkpointing (``rlkit.experiment.RunCheckpoints``)."""
+class RunSaver(Protocol):
+    """What the loops need from checkpointing (``rlkit.experiment.RunSaver``)."""
 
     def due(self, env_steps: int) -> bool:
         """Whether to checkpoint now."""
@@ -77,7 +77,7 @@ def train(
     logger: Logger,
     run: RunConfig,
     callback: Callback | None = None,
-    checkpoints: Checkpoints | None = None,
+    checkpoints: RunSaver | None = None,
     schedule: dict[str, Any] | None = None,
 ) -> None:
     """Train ``agent`` from ``storage`` (what ``agent.make_storage`` built) until the budget.
@@ -141,7 +141,7 @@ def train_off_policy(
     logger: Logger,
     run: RunConfig,
     callback: Callback | None = None,
-    checkpoints: Checkpoints | None = None,
+    checkpoints: RunSaver | None = None,
     state: dict[str, Any] | None = None,
 ) -> None:
     """``train`` with a replay buffer you built (``agent.make_storage`` builds the usual one)."""
@@ -154,7 +154,7 @@ def train_on_policy(
     logger: Logger,
     run: RunConfig,
     callback: Callback | None = None,
-    checkpoints: Checkpoints | None = None,
+    checkpoints: RunSaver | None = None,
 ) -> None:
     """``train`` with the agent's own storage for the runner's envs (rollouts)."""
     storage = agent.make_storage(runner.num_envs, runner.observation_space, runner.action_space)

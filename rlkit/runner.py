@@ -5,7 +5,7 @@ an episode ends, the env's next ``step`` only resets it. The runner marks that r
 ``valid=False`` so it is never learned from, and since the row's ``obs`` is the finished
 episode's true final observation, a truncated transition can bootstrap from it.
 
-Faults: given ``make_envs``, a step that fails (an env raised, a worker process died, an
+Faults: given ``rebuild_envs``, a step that fails (an env raised, a worker process died, an
 async worker hung past ``step_timeout``) closes the broken envs, builds new ones, resets
 them with fresh seeds and hands out a *restart row*: like an autoreset row it has
 ``valid=False``, ``obs`` the last observation and ``next_obs`` the new episode's first, so
@@ -49,7 +49,7 @@ class VectorRunner:
             episode statistics keep the raw rewards.
         life_loss_terminal: mark a transition that loses a life (``info["lives"]`` drops)
             as terminated for the learner; the episode itself goes on to game over.
-        make_envs: builds a replacement for ``envs`` after a fault; without it a failing
+        rebuild_envs: builds a replacement for ``envs`` after a fault; without it a failing
             step raises as it is.
         max_restarts: env rebuilds allowed in the run before ``EnvWorkerError``.
         step_timeout: seconds an ``AsyncVectorEnv`` step may take before its workers count
@@ -68,7 +68,7 @@ class VectorRunner:
         *,
         clip_rewards: bool = False,
         life_loss_terminal: bool = False,
-        make_envs: Callable[[], gym.vector.VectorEnv] | None = None,
+        rebuild_envs: Callable[[], gym.vector.VectorEnv] | None = None,
         max_restarts: int = 3,
         step_timeout: float | None = None,
     ) -> None:
@@ -94,7 +94,11 @@ class VectorRunner:
         self._lengths = np.zeros(self.num_envs, np.int64)
         self._done_returns: list[float] = []
         self._done_lengths: list[int] = []
-        self.make_envs, self.max_restarts, self.step_timeout = make_envs, max_restarts, step_timeout
+        self.rebuild_envs, self.max_restarts, self.step_timeout = (
+            rebuild_envs,
+            max_restarts,
+            step_timeout,
+        )
         self.restarts = 0  # env rebuilds after faults
         self.restarted = False  # whether the last step() was a restart row
         self._seed: int | None = None
@@ -133,7 +137,7 @@ class VectorRunner:
         except (RlkitError, EnvWorkerError):  # the user's env breaks its contract: no retry
             raise
         except Exception as error:  # a worker raised, died or hung
-            if self.make_envs is None:
+            if self.rebuild_envs is None:
                 raise
             return self._restart(error, actions)
         interrupts.check()  # a Ctrl-C during the step takes effect here, with no call pending
@@ -220,7 +224,7 @@ class VectorRunner:
             # Fresh, reproducible seeds for the new envs.
             seed = None if self._seed is None else derive_seed(self._seed, self.restarts)
             try:
-                self.envs = self.make_envs()  # type: ignore[misc]
+                self.envs = self.rebuild_envs()  # type: ignore[misc]
                 obs, info = self.envs.reset(seed=seed)
                 break
             except (RlkitError, EnvWorkerError):

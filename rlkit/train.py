@@ -315,7 +315,7 @@ def _train(args: argparse.Namespace) -> Path | None:
                 verbose=verbose,
                 envs=envs,
                 resume=bool(args.resume),
-                envs_factory=lambda: make_run_envs(args.env, run_cfg, protocol),
+                rebuild_envs=lambda: make_run_envs(args.env, run_cfg, protocol),
             )
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the workers are closed (learn's cleanup) and, stopped at a step

@@ -52,10 +52,10 @@ def cartpole(max_episode_steps: int = 20):
     return functools.partial(make_vector_env, ENV_ID, max_episode_steps=max_episode_steps)
 
 
-def ray_runner(make_envs, **kwargs):
+def ray_runner(env_factory, **kwargs):
     from rlkit.distributed import RayRunner
 
-    return RayRunner(make_envs, **{"num_workers": 2, "envs_per_worker": 2, **kwargs})
+    return RayRunner(env_factory, **{"num_workers": 2, "envs_per_worker": 2, **kwargs})
 
 
 def build(cls, space_runner, config):

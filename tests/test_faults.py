@@ -48,7 +48,7 @@ def faulty_envs(
 def faulty_runner(mode: str, fault: str, tmp_path: Path, once: bool = True, **kwargs):
     once_file = str(tmp_path / "struck") if once else None
     make = functools.partial(faulty_envs, mode, fault, once_file=once_file)
-    runner = VectorRunner(make(), make_envs=make, **kwargs)
+    runner = VectorRunner(make(), rebuild_envs=make, **kwargs)
     runner.reset(seed=1)
     return runner
 
@@ -122,7 +122,7 @@ def test_rebuilt_envs_get_fresh_reproducible_seeds(tmp_path):
     first_obs = []
     for attempt in ("a", "b"):
         make = functools.partial(_cartpoles_that_fail_once, str(tmp_path / attempt))
-        runner = VectorRunner(make(), make_envs=make)
+        runner = VectorRunner(make(), rebuild_envs=make)
         start = runner.reset(seed=1).copy()
         for _ in range(3):
             runner.step(np.zeros(2, np.int64))
@@ -348,7 +348,7 @@ def nan_reward_run(tmp_path: Path, name: str, **overrides):
     )
     envs = make()
     agent = cls(envs.single_observation_space, envs.single_action_space, cfg, seed=0)
-    return learn(agent, "CartPole-v1", run, run_dir=tmp_path / "run", envs=envs, envs_factory=make)
+    return learn(agent, "CartPole-v1", run, run_dir=tmp_path / "run", envs=envs, rebuild_envs=make)
 
 
 def _nan_cartpole(at_step: int) -> gym.Env:
@@ -403,7 +403,7 @@ def test_training_survives_an_env_fault_and_counts_it(name, tmp_path):
     # (copies: the rollout's arrays are reused for the next one)
     agent.update = lambda batch: learned.append(batch._make(map(np.copy, batch))) or update(batch)
     result = learn(
-        agent, "CartPole-v1", run, run_dir=tmp_path / "run", envs=envs, envs_factory=make
+        agent, "CartPole-v1", run, run_dir=tmp_path / "run", envs=envs, rebuild_envs=make
     )
     assert result.env_restarts == 1 and result.env_steps >= 1500
     assert int(agent.updates.numpy()) > 0

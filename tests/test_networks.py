@@ -202,7 +202,9 @@ def test_spec_contents():
     }
 
 
-def test_mixed_precision_keeps_float32_outputs_and_matches_float32_closely():
+def test_mixed_precision_keeps_float32_outputs_from_a_bfloat16_torso():
+    # How close to float32 maths they are is checked with a tolerance derived from
+    # bfloat16's precision in test_precision.py; here: float32 out, bfloat16 inside.
     import tensorflow as tf
 
     obs = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
@@ -215,7 +217,7 @@ def test_mixed_precision_keeps_float32_outputs_and_matches_float32_closely():
         out_half = tf.nest.flatten(half(obs))
         for a, b in zip(out_full, out_half, strict=True):
             assert b.dtype == tf.float32
-            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=0.05)  # bfloat16 torso
+            assert not np.array_equal(a.numpy(), b.numpy())  # the torso ran in bfloat16
         assert build_network(half.spec).mixed_precision
 
 

@@ -87,7 +87,7 @@ class RayRunner:
     """Steps envs in Ray actors; the same interface as ``rlkit.runner.VectorRunner``.
 
     Args:
-        make_envs: picklable factory ``num_envs -> vector env`` with NEXT_STEP autoreset
+        env_factory: picklable factory ``num_envs -> vector env`` with NEXT_STEP autoreset
             (e.g. ``functools.partial(rlkit.envs.make_vector_env, "CartPole-v1")``).
         num_workers: Ray actors.
         envs_per_worker: envs in each actor (``num_envs = num_workers * envs_per_worker``).
@@ -110,7 +110,7 @@ class RayRunner:
 
     def __init__(
         self,
-        make_envs: EnvFactory,
+        env_factory: EnvFactory,
         *,
         num_workers: int,
         envs_per_worker: int = 1,
@@ -152,7 +152,7 @@ class RayRunner:
         )
         runner_kwargs = {"clip_rewards": clip_rewards, "life_loss_terminal": life_loss_terminal}
         self.workers = [
-            remote.remote(make_envs, envs_per_worker, i, seed, runner_kwargs)
+            remote.remote(env_factory, envs_per_worker, i, seed, runner_kwargs)
             for i in range(num_workers)
         ]
         try:

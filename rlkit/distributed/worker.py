@@ -29,7 +29,7 @@ class RolloutWorker:
     """Owns ``num_envs`` envs and a copy of the policy; collects ``[T, num_envs]`` chunks.
 
     Args:
-        make_envs: builds the vector env from a number of envs (picklable: Ray ships it).
+        env_factory: builds the vector env from a number of envs (picklable: Ray ships it).
         num_envs: envs in this worker.
         worker_index: position among the workers; with ``seed``, seeds the worker's
             action sampling.
@@ -39,13 +39,13 @@ class RolloutWorker:
 
     def __init__(
         self,
-        make_envs: EnvFactory,
+        env_factory: EnvFactory,
         num_envs: int,
         worker_index: int,
         seed: int,
         runner_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        self.runner = VectorRunner(make_envs(num_envs), **(runner_kwargs or {}))
+        self.runner = VectorRunner(env_factory(num_envs), **(runner_kwargs or {}))
         self.num_envs = num_envs
         self.rng = np.random.default_rng([seed, worker_index])
         self.policy: ActingPolicy | None = None
