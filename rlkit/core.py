@@ -208,7 +208,14 @@ class Agent(abc.ABC):
         """Rebuild an agent of this class saved with ``save``.
 
         ``rlkit.agents.load_agent(path)`` loads one of any registered class.
+
+        Raises:
+            NotImplementedError: on ``Agent`` itself, which cannot tell what to build.
         """
+        raise NotImplementedError(
+            f"{cls.__name__}.load cannot tell which agent class to build; use "
+            "rlkit.agents.load_agent(path), or the agent's own class (e.g. DQN.load(path))"
+        )
 
     # -- acting elsewhere (Ray rollout workers) --------------------------------------------
     def acting_rule(self) -> dict[str, Any]:

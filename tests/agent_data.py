@@ -35,7 +35,11 @@ def update_data(agent, rng: np.random.Generator, shape: tuple[int, ...]):
     if not agent.on_policy:
         terminated = (rng.random(shape) < 0.3).astype(np.float32)
         truncated = (rng.random(shape) < 0.1).astype(np.float32)
-        return Batch(obs(*shape), actions, reward, obs(*shape), terminated, truncated)
+        discount = np.float32(agent.config.gamma) * (1.0 - terminated)
+        weights = np.ones(shape, np.float32)
+        indices = np.arange(int(np.prod(shape))).reshape(shape)
+        batch = (obs(*shape), actions, reward, obs(*shape), terminated, truncated)
+        return Batch(*batch, discount, weights, indices)
     steps, envs = shape
     terminated, truncated = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     valid = np.ones(shape, np.float32)

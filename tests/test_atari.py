@@ -73,11 +73,11 @@ def test_load_protocol_refuses_bad_values(kwargs, match):
 
 
 def test_load_protocol_refuses_unknown_keys_in_the_yaml(monkeypatch, tmp_path):
-    import rlkit.config
+    import rlkit.envs.atari
 
     (tmp_path / "envs").mkdir()
     (tmp_path / "envs" / "atari.yaml").write_text("dqn:\n  frame_skip: 4\n  frameskip: 4\n")
-    monkeypatch.setattr(rlkit.config, "preset_dir", lambda: tmp_path)
+    monkeypatch.setattr(rlkit.envs.atari, "preset_dir", lambda: tmp_path)
     with pytest.raises(ConfigError, match=r"unknown keys \['frameskip'\] in 'dqn'"):
         load_protocol("dqn")
 
