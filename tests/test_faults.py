@@ -15,6 +15,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from agent_data import agent_variables, assert_same_variables
 from procs import live_workers
 
 from rlkit.agents import get_agent_class
@@ -241,24 +242,6 @@ def test_a_nan_update_is_skipped_counted_and_changes_nothing():
     assert metrics["train/consecutive_skips"] == 0 and metrics["train/skipped_updates"] == 3
     assert metrics["train/updates"] == 2
     assert agent._update_fn.experimental_get_tracing_count() == 1
-
-
-def agent_variables(agent) -> dict[str, list[np.ndarray]]:
-    """Every variable the agent checkpoints: networks, optimizer slots and step, counters."""
-    import tensorflow as tf
-
-    out = {}
-    for key, item in agent.checkpoint_items().items():
-        variables = [item] if isinstance(item, tf.Variable) else list(item.variables)
-        out[key] = [np.array(v.numpy()) for v in variables]
-    return out
-
-
-def assert_same_variables(before: dict, after: dict) -> None:
-    assert before.keys() == after.keys()
-    for key in before:
-        for i, (a, b) in enumerate(zip(before[key], after[key], strict=True)):
-            np.testing.assert_array_equal(b, a, err_msg=f"{key} variable {i}")
 
 
 def policy_gradient_rollout(reward: np.ndarray, obs_scale: float = 1.0):
