@@ -1,18 +1,22 @@
-"""Solve benchmark: env steps and training seconds until a greedy evaluation mean >= 475.
+"""Solve benchmark: env steps and training seconds until a confirmed greedy mean >= 475.
 
 Usage:
     python benchmarks/solve.py --agents dqn,double_dqn,dueling_dqn,a2c,reinforce --seeds 1,2,3,4,5
     python benchmarks/solve.py --agents a2c --seeds 1,2 --set learning_rate=1e-3
 
 Each run uses the agent's shipped CartPole-v1 preset (plus ``--set`` overrides), evaluates
-the greedy policy on 10 episodes every ``--eval-every`` env steps on a separate env, and stops
-at the first evaluation with mean >= 475. Training seconds exclude evaluation time. Rows are
-appended to ``benchmarks/results/solve.jsonl`` with the machine, versions and commit.
+the greedy policy on 10 fresh episodes every ``--eval-every`` env steps on a separate env,
+and stops at the first evaluation with mean >= 475 whose confirmation on 30 further fresh
+episodes reaches 475 too. Training seconds exclude evaluation time. The policy it stops
+with then plays ``--final-episodes`` (100) greedy episodes on seeds the run never used:
+``final_mean`` says whether "solved" holds. Rows are appended to
+``benchmarks/results/solve.jsonl`` with the machine, versions and commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -57,6 +61,7 @@ def main() -> int:
     p.add_argument("--eval-every", type=int, default=None, help="default: the preset's")
     p.add_argument("--max-steps", type=int, default=None, help="default: the preset's total_steps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--final-episodes", type=int, default=100)
     p.add_argument("--tag", default="preset")
     p.add_argument("--out", default=str(HERE / "results" / "solve.jsonl"))
     args = p.parse_args()
@@ -66,6 +71,7 @@ def main() -> int:
     from rlkit.agents import get_agent_class
     from rlkit.agents.common import seed_everything
     from rlkit.config import parse_overrides, resolve
+    from rlkit.evaluate import evaluate_policy, evaluation_seeds
     from rlkit.experiment import learn
 
     env_info = environment()
@@ -88,6 +94,10 @@ def main() -> int:
             agent = cls(env.observation_space, env.action_space, cfg, seed=seed)
             t0 = time.perf_counter()
             result = learn(agent, args.env, run)
+            wall = time.perf_counter() - t0
+            seeds = evaluation_seeds(seed, "final", result.env_steps, args.final_episodes)
+            greedy = functools.partial(agent.act, explore=False)
+            final = evaluate_policy(greedy, args.env, len(seeds), seeds)
             row = {
                 "agent": agent_name,
                 "env": args.env,
@@ -98,8 +108,13 @@ def main() -> int:
                 "solved": result.solved_at is not None,
                 "solve_steps": result.solved_at["env_steps"] if result.solved_at else None,
                 "solve_seconds": result.solved_at["train_seconds"] if result.solved_at else None,
+                "evaluations": len(result.evaluations),
+                "confirmations": sum("confirm_mean_reward" in e for e in result.evaluations),
+                "final_mean": float(final.mean()),
+                "final_min": float(final.min()),
+                "final_episodes": len(final),
                 "env_steps": result.env_steps,
-                "wall_seconds": time.perf_counter() - t0,
+                "wall_seconds": wall,
                 "steps_per_second": result.env_steps / result.seconds,
                 "num_envs": run.num_envs,
                 "eval_every": run.eval_every,

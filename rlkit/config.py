@@ -49,12 +49,22 @@ class RunConfig:
     vectorization: str = hp(
         "sync", choices=VECTORIZATIONS, help="sync (one process), async, or ale (Atari only)"
     )
-    seed: int = hp(0, ge=0, help="seeds Python, numpy, TF and the envs")
+    seed: int = hp(0, ge=0, le=2**32 - 1, help="seeds Python, numpy, TF and the envs")
     deterministic: bool = hp(True, help="TF op determinism: same seed, same weights")
-    eval_episodes: int = hp(10, ge=0, help="greedy episodes per evaluation (final and periodic)")
+    eval_episodes: int = hp(
+        10, ge=1, help="greedy episodes per periodic evaluation, each from a fresh seed"
+    )
     eval_every: int = hp(0, ge=0, help="env steps between periodic evaluations (0: off)")
     eval_epsilon: float = hp(0.0, ge=0, le=1, help="random-action rate in evaluations")
-    stop_reward: float | None = hp(None, help="stop once a periodic evaluation's mean reaches it")
+    stop_reward: float | None = hp(
+        None, help="stop once a periodic evaluation and its confirmation reach this mean"
+    )
+    confirm_episodes: int = hp(
+        30, ge=30, help="fresh episodes that must confirm stop_reward before a run stops"
+    )
+    final_eval_episodes: int = hp(
+        100, ge=0, help="greedy episodes after training, on seeds the run never used (0: none)"
+    )
     log_interval: int = hp(5_000, gt=0, help="env steps between progress rows")
     checkpoint_every: int = hp(0, ge=0, help="env steps between checkpoints (0: at the end)")
     video_every: int = hp(0, ge=0, help="env steps between GIFs of the policy (run_dir/videos)")
@@ -287,6 +297,8 @@ def resolve(
     if hasattr(cfg, "run_problems"):
         bad = {p.split(":")[0] for p in p1 + p2}
         problems += [c for c in cfg.run_problems(run) if not any(name in c for name in bad)]
+    if len(problems) == 1:
+        raise ConfigError(f"invalid setting {problems[0]}")
     if problems:
         raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
     return run, cfg

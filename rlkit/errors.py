@@ -25,6 +25,10 @@ class UnknownNameError(RlkitError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class MissingExtraError(RlkitError, ImportError):
+    """An optional package is not installed; the message names the extra to install."""
+
+
 class IncompatibleEnvError(RlkitError, TypeError):
     """The agent cannot handle the env's observation or action space."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -14,12 +15,45 @@ import numpy as np
 from rlkit.checkpoint import is_checkpoint
 from rlkit.errors import RlkitError
 
+# What an evaluation is for: part of the seed, so that no two purposes share an episode.
+EVAL_PURPOSES = {"periodic": 1, "confirm": 2, "final": 3, "video": 4}
+_STEP_BITS, _EPISODE_BITS = 40, 20
+
+
+def evaluation_seeds(run_seed: int, purpose: str, env_steps: int, episodes: int) -> list[int]:
+    """Episode seeds of one evaluation during a run: fresh, reproducible, never reused.
+
+    The seed of episode i packs (run seed, purpose, env step, i) into one integer, so two
+    evaluations of a run never replay a start state: periodic evaluations differ by step,
+    the confirmation before a stop and the final evaluation by purpose. All are >= 2**100,
+    above the seeds the training envs get (the run seed plus the env index), so the final
+    evaluation plays start states the run never trained or evaluated on. A resumed run
+    computes the same seeds.
+
+    Args:
+        run_seed: the run's ``seed``.
+        purpose: a key of ``EVAL_PURPOSES``.
+        env_steps: env steps trained when the evaluation starts.
+        episodes: number of episodes.
+
+    Raises:
+        ValueError: for an unknown purpose, or a step or episode count out of range.
+    """
+    if purpose not in EVAL_PURPOSES:
+        raise ValueError(f"purpose must be one of {sorted(EVAL_PURPOSES)}, got {purpose!r}")
+    if not 0 <= run_seed < 2**32:
+        raise ValueError(f"run_seed must be in [0, 2**32), got {run_seed}")
+    if not 0 <= env_steps < 2**_STEP_BITS or not 0 <= episodes <= 2**_EPISODE_BITS:
+        raise ValueError(f"env_steps {env_steps} or episodes {episodes} out of range")
+    head = ((1 << 8 | EVAL_PURPOSES[purpose]) << 32 | run_seed) << _STEP_BITS | env_steps
+    return [head << _EPISODE_BITS | i for i in range(episodes)]
+
 
 def evaluate_policy(
     policy: Callable[[np.ndarray], np.ndarray],
     env_id: str,
     episodes: int = 10,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     check: Callable[[Any], None] | None = None,
     *,
     protocol: Any = None,
@@ -28,15 +62,15 @@ def evaluate_policy(
 ) -> np.ndarray:
     """Play ``episodes`` full episodes on a fresh env and return their returns.
 
-    Episode i is reset with seed ``seed + i``, so results are reproducible and do not
-    favour short episodes as a vector env would. Returns are the env's own rewards: for
-    Atari, the full game's unclipped score over all lives.
+    Episode i is reset with seed ``seed + i`` (or ``seed[i]``), so results are reproducible
+    and do not favour short episodes as a vector env would. Returns are the env's own
+    rewards: for Atari, the full game's unclipped score over all lives.
 
     Args:
         policy: maps observations ``[1, ...]`` to actions ``[1]``.
         env_id: gymnasium id.
         episodes: number of episodes.
-        seed: seed of the first episode.
+        seed: seed of the first episode, or one seed per episode (``evaluation_seeds``).
         check: called with the env before any step (e.g. to check its spaces).
         protocol: the Atari protocol the policy was trained with (Atari ids only).
         epsilon: probability of a uniformly random action (0.05 is usual on Atari, where a
@@ -53,14 +87,17 @@ def evaluate_policy(
         )
     except gym.error.DependencyNotInstalled as e:
         raise RlkitError(f"rendering {env_id} needs more packages: {e}") from None
-    rng = np.random.default_rng(seed)
+    seeds = [seed + i for i in range(episodes)] if isinstance(seed, int) else list(seed)
+    if len(seeds) != episodes:
+        raise ValueError(f"{episodes} episodes need {episodes} seeds, got {len(seeds)}")
+    rng = np.random.default_rng(seeds[0] if seeds else 0)
     returns = np.zeros(episodes)
     try:
         if check is not None:
             check(env)
-        env.action_space.seed(seed)
+        env.action_space.seed(seeds[0] if seeds else 0)
         for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
+            obs, _ = env.reset(seed=seeds[i])
             done = False
             while not done:
                 if record is not None and i == 0:
@@ -75,6 +112,34 @@ def evaluate_policy(
     finally:
         env.close()
     return returns
+
+
+def check_evaluation_env(env_id: str, *, protocol: Any = None, render: bool = False) -> None:
+    """Build, reset (and render) the env evaluations will use, before any training.
+
+    Raises:
+        RlkitError: naming the env and what failed (a missing renderer, say), so that a
+            run fails in a second instead of at its first evaluation.
+    """
+    import gymnasium as gym
+
+    from rlkit.envs import make_env
+
+    try:
+        env = make_env(env_id, render_mode="rgb_array" if render else None, protocol=protocol)
+        try:
+            env.reset(seed=0)
+            if render:
+                env.render()
+        finally:
+            env.close()
+    except RlkitError:
+        raise
+    except gym.error.DependencyNotInstalled as e:
+        raise RlkitError(f"the evaluation env {env_id} needs more packages: {e}") from None
+    except Exception as e:  # whatever the env raises, reported before training starts
+        message = f"cannot build the evaluation env {env_id}: {type(e).__name__}: {e}"
+        raise RlkitError(message) from None
 
 
 def save_video(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
@@ -95,12 +160,22 @@ def save_video(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
     return path
 
 
-def write_results(path: Path, returns: np.ndarray, **extra: object) -> dict:
-    """Write ``results.json`` with mean, std and the per-episode returns."""
+def write_results(
+    path: Path, returns: np.ndarray, *, env_id: str, deterministic: bool, **extra: object
+) -> dict:
+    """Write ``results.json``: mean, std and the per-episode returns, plus ``extra``.
+
+    The first six keys are those the Hugging Face Hub's RL model cards (and rl-zoo3's
+    ``push_to_hub``) read: ``env_id``, ``mean_reward``, ``std_reward``, ``n_eval_episodes``,
+    ``is_deterministic`` and ``eval_datetime`` (ISO 8601, local time).
+    """
     results = {
+        "env_id": env_id,
         "mean_reward": float(np.mean(returns)) if len(returns) else float("nan"),
         "std_reward": float(np.std(returns)) if len(returns) else float("nan"),
-        "episodes": len(returns),
+        "n_eval_episodes": len(returns),
+        "is_deterministic": deterministic,
+        "eval_datetime": datetime.datetime.now().isoformat(timespec="seconds"),
         "returns": [float(r) for r in returns],
         **extra,
     }
@@ -198,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_results(
         out,
         returns,
-        env=env_id,
+        env_id=env_id,
         seed=args.seed,
         epsilon=epsilon,
         deterministic=not args.stochastic,

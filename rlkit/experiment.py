@@ -31,14 +31,19 @@ class TrainResult:
     episodes: int
     mean_return: float  # over the last 100 training episodes
     evaluations: list[dict[str, float]] = field(default_factory=list)
-    solved_at: dict[str, float] | None = None  # first evaluation reaching stop_reward
+    solved_at: dict[str, float] | None = None  # the evaluation whose confirmed mean stopped it
     env_restarts: int = 0  # env rebuilds after worker faults
+    eval_seconds: float = 0.0  # spent in periodic evaluations (part of ``seconds``)
 
 
 class PeriodicEvaluator:
-    """Every ``every`` env steps, play greedy episodes on a separate env and log the mean.
+    """Every ``every`` env steps, play greedy episodes from fresh seeds and log the mean.
 
-    Returning False from ``__call__`` asks the loop to stop (when ``stop_reward`` is met).
+    Each evaluation plays ``episodes`` episodes whose seeds come from the run seed and the
+    step count (``rlkit.evaluate.evaluation_seeds``), so no start state is replayed and a
+    resumed run evaluates on the same seeds. A stop needs confirmation: when an evaluation
+    reaches ``stop_reward``, ``confirm_episodes`` further fresh episodes must reach it too;
+    then ``__call__`` returns False and the loop stops with the confirmed policy.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class PeriodicEvaluator:
         episodes: int,
         seed: int,
         stop_reward: float | None = None,
+        confirm_episodes: int = 30,
         protocol: Any = None,
         epsilon: float = 0.0,
         video_every: int = 0,
@@ -59,6 +65,7 @@ class PeriodicEvaluator:
     ) -> None:
         self.agent, self.env_id, self.logger = agent, env_id, logger
         self.every, self.episodes, self.seed, self.stop_reward = every, episodes, seed, stop_reward
+        self.confirm_episodes = confirm_episodes
         self.protocol, self.epsilon = protocol, epsilon
         self.video_every, self.video_dir = video_every, video_dir
         self.next_video = video_every
@@ -69,24 +76,37 @@ class PeriodicEvaluator:
         self._start = time.perf_counter()
         self._eval_seconds = 0.0
 
-    def record(self, env_steps: int) -> Path:
-        """Play one episode with the current policy and save it as a GIF."""
-        from rlkit.evaluate import evaluate_policy, save_video
+    def play(
+        self, purpose: str, env_steps: int, episodes: int, record: list | None = None
+    ) -> np.ndarray:
+        """Play ``episodes`` greedy episodes from this evaluation's fresh seeds."""
+        from rlkit.evaluate import evaluate_policy, evaluation_seeds
 
         t0 = time.perf_counter()
-        frames: list[np.ndarray] = []
-        evaluate_policy(
+        returns = evaluate_policy(
             lambda o: self.agent.act(o, explore=False),
             self.env_id,
-            1,
-            self.seed,
+            episodes,
+            evaluation_seeds(self.seed, purpose, env_steps, episodes),
             protocol=self.protocol,
             epsilon=self.epsilon,
-            record=frames,
+            record=record,
         )
-        path = save_video(frames, self.video_dir / f"step_{env_steps:09d}.gif")  # type: ignore[operator]
         self._eval_seconds += time.perf_counter() - t0
-        return path
+        return returns
+
+    @property
+    def eval_seconds(self) -> float:
+        """Seconds spent evaluating (and recording) so far in this process."""
+        return self._eval_seconds
+
+    def record(self, env_steps: int) -> Path:
+        """Play one episode with the current policy and save it as a GIF."""
+        from rlkit.evaluate import save_video
+
+        frames: list[np.ndarray] = []
+        self.play("video", env_steps, 1, record=frames)
+        return save_video(frames, self.video_dir / f"step_{env_steps:09d}.gif")  # type: ignore[operator]
 
     def state(self) -> dict[str, Any]:
         """What a resumed run needs to evaluate on the same schedule (JSON-able)."""
@@ -105,26 +125,39 @@ class PeriodicEvaluator:
         if self.every <= 0 or env_steps < self.next_eval:
             return True
         self.next_eval = (env_steps // self.every + 1) * self.every
-        from rlkit.evaluate import evaluate_policy
-
-        t0 = time.perf_counter()
-        returns = evaluate_policy(
-            lambda o: self.agent.act(o, explore=False),
-            self.env_id,
-            self.episodes,
-            self.seed,
-            protocol=self.protocol,
-            epsilon=self.epsilon,
-        )
-        self._eval_seconds += time.perf_counter() - t0
-        train_seconds = time.perf_counter() - self._start - self._eval_seconds
+        returns = self.play("periodic", env_steps, self.episodes)
         row = {
             "env_steps": env_steps,
-            "train_seconds": train_seconds,
+            "train_seconds": time.perf_counter() - self._start - self._eval_seconds,
             "mean_reward": float(np.mean(returns)),
             "std_reward": float(np.std(returns)),
+            "episodes": len(returns),
         }
+        metrics = {"eval/mean_reward": row["mean_reward"], "eval/std_reward": row["std_reward"]}
+        reached = self.stop_reward is not None and row["mean_reward"] >= self.stop_reward
+        if reached:
+            confirm = self.play("confirm", env_steps, self.confirm_episodes)
+            row["confirm_mean_reward"] = float(np.mean(confirm))
+            row["confirm_std_reward"] = float(np.std(confirm))
+            row["confirm_episodes"] = len(confirm)
+            metrics["eval/confirm_mean_reward"] = row["confirm_mean_reward"]
+            reached = row["confirm_mean_reward"] >= self.stop_reward  # type: ignore[operator]
         self.history.append(row)
+        self.save_if_best(row)
+        self.logger.write(metrics, env_steps)
+        self.logger.dump(env_steps, echo=False)  # one progress row per evaluation, unaveraged
+        self.logger.note(
+            describe_evaluation(row, self.stop_reward, stops=reached),
+            env_steps,
+            short=f"{row['mean_reward']:.1f}",
+        )
+        if reached:
+            self.solved_at = row
+            return False
+        return True
+
+    def save_if_best(self, row: dict[str, float]) -> None:
+        """Save the policy as ``best_dir`` when this evaluation's mean beats every earlier one."""
         best = max((r["mean_reward"] for r in self.history[:-1]), default=-np.inf)
         if self.best_dir is not None and row["mean_reward"] > best:
             from rlkit.policy_io import save_policy
@@ -136,14 +169,31 @@ class PeriodicEvaluator:
                 env_id=self.env_id,
                 protocol=self.protocol,
             )
-        self.logger.write(
-            {"eval/mean_reward": row["mean_reward"], "eval/std_reward": row["std_reward"]},
-            env_steps,
+
+
+def describe_evaluation(row: dict[str, float], stop_reward: float | None, stops: bool) -> str:
+    """One line on a periodic evaluation (and its confirmation, if it had one)."""
+    text = (
+        f"evaluation at {int(row['env_steps']):,} steps: mean {row['mean_reward']:.1f} "
+        f"± {row['std_reward']:.1f} over {int(row['episodes'])} fresh episodes"
+    )
+    if "confirm_mean_reward" in row:
+        text += (
+            f"; reached {stop_reward:g}, confirmation on {int(row['confirm_episodes'])} more: "
+            f"mean {row['confirm_mean_reward']:.1f} "
+            + ("(confirmed: training stops)" if stops else "(not confirmed: training goes on)")
         )
-        if self.stop_reward is not None and row["mean_reward"] >= self.stop_reward:
-            self.solved_at = self.solved_at or row
-            return False
-        return True
+    return text
+
+
+def describe_stop(solved_at: dict[str, float], stop_reward: float | None) -> str:
+    """Which evaluation stopped the run, for the summary."""
+    return (
+        f"stopped by the evaluation at {int(solved_at['env_steps']):,} steps: mean "
+        f"{solved_at['mean_reward']:.1f} over {int(solved_at['episodes'])} episodes, confirmed "
+        f"by {solved_at['confirm_mean_reward']:.1f} over {int(solved_at['confirm_episodes'])} "
+        f"more (stop_reward {stop_reward:g})"
+    )
 
 
 def tf_global_generator_state() -> list[int]:
@@ -444,9 +494,10 @@ def learn(
         video_dir=Path(run_dir) / "videos" if run_dir is not None else None,
         best_dir=Path(run_dir) / "best_policy" if run_dir is not None else None,
         every=run.eval_every,
-        episodes=max(run.eval_episodes, 1),
-        seed=run.seed + 10_000,
+        episodes=run.eval_episodes,
+        seed=run.seed,
         stop_reward=run.stop_reward,
+        confirm_episodes=run.confirm_episodes,
     )
     start = time.perf_counter()
     try:  # from here on, whatever fails, the envs (and their workers) are closed
@@ -507,4 +558,5 @@ def learn(
         evaluations=evaluator.history,
         solved_at=evaluator.solved_at,
         env_restarts=runner.restarts,
+        eval_seconds=evaluator.eval_seconds,
     )

@@ -102,7 +102,8 @@ def model_card(run_dir: Path, meta: dict[str, Any]) -> str:
     if mean is None:  # e.g. a run with --eval-episodes 0, or a policy saved from Python
         evaluation = "none (the run folder has no results.json)"
     else:
-        evaluation = f"mean reward {mean:.2f} +/- {std:.2f} over {results.get('episodes')} episodes"
+        n = results.get("n_eval_episodes")
+        evaluation = f"mean reward {mean:.2f} +/- {std:.2f} over {n} episodes"
     return (
         "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n"
         f"# {agent} on {env}\n\n"

@@ -61,9 +61,10 @@ class Logger:
                 TextColumn("{task.completed:>9,}/{task.total:,} steps"),
                 TextColumn("{task.fields[fps]:>7,.0f} fps"),
                 TextColumn("ep_rew_mean {task.fields[rew]}"),
+                TextColumn("eval {task.fields[ev]}"),
                 TimeRemainingColumn(),
             )
-            self._task = self._live.add_task("train", total=total_steps, fps=0.0, rew="-")
+            self._task = self._live.add_task("train", total=total_steps, fps=0.0, rew="-", ev="-")
             self._live.start()
 
     def state(self) -> dict[str, Any]:
@@ -100,6 +101,21 @@ class Logger:
         for k, v in metrics.items():
             self._metrics.setdefault(k, []).append(float(v))
         self.maybe_dump(step)
+
+    def note(self, text: str, step: int, short: str | None = None) -> None:
+        """Print one line of news (an evaluation, say) above the progress display.
+
+        Args:
+            text: the line.
+            step: env steps when it happened.
+            short: a few characters for the live bar's ``eval`` column (default: none).
+        """
+        if self._live is not None:
+            self._live.console.print(text)
+            if short is not None:
+                self._live.update(self._task, completed=step, ev=short)
+        elif self.verbose:
+            print(text, flush=True)
 
     def write_episodes(self, stats: EpisodeStats, step: int) -> None:
         """Record finished episodes."""

@@ -79,9 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-every", type=int, metavar="N", help="env steps between greedy evaluations"
     )
-    p.add_argument("--eval-episodes", type=int, metavar="N", help="episodes per evaluation")
     p.add_argument(
-        "--stop-reward", type=float, metavar="R", help="stop once an evaluation reaches this mean"
+        "--eval-episodes", type=int, metavar="N", help="episodes per periodic evaluation"
+    )
+    p.add_argument(
+        "--final-eval-episodes",
+        type=int,
+        metavar="N",
+        help="episodes of the final evaluation, on unused seeds (0: none; default 100)",
+    )
+    p.add_argument(
+        "--stop-reward",
+        type=float,
+        metavar="R",
+        help="stop once an evaluation and its confirmation on fresh episodes reach this mean",
     )
     p.add_argument("--config", metavar="FILE", help="YAML file of settings (beats the preset)")
     p.add_argument(
@@ -115,6 +126,7 @@ FLAG_KEYS = {
     "vectorization": "vectorization",
     "eval_every": "eval_every",
     "eval_episodes": "eval_episodes",
+    "final_eval_episodes": "final_eval_episodes",
     "stop_reward": "stop_reward",
     "checkpoint_every": "checkpoint_every",
     "runner": "runner",
@@ -266,6 +278,11 @@ def _train(args: argparse.Namespace) -> Path | None:
             from rlkit.checkpoint import Checkpointer
 
             Checkpointer(run_dir).check_fits(agent)
+        if run_cfg.final_eval_episodes or run_cfg.eval_every or run_cfg.video_every or args.video:
+            from rlkit.evaluate import check_evaluation_env
+
+            render = bool(args.video or run_cfg.video_every)
+            check_evaluation_env(args.env, protocol=protocol, render=render)
     except BaseException:
         envs.close()
         raise
@@ -292,8 +309,8 @@ def _train(args: argparse.Namespace) -> Path | None:
             torso = agent.policy_network().torso_name
             print(f"precision: {describe_precision(agent_cfg.mixed_precision, torso)}", flush=True)
 
-    from rlkit.evaluate import evaluate_policy, write_results
-    from rlkit.experiment import learn
+    from rlkit.evaluate import evaluate_policy, evaluation_seeds, write_results
+    from rlkit.experiment import describe_stop, learn
     from rlkit.policy_io import save_policy
 
     def save_final_policy() -> Path:
@@ -333,22 +350,30 @@ def _train(args: argparse.Namespace) -> Path | None:
         f"({result.env_steps / max(result.seconds, 1e-9):,.0f} steps/s), "
         f"{result.episodes:,} episodes"
     )
-    extra = {"train_env_steps": result.env_steps, "train_seconds": result.seconds}
+    extra: dict[str, Any] = {
+        "agent": agent_cls.name,
+        "seed": run_cfg.seed,
+        "eval_epsilon": run_cfg.eval_epsilon,
+        "train_env_steps": result.env_steps,
+        "train_seconds": result.seconds - result.eval_seconds,  # periodic evaluations excluded
+        "eval_seconds": result.eval_seconds,
+    }
     if result.solved_at:
         extra["solved_at"] = result.solved_at
-        summary += (
-            f"; stopped when a greedy evaluation reached {run_cfg.stop_reward:g} "
-            f"(mean {result.solved_at['mean_reward']:.1f} at "
-            f"{result.solved_at['env_steps']:,} steps)"
-        )
-    if run_cfg.eval_episodes:
+        summary += f"; {describe_stop(result.solved_at, run_cfg.stop_reward)}"
+    if run_cfg.final_eval_episodes:
         t0 = time.perf_counter()
         frames: list | None = [] if args.video else None
+        seeds = evaluation_seeds(
+            run_cfg.seed, "final", result.env_steps, run_cfg.final_eval_episodes
+        )
+        # Consecutive integers: `python -m rlkit.evaluate --seed FIRST` replays them.
+        extra["first_eval_seed"] = seeds[0]
         returns = evaluate_policy(
             lambda o: agent.act(o, explore=False),
             args.env,
-            run_cfg.eval_episodes,
-            seed=run_cfg.seed + 100_000,
+            run_cfg.final_eval_episodes,
+            seed=seeds,
             protocol=protocol,
             epsilon=run_cfg.eval_epsilon,
             record=frames,
@@ -358,12 +383,16 @@ def _train(args: argparse.Namespace) -> Path | None:
 
             extra["video"] = str(save_video(frames, run_dir / "final_episode.gif"))
         res = write_results(
-            run_dir / "results.json", returns, env=args.env, deterministic=True, **extra
+            run_dir / "results.json",
+            returns,
+            env_id=args.env,
+            deterministic=run_cfg.eval_epsilon == 0,
+            **extra,
         )
         print(summary)
         print(
             f"final evaluation: mean reward {res['mean_reward']:.2f} ± {res['std_reward']:.2f} "
-            f"over {res['episodes']} episodes "
+            f"over {res['n_eval_episodes']} episodes on seeds the run never used "
             f"({'greedy' if not run_cfg.eval_epsilon else f'epsilon {run_cfg.eval_epsilon:g}'}, "
             f"{time.perf_counter() - t0:.1f} s)"
         )

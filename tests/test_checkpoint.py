@@ -165,7 +165,7 @@ def test_cli_resume_extends_a_run(tmp_path, capsys):
     run_dir = tmp_path / "run"
     base = [
         "--quiet",
-        "--eval-episodes",
+        "--final-eval-episodes",
         "0",
         "--set",
         "hidden_sizes=[16,16]",
@@ -193,7 +193,7 @@ def test_cli_resume_errors(tmp_path, capsys):
     assert train.main(["--resume", str(tmp_path / "nothing")]) == 2
     assert "not a run folder" in capsys.readouterr().err
     run_dir = tmp_path / "run"
-    argv = cli_a2c(run_dir, "--total-steps", "200", "--eval-episodes", "0")
+    argv = cli_a2c(run_dir, "--total-steps", "200", "--final-eval-episodes", "0")
     assert train.main(argv) == 0
     assert train.main(["--resume", str(run_dir), "--agent", "dqn"]) == 2
     assert "does not match" in capsys.readouterr().err
@@ -219,7 +219,7 @@ def test_evaluate_a_checkpoint(tmp_path, capsys):
 
     run_dir = tmp_path / "run"
     argv = cli_a2c(
-        run_dir, "--total-steps", "400", "--checkpoint-every", "200", "--eval-episodes", "2"
+        run_dir, "--total-steps", "400", "--checkpoint-every", "200", "--final-eval-episodes", "2"
     )
     assert train.main(argv) == 0
     newest = Checkpointer(run_dir).checkpoints()[-1]
@@ -254,7 +254,7 @@ def test_a_failed_resume_closes_async_workers(tmp_path):
 
 def test_resume_with_a_changed_network_is_refused_and_the_config_kept(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    base = ["--eval-episodes", "0", "--quiet"]
+    base = ["--final-eval-episodes", "0", "--quiet"]
     assert train.main(cli_a2c(run_dir, "--total-steps", "200", "--set", "hidden_sizes=[8]")) == 0
     saved = (run_dir / "config.yaml").read_text()
     argv = ["--resume", str(run_dir), "--total-steps", "400", "--set", "hidden_sizes=[16]", *base]

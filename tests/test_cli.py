@@ -29,7 +29,7 @@ DQN_FAMILY = ("dqn", "double_dqn", "dueling_dqn")
 
 def tiny_args(name: str) -> list[str]:
     """Flags for a run of a second or two that still updates the agent a few times."""
-    args = ["--total-steps", "600", "--eval-episodes", "2", "--quiet"]
+    args = ["--total-steps", "600", "--final-eval-episodes", "2", "--quiet"]
     args += ["--set", "hidden_sizes=[16,16]", "--set", "log_interval=200"]
     if name in DQN_FAMILY:
         args += ["--set", "learning_starts=100", "--set", "gradient_steps=8"]
@@ -62,7 +62,7 @@ def test_train_writes_the_run_folder(trained: dict) -> None:
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["agent"] == name and config["env"] == ENV
-    assert config["total_steps"] == 600 and config["eval_episodes"] == 2
+    assert config["total_steps"] == 600 and config["final_eval_episodes"] == 2
     assert config["hidden_sizes"] == [16, 16] and config["log_interval"] == 200
     assert "learning_rate" in config and "seed" in config
     if name in DQN_FAMILY:
@@ -85,16 +85,21 @@ def test_train_writes_the_run_folder(trained: dict) -> None:
 
     results = trained["results"]
     assert results is not None, "no results.json"
-    assert results["episodes"] == 2 and len(results["returns"]) == 2
+    assert results["n_eval_episodes"] == 2 and len(results["returns"]) == 2
     assert results["mean_reward"] == pytest.approx(np.mean(results["returns"]))
     assert results["std_reward"] == pytest.approx(np.std(results["returns"]))
+    assert results["env_id"] == ENV and results["is_deterministic"] is True
     # The same episodes, replayed in a plain gymnasium loop with the saved policy: the final
-    # evaluation plays episode i from seed ``seed + 100_000 + i`` (train.py, evaluate.py).
+    # evaluation plays episode i from ``evaluation_seeds(seed, "final", steps, n)[i]``.
     import gymnasium as gym
 
+    from rlkit.evaluate import evaluation_seeds
+
+    seeds = evaluation_seeds(results["seed"], "final", results["train_env_steps"], 2)
+    assert results["first_eval_seed"] == seeds[0] and seeds[1] == seeds[0] + 1
     policy, env, replayed = load_policy(run_dir), gym.make(ENV), []
-    for i in range(2):
-        obs, _ = env.reset(seed=100_000 + i)
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
         total, done = 0.0, False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(int(policy(obs[None])[0]))
@@ -111,7 +116,7 @@ def test_evaluate_a_trained_run(trained: dict, capsys: pytest.CaptureFixture) ->
     out = capsys.readouterr().out
     assert "±" in out and "mean reward" in out and trained["name"] in out
     first = json.loads((run_dir / "results.json").read_text())
-    assert first["episodes"] == 3 and len(first["returns"]) == 3 and first["seed"] == 1
+    assert first["n_eval_episodes"] == 3 and len(first["returns"]) == 3 and first["seed"] == 1
     assert f"{first['mean_reward']:.2f} ± {first['std_reward']:.2f}" in out
 
     # Same seed, same episodes; the policy folder itself is accepted too.
@@ -123,13 +128,14 @@ def test_evaluate_a_trained_run(trained: dict, capsys: pytest.CaptureFixture) ->
 def test_saved_policy_acts_like_the_trained_agent(trained: dict, tmp_path: Path) -> None:
     """The loaded policy replays the final greedy evaluation of training exactly.
 
-    ``train`` plays its final evaluation episodes with the live agent from seed
-    ``seed + 100_000`` (train.py); the saved policy must score the same episodes identically.
+    ``train`` plays its final evaluation episodes with the live agent from consecutive seeds
+    starting at ``first_eval_seed``; the saved policy must score the same episodes identically.
     """
     run_dir = tmp_path / "copy"
     shutil.copytree(trained["run_dir"], run_dir)
     train_results = trained["results"]
-    assert evaluate.main(["--run", str(run_dir), "--episodes", "2", "--seed", "100000"]) == 0
+    first = str(train_results["first_eval_seed"])
+    assert evaluate.main(["--run", str(run_dir), "--episodes", "2", "--seed", first]) == 0
     eval_results = json.loads((run_dir / "results.json").read_text())
     assert eval_results["returns"] == train_results["returns"]
 
@@ -245,14 +251,14 @@ def test_default_run_folder_increments(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     argv = ["--agent", "a2c", "--env", ENV, "--total-steps", "40", "--num-envs", "2"]
-    argv += ["--eval-episodes", "0", "--set", "hidden_sizes=[8]", "--quiet"]
+    argv += ["--final-eval-episodes", "0", "--set", "hidden_sizes=[8]", "--quiet"]
     assert train.main(argv) == 0
     assert train.main(argv) == 0
     folder = tmp_path / "runs" / "a2c"
     assert sorted(p.name for p in folder.iterdir()) == ["CartPole-v1_1", "CartPole-v1_2"]
     for run_dir in folder.iterdir():
         assert (run_dir / "config.yaml").is_file() and (run_dir / "policy").is_dir()
-        assert not (run_dir / "results.json").exists()  # --eval-episodes 0: no evaluation
+        assert not (run_dir / "results.json").exists()  # --final-eval-episodes 0: no evaluation
     assert "runs/a2c/CartPole-v1_2" in capsys.readouterr().out
 
 
@@ -276,7 +282,7 @@ def test_async_vectorization_leaves_no_children(
     before = live_workers()
     run_dir = tmp_path / "async"
     argv = ["--agent", "a2c", "--env", ENV, "--vectorization", "async", "--num-envs", "2"]
-    argv += ["--total-steps", "100", "--eval-episodes", "1", "--run-dir", str(run_dir)]
+    argv += ["--total-steps", "100", "--final-eval-episodes", "1", "--run-dir", str(run_dir)]
     argv += ["--set", "hidden_sizes=[8]", "--quiet"]
     assert train.main(argv) == 0
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -317,7 +323,7 @@ def test_evaluate_saved_policy_folder(policy_dir: Path, tmp_path: Path, capsys) 
     path = tmp_path / "p"
     shutil.copytree(policy_dir, path)
     assert evaluate.main(["--run", str(path), "--episodes", "1"]) == 0
-    assert json.loads((path / "results.json").read_text())["episodes"] == 1
+    assert json.loads((path / "results.json").read_text())["n_eval_episodes"] == 1
 
 
 BAD_POLICIES = {
@@ -409,7 +415,7 @@ def tiny_a2c(run_dir: Path, *extra: str) -> list[str]:
 
 def test_train_video_records_the_final_evaluation(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    argv = tiny_a2c(run_dir, "--total-steps", "100", "--eval-episodes", "1", "--video")
+    argv = tiny_a2c(run_dir, "--total-steps", "100", "--final-eval-episodes", "1", "--video")
     assert train.main(argv) == 0
     gif = run_dir / "final_episode.gif"
     assert gif.exists() and gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
@@ -419,7 +425,7 @@ def test_train_video_records_the_final_evaluation(tmp_path: Path) -> None:
 def test_train_records_gifs_during_training_and_times_updates(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     argv = tiny_a2c(
-        run_dir, "--total-steps", "200", "--eval-episodes", "0", "--set", "video_every=100"
+        run_dir, "--total-steps", "200", "--final-eval-episodes", "0", "--set", "video_every=100"
     )
     assert train.main(argv) == 0
     gifs = sorted(p.name for p in (run_dir / "videos").glob("*.gif"))
@@ -430,7 +436,17 @@ def test_train_records_gifs_during_training_and_times_updates(tmp_path: Path) ->
 
 def test_best_policy_is_kept_and_evaluated(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    argv = tiny_a2c(run_dir, "--total-steps", "300", "--eval-episodes", "2", "--eval-every", "100")
+    argv = tiny_a2c(
+        run_dir,
+        "--total-steps",
+        "300",
+        "--eval-episodes",
+        "2",
+        "--eval-every",
+        "100",
+        "--final-eval-episodes",
+        "1",
+    )
     assert train.main(argv) == 0
     assert (run_dir / "best_policy" / "policy.json").exists()
     assert evaluate.main(["--run", str(run_dir), "--best", "--episodes", "2"]) == 0
@@ -447,7 +463,7 @@ def test_python_api_run_matches_the_cli(tmp_path: Path) -> None:
         total_steps=200,
         seed=4,
         run_dir=tmp_path / "api",
-        overrides={"hidden_sizes": [16, 16], "eval_episodes": 1, "learning_rate": 1e-3},
+        overrides={"hidden_sizes": [16, 16], "final_eval_episodes": 1, "learning_rate": 1e-3},
     )
     assert folder == tmp_path / "api" and (folder / "policy" / "policy.json").exists()
     config = yaml.safe_load((folder / "config.yaml").read_text())
@@ -467,7 +483,7 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
             total_steps=400,
             seed=7,
             run_dir=tmp_path / name,
-            overrides={"hidden_sizes": [16, 16], "learning_starts": 100, "eval_episodes": 0},
+            overrides={"hidden_sizes": [16, 16], "learning_starts": 100, "final_eval_episodes": 0},
         )
         weights.append(load_policy(folder).network.get_weights())
     for a, b in zip(*weights, strict=True):
@@ -476,13 +492,13 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
 
 def test_evaluate_stochastic(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    assert train.main(tiny_a2c(run_dir, "--total-steps", "100", "--eval-episodes", "0")) == 0
+    assert train.main(tiny_a2c(run_dir, "--total-steps", "100", "--final-eval-episodes", "0")) == 0
     argv = ["--run", str(run_dir), "--episodes", "3", "--stochastic", "--seed", "2"]
     assert evaluate.main(argv) == 0
     first = json.loads((run_dir / "results.json").read_text())
     assert evaluate.main(argv) == 0
     again = json.loads((run_dir / "results.json").read_text())
-    assert first["returns"] == again["returns"] and first["deterministic"] is False
+    assert first["returns"] == again["returns"] and first["is_deterministic"] is False
     dqn_dir = tmp_path / "dqn"
     argv = [
         "--agent",
@@ -491,7 +507,7 @@ def test_evaluate_stochastic(tmp_path: Path, capsys) -> None:
         ENV,
         "--total-steps",
         "50",
-        "--eval-episodes",
+        "--final-eval-episodes",
         "0",
         "--set",
         "learning_starts=10",

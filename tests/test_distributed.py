@@ -226,7 +226,7 @@ def test_workers_that_keep_crashing_end_the_run_with_a_clear_error(ray_session):
 def test_cli_trains_every_agent_with_ray_workers(ray_session, tmp_path, agent):
     import rlkit.train
 
-    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "eval_episodes": 1}
+    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "final_eval_episodes": 1}
     if agent.endswith("dqn"):
         settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
     run_dir = rlkit.train.run(
@@ -255,7 +255,7 @@ def test_missing_ray_is_a_clear_error(monkeypatch, capsys):
 def test_a_ray_run_resumes_from_its_checkpoint(ray_session, tmp_path, agent):
     import rlkit.train
 
-    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "eval_episodes": 1}
+    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "final_eval_episodes": 1}
     settings["checkpoint_every"] = 300
     if agent == "dqn":
         settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
@@ -547,7 +547,7 @@ def test_cli_joins_the_cluster_given_by_ray_address(tmp_path):
         run_dir = tmp_path / "run"
         argv = ["--agent", "a2c", "--env", ENV_ID, "--runner", "ray", "--num-workers", "2"]
         argv += ["--num-envs", "2", "--ray-address", address, "--total-steps", "300"]
-        argv += ["--eval-episodes", "0", "--run-dir", str(run_dir), "--quiet"]
+        argv += ["--final-eval-episodes", "0", "--run-dir", str(run_dir), "--quiet"]
         cli = subprocess.Popen(
             [sys.executable, "-m", "rlkit.train", *argv],
             stdout=subprocess.PIPE,

@@ -27,7 +27,7 @@ def run_dir(request, tmp_path_factory) -> Path:
         "300",
         "--set",
         "learning_starts=100",
-        "--eval-episodes",
+        "--final-eval-episodes",
         "2",
         "--run-dir",
         str(path),
@@ -62,7 +62,7 @@ def test_model_card_front_matter(run_dir):
     assert metric["type"] == "mean_reward" and "+/-" in metric["value"]
     assert "| `learning_rate` |" in text
     results = yaml.safe_load((run_dir / "results.json").read_text())
-    mean, std, episodes = results["mean_reward"], results["std_reward"], results["episodes"]
+    mean, std, episodes = results["mean_reward"], results["std_reward"], results["n_eval_episodes"]
     assert f"Evaluation: mean reward {mean:.2f} +/- {std:.2f} over {episodes} episodes." in text
 
 

@@ -25,7 +25,7 @@ from rlkit.checkpoint import Checkpointer
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-QUIET = ["--eval-episodes", "0", "--set", "hidden_sizes=[16]", "--set", "log_interval=200"]
+QUIET = ["--final-eval-episodes", "0", "--set", "hidden_sizes=[16]", "--set", "log_interval=200"]
 
 
 def dqn_args(run_dir: Path, *extra: str) -> list[str]:

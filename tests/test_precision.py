@@ -133,7 +133,7 @@ def test_a_run_with_auto_prints_the_choice_saves_auto_and_resumes(tmp_path, hard
     hardware(("amx_bf16",))
     run_dir = tmp_path / "run"
     base = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir)]
-    argv = [*base, "--total-steps", "80", "--eval-episodes", "0"]
+    argv = [*base, "--total-steps", "80", "--final-eval-episodes", "0"]
     assert train.main([*argv, "--set", "mixed_precision=auto"]) == 0
     out = capsys.readouterr().out
     assert "precision: float32 (mixed_precision: auto, an mlp torso gains nothing" in out

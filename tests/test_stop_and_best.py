@@ -1,5 +1,6 @@
-"""``--stop-reward`` ends a run at the first evaluation that reaches it; ``best_policy/``
-holds the policy of the best periodic evaluation, and ``evaluate``/``export --best`` use it.
+"""``--stop-reward`` ends a run at the first evaluation that reaches it and whose
+confirmation on fresh episodes reaches it too; ``best_policy/`` holds the policy of the best
+periodic evaluation, and ``evaluate``/``export --best`` use it.
 """
 
 from __future__ import annotations
@@ -34,17 +35,97 @@ def test_stop_reward_ends_the_run_at_the_first_evaluation_that_reaches_it(tmp_pa
     argv = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir)]
     argv += ["--total-steps", "100000", "--eval-every", "200", "--eval-episodes", "2"]
     argv += ["--stop-reward", "5", "--set", "log_interval=100", "--set", "hidden_sizes=[16]"]
+    argv += ["--final-eval-episodes", "3"]
     assert train.main(argv) == 0  # any CartPole episode returns at least 8: the first stops
     out = capsys.readouterr().out
-    assert "stopped when a greedy evaluation reached 5" in out
+    assert "stopped by the evaluation at 20" in out  # 200 or just past it
+    assert "confirmed by" in out and "over 30 more (stop_reward 5)" in out
     evals = eval_rewards(run_dir)
     assert len(evals) == 1 and evals[0][1] >= 5
     results = json.loads((run_dir / "results.json").read_text())
     assert results["solved_at"]["env_steps"] == evals[0][0] < 300
     assert results["solved_at"]["mean_reward"] == pytest.approx(evals[0][1])
+    assert results["solved_at"]["confirm_episodes"] == 30
+    assert results["solved_at"]["confirm_mean_reward"] >= 5
     with open(run_dir / "progress.csv", newline="") as f:
         last_step = max(int(r["time/env_steps"]) for r in csv.DictReader(f))
     assert last_step < 300  # not the 100,000 asked for
+
+
+def scripted_evaluations(monkeypatch, means: dict[str, list[float]]) -> list[tuple]:
+    """Replace evaluation returns by scripted means, per purpose; record every call.
+
+    Returns the list of (purpose, seeds, episodes) of every evaluation, filled as it runs.
+    """
+    original = rlkit.evaluate.evaluate_policy
+    calls: list[tuple] = []
+    purposes = {code: name for name, code in rlkit.evaluate.EVAL_PURPOSES.items()}
+
+    def evaluate_policy(policy, env_id, episodes, seed, **kwargs):
+        seeds = list(seed)
+        purpose = purposes[seeds[0] >> 92 & 0xFF]  # the purpose field of evaluation_seeds
+        calls.append((purpose, seeds, episodes))
+        returns = original(policy, env_id, episodes, seeds, **kwargs)
+        scripted = means.get(purpose)
+        if scripted:
+            return np.full(episodes, scripted.pop(0))
+        return returns
+
+    monkeypatch.setattr(rlkit.evaluate, "evaluate_policy", evaluate_policy)
+    return calls
+
+
+def test_a_stop_needs_a_confirmation_on_fresh_episodes(tmp_path, monkeypatch, capsys):
+    # Evaluations 2 and 4 reach 100; the confirmation of 2 falls short, that of 4 holds.
+    calls = scripted_evaluations(
+        monkeypatch, {"periodic": [10.0, 120.0, 50.0, 130.0, 140.0], "confirm": [80.0, 110.0]}
+    )
+    run_dir = tmp_path / "run"
+    argv = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir)]
+    argv += ["--total-steps", "5000", "--eval-every", "200", "--eval-episodes", "2"]
+    argv += ["--stop-reward", "100", "--set", "log_interval=100", "--set", "hidden_sizes=[8]"]
+    argv += ["--final-eval-episodes", "4", "--set", "confirm_episodes=31", "--seed", "2"]
+    assert train.main(argv) == 0
+    out = capsys.readouterr().out
+    assert [c[0] for c in calls] == ["periodic", "periodic", "confirm"] + [
+        "periodic",
+        "periodic",
+        "confirm",
+        "final",
+    ]
+    assert [c[2] for c in calls] == [2, 2, 31, 2, 2, 31, 4]
+    assert "not confirmed: training goes on" in out and "confirmed: training stops" in out
+    evals = eval_rewards(run_dir)
+    assert [m for _, m in evals] == [10.0, 120.0, 50.0, 130.0]
+    stopped_at = evals[-1][0]
+    assert 800 <= stopped_at < 1000
+    assert f"stopped by the evaluation at {stopped_at:,} steps" in out
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["solved_at"]["env_steps"] == stopped_at
+    assert results["solved_at"]["confirm_mean_reward"] == 110.0
+    assert results["n_eval_episodes"] == 4
+    # No episode seed was played twice, and the final evaluation's seeds are new.
+    seeds = [s for c in calls for s in c[1]]
+    assert len(seeds) == len(set(seeds)) == 2 * 4 + 31 * 2 + 4
+
+
+def test_periodic_evaluations_play_fresh_seeds_that_a_resumed_run_repeats(tmp_path, monkeypatch):
+    calls = scripted_evaluations(monkeypatch, {})
+    argv = ["--agent", "dqn", "--env", "CartPole-v1", "--quiet", "--seed", "4"]
+    argv += ["--eval-every", "100", "--eval-episodes", "3", "--final-eval-episodes", "2"]
+    argv += ["--set", "learning_starts=50", "--set", "hidden_sizes=[8]"]
+    argv += ["--checkpoint-every", "200"]
+    assert train.main([*argv, "--total-steps", "400", "--run-dir", str(tmp_path / "one")]) == 0
+    whole = [(c[0], tuple(c[1])) for c in calls]
+    periodic = [s for purpose, s in whole if purpose == "periodic"]
+    assert len(periodic) == 4 and len({x for s in periodic for x in s}) == 12
+    calls.clear()
+    two = tmp_path / "two"
+    assert train.main([*argv, "--total-steps", "200", "--run-dir", str(two)]) == 0
+    assert train.main(["--resume", str(two), "--total-steps", "400", "--quiet"]) == 0
+    resumed = [(c[0], tuple(c[1])) for c in calls if c[0] != "final"]
+    # The resumed run evaluates at 300 and 400 on the same seeds as the run in one go.
+    assert resumed == [w for w in whole if w[0] != "final"]
 
 
 # The periodic evaluations' scores, scripted: the third is the best, the fifth only ties it.
@@ -118,3 +199,41 @@ def test_evaluate_and_export_best_use_best_policy(best_run, tmp_path):
     for name in ("policy.json", "policy.weights.h5"):
         assert (out / name).read_bytes() == (run_dir / "best_policy" / name).read_bytes()
     assert not (run_dir / "export").exists()  # --out was used, not the default folder
+
+
+def test_eval_episodes_zero_with_a_stop_reward_is_refused_before_any_file(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir)]
+    argv += ["--eval-every", "200", "--eval-episodes", "0", "--stop-reward", "100"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "eval_episodes" in err[0]
+    assert not run_dir.exists()
+
+
+def test_an_evaluation_env_that_cannot_be_built_is_exit_2_before_training(
+    tmp_path, monkeypatch, capsys
+):
+    import sys
+
+    # Recording needs pygame to render CartPole; without it the evaluation env fails.
+    monkeypatch.setitem(sys.modules, "pygame", None)
+    run_dir = tmp_path / "run"
+    argv = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--video"]
+    argv += ["--total-steps", "100000"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "evaluation env CartPole-v1" in err[0] and "pygame" in err[0]
+    assert not run_dir.exists()
+
+
+def test_every_evaluation_has_its_own_progress_row(tmp_path, monkeypatch):
+    # Three evaluations inside one log interval: each is a row, none averaged away.
+    scripted_evaluations(monkeypatch, {"periodic": [1.0, 2.0, 6.0]})
+    run_dir = tmp_path / "run"
+    argv = ["--agent", "dqn", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--quiet"]
+    argv += ["--total-steps", "300", "--eval-every", "100", "--final-eval-episodes", "1"]
+    argv += ["--set", "log_interval=1000", "--set", "learning_starts=50"]
+    argv += ["--set", "hidden_sizes=[8]"]
+    assert train.main(argv) == 0
+    assert eval_rewards(run_dir) == [(100, 1.0), (200, 2.0), (300, 6.0)]

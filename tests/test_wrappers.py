@@ -211,7 +211,17 @@ def test_cli_reward_noise_trains_on_noise_and_reports_true_returns(tmp_path) -> 
 
     run_dir = tmp_path / "run"
     args = ["--agent", "reinforce", "--env", "CartPole-v1", "--run-dir", str(run_dir)]
-    args += ["--total-steps", "800", "--eval-every", "400", "--eval-episodes", "2", "--quiet"]
+    args += [
+        "--total-steps",
+        "800",
+        "--eval-every",
+        "400",
+        "--eval-episodes",
+        "2",
+        "--final-eval-episodes",
+        "2",
+        "--quiet",
+    ]
     args += ["--set", "reward_noise=[1000, 0]", "--set", "log_interval=200"]
     args += ["--set", "episodes_per_update=2", "--set", "normalize_returns=false"]
     assert train.main(args) == 0

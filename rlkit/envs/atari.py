@@ -10,7 +10,7 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
 from rlkit.envs.vector import vectorize
-from rlkit.errors import ConfigError, RlkitError
+from rlkit.errors import ConfigError, MissingExtraError
 from rlkit.preset_files import preset_dir, read_yaml
 
 if TYPE_CHECKING:  # for the annotation only: the settings module imports this one
@@ -48,13 +48,18 @@ def is_atari(env_id: str) -> bool:
     return env_id.startswith("ALE/") or "NoFrameskip" in env_id
 
 
-def register_ale() -> None:
-    """Register ale-py's envs with gymnasium, or explain how to install them."""
+def register_ale(env_id: str | None = None) -> None:
+    """Register ale-py's envs with gymnasium, or explain how to install them.
+
+    Raises:
+        MissingExtraError: without ale-py, naming ``env_id`` and the ``atari`` extra.
+    """
     try:
         import ale_py
     except ImportError:
-        raise RlkitError(
-            "Atari envs need ale-py: pip install 'rlkit[atari]' (ale-py >= 0.9 ships the ROMs)"
+        raise MissingExtraError(
+            f"{env_id or 'Atari envs'} needs ale-py: pip install 'rlkit[atari]' "
+            "(ale-py >= 0.9 ships the ROMs)"
         ) from None
     gym.register_envs(ale_py)
     # ALE prints a banner ("A.L.E: Arcade Learning Environment ... Powered by Stella") for

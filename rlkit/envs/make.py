@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,17 +18,50 @@ from rlkit.envs.atari import (
     register_ale,
 )
 from rlkit.envs.vector import VECTORIZATIONS, vectorize
-from rlkit.errors import ConfigError, UnknownNameError
+from rlkit.errors import ConfigError, MissingExtraError, UnknownNameError
+
+# Env families that need an optional package: (id prefix or gymnasium entry-point prefix,
+# the module that must import, rlkit's extra that installs it).
+ID_EXTRAS = (("MinAtar/", "minatar", "minatar"),)
+ENTRY_POINT_EXTRAS = (
+    ("gymnasium.envs.box2d", "Box2D", "box2d"),
+    ("gymnasium.envs.mujoco", "mujoco", "mujoco"),
+)
+
+
+def missing_extra(module: str, extra: str, env_id: str) -> MissingExtraError | None:
+    """The error to raise if ``module`` does not import (None if it does)."""
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return MissingExtraError(f"{env_id} needs {module}: pip install 'rlkit[{extra}]'")
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise ``UnknownNameError`` (with gymnasium's hint) if ``env_id`` is not registered."""
+    """Check that ``env_id`` is registered and that its packages are installed.
+
+    Raises:
+        UnknownNameError: if gymnasium does not know the id (with gymnasium's hint).
+        MissingExtraError: if the env needs an extra that is not installed (Box2D, MuJoCo,
+            ale-py, MinAtar), naming the ``pip install 'rlkit[...]'`` that fixes it.
+    """
     if is_atari(env_id):
-        register_ale()
+        register_ale(env_id)  # raises MissingExtraError without ale-py
+    for prefix, module, extra in ID_EXTRAS:
+        if env_id.startswith(prefix):
+            error = missing_extra(module, extra, env_id)
+            if error is not None:
+                raise error
+            importlib.import_module(module)  # registers its ids
     try:
-        gym.spec(env_id)
+        spec = gym.spec(env_id)
     except gym.error.Error as e:
         raise UnknownNameError(f"unknown env {env_id!r}: {e}") from None
+    entry_point = spec.entry_point if isinstance(spec.entry_point, str) else ""
+    for prefix, module, extra in ENTRY_POINT_EXTRAS:
+        if entry_point.startswith(prefix):
+            error = missing_extra(module, extra, env_id)
+            if error is not None:
+                raise error
 
 
 def make_env(
