@@ -167,7 +167,7 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "target_update_interval": 10,
         "exploration_steps": 8000,
         "exploration_final_eps": 0.04,
-        "net_arch": [64, 64],  # rlkit's preset (rl-zoo3: 256x256)
+        "net_arch": [256, 256],
     },
     ("dqn", "MountainCar-v0"): {
         "learning_rate": 4e-3,

@@ -34,8 +34,15 @@ STEPS = {
 }
 
 
+# Settings pinned to the presets' values when the runs were recorded, so that a preset that
+# changes later (the DQN family's CartPole network became 256x256) does not change the runs.
+PINNED = {"dqn": ["hidden_sizes=[64,64]"], "double_dqn": ["hidden_sizes=[64,64]"]}
+PINNED["dueling_dqn"] = PINNED["dqn"]
+
+
 def train_command(agent: str, run_dir: Path) -> list[str]:
     """The CLI call of one golden run (no periodic evaluation, no stop rule)."""
+    pinned = [arg for setting in PINNED.get(agent, []) for arg in ("--set", setting)]
     return [
         sys.executable,
         "-m",
@@ -52,6 +59,7 @@ def train_command(agent: str, run_dir: Path) -> list[str]:
         "0",
         "--set",
         "stop_reward=null",
+        *pinned,
         "--run-dir",
         str(run_dir),
         "--quiet",
