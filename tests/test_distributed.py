@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
@@ -231,20 +233,42 @@ def test_workers_that_keep_crashing_end_the_run_with_a_clear_error(ray_session):
 # -- the CLI and learn() -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("agent", ["dqn", "double_dqn", "dueling_dqn", "reinforce", "a2c"])
-def test_cli_trains_every_agent_with_ray_workers(ray_session, tmp_path, agent):
+@pytest.fixture(scope="module")
+def ray_run(ray_session, tmp_path_factory) -> Callable[[str], Path]:
+    """``agent -> run folder`` of a 600-step ``rlkit.train.run`` with 2 Ray workers,
+    checkpointing every 300 steps; trained on first use, shared by the tests below."""
     import rlkit.train
 
-    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "eval_episodes": 1}
-    if agent.endswith("dqn"):
-        settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
-    run_dir = rlkit.train.run(
-        agent=agent, env=ENV_ID, total_steps=600, overrides=settings, run_dir=tmp_path / agent
-    )
+    runs: dict[str, Path] = {}
+
+    def run(agent: str) -> Path:
+        if agent not in runs:
+            settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "eval_episodes": 1}
+            settings["checkpoint_every"] = 300
+            if agent.endswith("dqn"):
+                settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
+            runs[agent] = rlkit.train.run(
+                agent=agent,
+                env=ENV_ID,
+                total_steps=600,
+                overrides=settings,
+                run_dir=tmp_path_factory.mktemp("ray") / agent,
+            )
+        return runs[agent]
+
+    return run
+
+
+def env_steps_logged(run_dir: Path) -> list[float]:
     progress = (run_dir / "progress.csv").read_text().splitlines()
     header = progress[0].split(",")
-    steps = [float(row.split(",")[header.index("time/env_steps")]) for row in progress[1:]]
-    assert max(steps) >= 600
+    return [float(row.split(",")[header.index("time/env_steps")]) for row in progress[1:]]
+
+
+@pytest.mark.parametrize("agent", ["dqn", "double_dqn", "dueling_dqn", "reinforce", "a2c"])
+def test_cli_trains_every_agent_with_ray_workers(ray_run, agent):
+    run_dir = ray_run(agent)
+    assert max(env_steps_logged(run_dir)) >= 600
     assert (run_dir / "policy" / "policy.json").exists()
     assert "runner: ray" in (run_dir / "config.yaml").read_text()
 
@@ -261,23 +285,16 @@ def test_missing_ray_is_a_clear_error(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("agent", ["a2c", "dqn"])
-def test_a_ray_run_resumes_from_its_checkpoint(ray_session, tmp_path, agent):
+def test_a_ray_run_resumes_from_its_checkpoint(ray_run, tmp_path, agent):
     import rlkit.train
 
-    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "eval_episodes": 1}
-    settings["checkpoint_every"] = 300
-    if agent == "dqn":
-        settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
-    run_dir = rlkit.train.run(
-        agent=agent, env=ENV_ID, total_steps=600, overrides=settings, run_dir=tmp_path / agent
-    )
+    run_dir = tmp_path / agent  # a copy: the shared run stays as it was trained
+    shutil.copytree(ray_run(agent), run_dir)
     first = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert rlkit.train.main(["--resume", str(run_dir), "--total-steps", "1200", "--quiet"]) == 0
     after = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert int(after[-1].removeprefix("step_")) >= 1200 > int(first[-1].removeprefix("step_"))
-    progress = (run_dir / "progress.csv").read_text().splitlines()
-    header = progress[0].split(",")
-    steps = [float(row.split(",")[header.index("time/env_steps")]) for row in progress[1:]]
+    steps = env_steps_logged(run_dir)
     assert steps == sorted(steps) and steps[-1] >= 1200  # one CSV, continued, not restarted
     assert "runner: ray" in (run_dir / "config.yaml").read_text()
 
