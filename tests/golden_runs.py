@@ -4,8 +4,12 @@ The digest (checksums of the saved policy's weights and of progress.csv without 
 timing columns) is what the learner-interface refactor must keep bit for bit on CPU, and
 what two fresh processes with the same seed must agree on.
 
-Record (only after a deliberate change of behaviour, saying why in the commit):
+Record (only after a deliberate change of behaviour, saying why in the commit), one fresh
+process per agent:
     python tests/golden_runs.py
+The tests check all agents in one other fresh process (``digest_in_one_process``): one
+TensorFlow start-up instead of five, and each run after the first also checks that the
+runs before it left nothing behind that changes it.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 GOLDEN = Path(__file__).parent / "golden" / "cartpole.json"
+REPO = Path(__file__).resolve().parents[1]
 SEED = 5
 # Steps per agent: enough for many updates (DQN: ~1,000 fused gradient steps after
 # learning_starts; A2C: ~150 updates; REINFORCE: ~20 updates of 8 episodes).
@@ -40,19 +46,16 @@ PINNED = {"dqn": ["hidden_sizes=[64,64]"], "double_dqn": ["hidden_sizes=[64,64]"
 PINNED["dueling_dqn"] = PINNED["dqn"]
 
 
-def train_command(agent: str, run_dir: Path) -> list[str]:
-    """The CLI call of one golden run (no periodic evaluation, no stop rule)."""
+def train_args(agent: str, run_dir: Path, seed: int | None = None) -> list[str]:
+    """The CLI arguments of one golden run (no periodic evaluation, no stop rule)."""
     pinned = [arg for setting in PINNED.get(agent, []) for arg in ("--set", setting)]
     return [
-        sys.executable,
-        "-m",
-        "rlkit.train",
         "--agent",
         agent,
         "--env",
         "CartPole-v1",
         "--seed",
-        str(SEED),
+        str(SEED if seed is None else seed),
         "--total-steps",
         str(STEPS[agent]),
         "--eval-every",
@@ -64,6 +67,11 @@ def train_command(agent: str, run_dir: Path) -> list[str]:
         str(run_dir),
         "--quiet",
     ]
+
+
+def train_command(agent: str, run_dir: Path) -> list[str]:
+    """The command line of one golden run in a process of its own."""
+    return [sys.executable, "-m", "rlkit.train", *train_args(agent, run_dir)]
 
 
 def weights_digest(path: Path) -> dict[str, str]:
@@ -87,18 +95,52 @@ def progress_rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k not in timing} for row in csv.DictReader(f)]
 
 
-def run_and_digest(agent: str, run_dir: Path) -> dict[str, object]:
-    """Train ``agent`` in a fresh process and digest what it wrote."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    subprocess.run(
-        train_command(agent, run_dir), check=True, env=env, capture_output=True, text=True
-    )
+def digest(run_dir: Path) -> dict[str, object]:
+    """The digest of a finished run: policy weights, progress rows, final mean reward."""
     results = json.loads((run_dir / "results.json").read_text())
     return {
         "weights": weights_digest(run_dir / "policy" / "policy.weights.h5"),
         "progress": progress_rows(run_dir / "progress.csv"),
         "final_mean_reward": results["mean_reward"],
     }
+
+
+def _fresh_env() -> dict[str, str]:
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    return {**os.environ, "PYTHONPATH": path, **quiet}
+
+
+def run_and_digest(agent: str, run_dir: Path) -> dict[str, object]:
+    """Train ``agent`` in a fresh process of its own and digest what it wrote."""
+    subprocess.run(
+        train_command(agent, run_dir), check=True, env=_fresh_env(), capture_output=True, text=True
+    )
+    return digest(run_dir)
+
+
+def digest_in_one_process(runs: Sequence[tuple[str, int]], root: Path) -> list[dict[str, object]]:
+    """Train each ``(agent, seed)`` one after the other in one fresh process; their digests."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--in-this-process", str(root)]
+    command += [f"{agent}:{seed}" for agent, seed in runs]
+    done = subprocess.run(command, env=_fresh_env(), capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"the golden runs failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads((root / "digests.json").read_text())
+
+
+def _train_here(root: Path, runs: Sequence[str]) -> None:
+    """The child of ``digest_in_one_process``: each ``agent:seed`` via ``train.main`` here."""
+    from rlkit import train
+
+    digests = []
+    for i, run in enumerate(runs):
+        agent, seed = run.split(":")
+        run_dir = root / f"{i}_{agent}_{seed}"
+        if train.main(train_args(agent, run_dir, int(seed))) != 0:
+            raise SystemExit(f"the golden run {run} failed")
+        digests.append(digest(run_dir))
+    (root / "digests.json").write_text(json.dumps(digests))
 
 
 def main() -> None:
@@ -114,4 +156,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--in-this-process"]:
+        _train_here(Path(sys.argv[2]), sys.argv[3:])
+    else:
+        main()

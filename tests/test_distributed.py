@@ -1,17 +1,19 @@
 """rlkit.distributed: Ray rollout workers in real processes, against the local runner.
 
-Ray is started once per test session (``ray.init(num_cpus=2)``); two tests start their own
-in subprocesses (``RayRunner`` starting and stopping Ray, the CLI joining a cluster given
-by ``--ray-address``). Every test that needs Ray is skipped when it is not installed (CI
-installs it and fails on such skips).
+Ray is started once per test session (``ray.init(num_cpus=2)``); one test starts its own in
+a subprocess (``RayRunner`` starting and stopping Ray), and a CLI subprocess joins the
+session's cluster given by ``--ray-address``. Every test that needs Ray is skipped when it
+is not installed (CI installs it and fails on such skips).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
@@ -37,15 +39,24 @@ SMALL = {"hidden_sizes": (8,)}
 
 
 @pytest.fixture(scope="session")
-def ray_session():
+def ray_cluster():
+    """This session's Ray cluster (``ray.init``'s context: its address, its session folder)."""
     ray = pytest.importorskip("ray")
     # Tests run from the checkout (PYTHONPATH); the actors inherit the environment.
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    context = ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     # The crashing env factory below lives in this test module, which the actors cannot
     # import: ship it by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
+    yield context
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_session(ray_cluster):
+    """The ``ray`` module, initialized once per session."""
+    import ray
+
+    return ray
 
 
 def cartpole(max_episode_steps: int = 20):
@@ -222,20 +233,42 @@ def test_workers_that_keep_crashing_end_the_run_with_a_clear_error(ray_session):
 # -- the CLI and learn() -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("agent", ["dqn", "double_dqn", "dueling_dqn", "reinforce", "a2c"])
-def test_cli_trains_every_agent_with_ray_workers(ray_session, tmp_path, agent):
+@pytest.fixture(scope="module")
+def ray_run(ray_session, tmp_path_factory) -> Callable[[str], Path]:
+    """``agent -> run folder`` of a 600-step ``rlkit.train.run`` with 2 Ray workers,
+    checkpointing every 300 steps; trained on first use, shared by the tests below."""
     import rlkit.train
 
-    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "final_eval_episodes": 1}
-    if agent.endswith("dqn"):
-        settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
-    run_dir = rlkit.train.run(
-        agent=agent, env=ENV_ID, total_steps=600, overrides=settings, run_dir=tmp_path / agent
-    )
+    runs: dict[str, Path] = {}
+
+    def run(agent: str) -> Path:
+        if agent not in runs:
+            settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "final_eval_episodes": 1}
+            settings["checkpoint_every"] = 300
+            if agent.endswith("dqn"):
+                settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
+            runs[agent] = rlkit.train.run(
+                agent=agent,
+                env=ENV_ID,
+                total_steps=600,
+                overrides=settings,
+                run_dir=tmp_path_factory.mktemp("ray") / agent,
+            )
+        return runs[agent]
+
+    return run
+
+
+def env_steps_logged(run_dir: Path) -> list[float]:
     progress = (run_dir / "progress.csv").read_text().splitlines()
     header = progress[0].split(",")
-    steps = [float(row.split(",")[header.index("time/env_steps")]) for row in progress[1:]]
-    assert max(steps) >= 600
+    return [float(row.split(",")[header.index("time/env_steps")]) for row in progress[1:]]
+
+
+@pytest.mark.parametrize("agent", ["dqn", "double_dqn", "dueling_dqn", "reinforce", "a2c"])
+def test_cli_trains_every_agent_with_ray_workers(ray_run, agent):
+    run_dir = ray_run(agent)
+    assert max(env_steps_logged(run_dir)) >= 600
     assert (run_dir / "policy" / "policy.json").exists()
     assert "runner: ray" in (run_dir / "config.yaml").read_text()
 
@@ -252,23 +285,16 @@ def test_missing_ray_is_a_clear_error(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("agent", ["a2c", "dqn"])
-def test_a_ray_run_resumes_from_its_checkpoint(ray_session, tmp_path, agent):
+def test_a_ray_run_resumes_from_its_checkpoint(ray_run, tmp_path, agent):
     import rlkit.train
 
-    settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "final_eval_episodes": 1}
-    settings["checkpoint_every"] = 300
-    if agent == "dqn":
-        settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
-    run_dir = rlkit.train.run(
-        agent=agent, env=ENV_ID, total_steps=600, overrides=settings, run_dir=tmp_path / agent
-    )
+    run_dir = tmp_path / agent  # a copy: the shared run stays as it was trained
+    shutil.copytree(ray_run(agent), run_dir)
     first = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert rlkit.train.main(["--resume", str(run_dir), "--total-steps", "1200", "--quiet"]) == 0
     after = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert int(after[-1].removeprefix("step_")) >= 1200 > int(first[-1].removeprefix("step_"))
-    progress = (run_dir / "progress.csv").read_text().splitlines()
-    header = progress[0].split(",")
-    steps = [float(row.split(",")[header.index("time/env_steps")]) for row in progress[1:]]
+    steps = env_steps_logged(run_dir)
     assert steps == sorted(steps) and steps[-1] >= 1200  # one CSV, continued, not restarted
     assert "runner: ray" in (run_dir / "config.yaml").read_text()
 
@@ -507,65 +533,32 @@ def test_ray_runner_starts_ray_itself_and_stops_it(tmp_path):
     ], out.stderr[-3000:]
 
 
-_HEAD = """
-import sys
+def test_cli_joins_the_cluster_given_by_ray_address(ray_cluster, tmp_path):
+    """The CLI, a process of its own, joins this session's running cluster as one more
+    driver when given its address, and leaves it running."""
+    import ray
 
-import ray
-
-context = ray.init(num_cpus=2, include_dashboard=False)
-print(context.address_info["gcs_address"], flush=True)
-print(context.address_info["session_dir"], flush=True)
-sys.stdin.readline()  # the test runs the CLI against this cluster meanwhile
-
-
-@ray.remote
-def answer():
-    return 42
-
-
-print("still up", ray.get(answer.remote()), flush=True)
-ray.shutdown()
-"""
-
-
-def test_cli_joins_the_cluster_given_by_ray_address(tmp_path):
-    pytest.importorskip("ray")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    head = subprocess.Popen(
-        [sys.executable, "-c", _HEAD],
-        stdin=subprocess.PIPE,
+    address = ray_cluster.address_info["gcs_address"]
+    session_dir = Path(ray_cluster.address_info["session_dir"])
+    assert ":" in address and session_dir.is_dir(), (address, session_dir)
+    run_dir = tmp_path / "run"
+    argv = ["--agent", "a2c", "--env", ENV_ID, "--runner", "ray", "--num-workers", "2"]
+    argv += ["--num-envs", "2", "--ray-address", address, "--total-steps", "300"]
+    argv += ["--final-eval-episodes", "0", "--run-dir", str(run_dir), "--quiet"]
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "rlkit.train", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
         env=env,
     )
-    try:
-        address = head.stdout.readline().strip()
-        session_dir = Path(head.stdout.readline().strip())
-        assert ":" in address and session_dir.is_dir(), (address, session_dir)
-        run_dir = tmp_path / "run"
-        argv = ["--agent", "a2c", "--env", ENV_ID, "--runner", "ray", "--num-workers", "2"]
-        argv += ["--num-envs", "2", "--ray-address", address, "--total-steps", "300"]
-        argv += ["--final-eval-episodes", "0", "--run-dir", str(run_dir), "--quiet"]
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "rlkit.train", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-        )
-        _, err = cli.communicate(timeout=300)
-        assert cli.returncode == 0, err[-3000:]
-        assert "runner: ray" in (run_dir / "config.yaml").read_text()
-        # The CLI was a driver of that cluster: Ray logged it in the cluster's session.
-        drivers = [p.name for p in (session_dir / "logs").glob("python-core-driver-*.log")]
-        assert any(name.endswith(f"_{cli.pid}.log") for name in drivers), drivers
-        # And rlkit left the cluster it joined running.
-        out, err = head.communicate("\n", timeout=120)
-        assert head.returncode == 0 and "still up 42" in out, err[-3000:]
-    finally:
-        if head.poll() is None:
-            head.kill()
-            head.wait()
+    _, err = cli.communicate(timeout=300)
+    assert cli.returncode == 0, err[-3000:]
+    assert "runner: ray" in (run_dir / "config.yaml").read_text()
+    # The CLI was a driver of that cluster: Ray logged it in the cluster's session.
+    drivers = [p.name for p in (session_dir / "logs").glob("python-core-driver-*.log")]
+    assert any(name.endswith(f"_{cli.pid}.log") for name in drivers), drivers
+    # And rlkit left the cluster it joined running: it still runs a new task.
+    assert ray.get(ray.remote(lambda: 42).remote(), timeout=120) == 42

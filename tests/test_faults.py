@@ -320,8 +320,8 @@ def nan_reward_run(tmp_path: Path, name: str, **overrides):
         "max_bad_updates": 5,
         **overrides,
     }
-    if not cls.on_policy:
-        settings.update(learning_starts=100, train_frequency=8, batch_size=512)
+    if not cls.on_policy:  # 2 gradient steps per update, not the preset's 128: a fault test
+        settings.update(learning_starts=100, train_frequency=8, batch_size=512, gradient_steps=2)
     run, cfg = resolve(cls, "CartPole-v1", overrides=settings)
     seed_everything(0)
     make = functools.partial(
@@ -371,8 +371,8 @@ def test_training_survives_an_env_fault_and_counts_it(name, tmp_path):
     cls = get_agent_class(name)
     settings = {"hidden_sizes": [16], "num_envs": 2, "total_steps": 1500, "eval_every": 0}
     settings["stop_reward"] = None
-    if not cls.on_policy:
-        settings.update(learning_starts=100, train_frequency=8, batch_size=32)
+    if not cls.on_policy:  # 2 gradient steps per update, not the preset's 128: a fault test
+        settings.update(learning_starts=100, train_frequency=8, batch_size=32, gradient_steps=2)
     run, cfg = resolve(cls, "CartPole-v1", overrides=settings)
     seed_everything(0)
     once = str(tmp_path / "struck")

@@ -1,7 +1,11 @@
 """Faults seen from the CLI: signals, a killed checkpoint write, a full disk, NaN rewards.
 
-Each run is a real ``python -m rlkit.train`` (or a small script around ``train.main``
-that breaks one thing); the checks are its exit code, its message and what is on disk.
+Where the process is what is tested (signals to its process group, SIGKILL, spawned async
+workers that must find the broken env), each run is a real ``python -m rlkit.train`` or a
+small script around ``train.main`` that breaks one thing. The other faults run
+``train.main`` in this process, as the CLI's entry point: the checks are its exit code and
+what the terminal would show (what it prints on stderr, and the warnings it logs, which a
+bare CLI process prints on stderr through logging's last-resort handler).
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 from procs import live_group_members
 
 from rlkit import train
 from rlkit.checkpoint import Checkpointer
+from rlkit.envs.testing import make_faulty_env
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -118,29 +125,25 @@ KILL_DURING_SECOND_CHECKPOINT = """
 
 def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path):
     run_dir = tmp_path / "run"
-    args = dqn_args(run_dir, "--total-steps", "2000", "--checkpoint-every", "500")
+    args = dqn_args(run_dir, "--total-steps", "800", "--checkpoint-every", "200")
     result = run_script(tmp_path, KILL_DURING_SECOND_CHECKPOINT, *args)
     assert result.returncode == -signal.SIGKILL, result.stderr
     names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert names == [".tmp-step_000000001000", "step_000000000500"]  # half-written: ignored
+    assert names == [".tmp-step_000000000400", "step_000000000200"]  # half-written: ignored
     path, state, arrays = Checkpointer(run_dir).load_latest()
-    assert path.name == "step_000000000500" and state["runner"]["env_steps"] == 500
+    assert path.name == "step_000000000200" and state["runner"]["env_steps"] == 200
     assert arrays["frames"].shape[0] > 0
-    assert train.main(["--resume", str(run_dir), "--quiet"]) == 0  # and it resumes to 2000
-    assert Checkpointer(run_dir).checkpoints()[-1].name == "step_000000002000"
+    assert train.main(["--resume", str(run_dir), "--quiet"]) == 0  # and it resumes to 800
+    assert Checkpointer(run_dir).checkpoints()[-1].name == "step_000000000800"
 
 
-FULL_DISK = """
-    import errno, os, sys
-    import rlkit.checkpoint as ck
-    from rlkit import train
-
-    fail_at = {fail_at}
+def write_fails_at(monkeypatch: pytest.MonkeyPatch, *fail_at: int) -> None:
+    """The disk fills up during the ``fail_at``-th checkpoint writes (counted from 1)."""
     saves = 0
-    original = ck.Checkpointer._write
+    original = Checkpointer._write
 
     def write(self, tmp, step, *args):
-        global saves
+        nonlocal saves
         saves += 1
         if saves in fail_at:  # half of the files are there when the disk fills up
             (tmp / "arrays").mkdir(parents=True, exist_ok=True)
@@ -148,68 +151,84 @@ FULL_DISK = """
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp / "agent"))
         return original(self, tmp, step, *args)
 
-    ck.Checkpointer._write = write
-    sys.exit(train.main(sys.argv[1:]))
-"""
+    monkeypatch.setattr(Checkpointer, "_write", write)
 
 
-def test_a_full_disk_at_a_periodic_checkpoint_is_reported_and_training_goes_on(tmp_path):
+def run_main(args: list[str], capsys, caplog) -> tuple[int, str]:
+    """``train.main(args)`` here: its exit code and its terminal's stderr (prints, logs)."""
+    code = train.main(args)
+    return code, capsys.readouterr().err + caplog.text
+
+
+def test_a_full_disk_at_a_periodic_checkpoint_is_reported_and_training_goes_on(
+    tmp_path, monkeypatch, capsys, caplog
+):
     run_dir = tmp_path / "run"
-    args = dqn_args(run_dir, "--total-steps", "1500", "--checkpoint-every", "500")
-    result = run_script(tmp_path, FULL_DISK.format(fail_at=(2,)), *args)
-    assert result.returncode == 0, result.stderr
-    assert "could not write checkpoint" in result.stderr
-    assert os.strerror(errno.ENOSPC) in result.stderr
-    assert "step_000000000500, is intact" in result.stderr
-    assert "training goes on" in result.stderr
+    write_fails_at(monkeypatch, 2)
+    args = dqn_args(run_dir, "--total-steps", "600", "--checkpoint-every", "200")
+    code, err = run_main(args, capsys, caplog)
+    assert code == 0, err
+    assert "could not write checkpoint" in err
+    assert os.strerror(errno.ENOSPC) in err
+    assert "step_000000000200, is intact" in err
+    assert "training goes on" in err
     names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert names == ["step_000000000500", "step_000000001500"]  # no half-written folder
-    assert Checkpointer(run_dir).load_latest()[0].name == "step_000000001500"
+    assert names == ["step_000000000200", "step_000000000600"]  # no half-written folder
+    assert Checkpointer(run_dir).load_latest()[0].name == "step_000000000600"
 
 
-def test_a_full_disk_at_the_final_checkpoint_stops_with_exit_code_1(tmp_path):
+def test_a_full_disk_at_the_final_checkpoint_stops_with_exit_code_1(
+    tmp_path, monkeypatch, capsys, caplog
+):
     run_dir = tmp_path / "run"
-    args = dqn_args(run_dir, "--total-steps", "1200", "--checkpoint-every", "500")
-    result = run_script(tmp_path, FULL_DISK.format(fail_at=(3,)), *args)
-    assert result.returncode == 1, result.stderr
-    assert "error: the run stopped: could not write checkpoint" in result.stderr
-    assert "step_000000001000, is intact" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert Checkpointer(run_dir).load_latest()[0].name == "step_000000001000"
+    write_fails_at(monkeypatch, 3)
+    args = dqn_args(run_dir, "--total-steps", "500", "--checkpoint-every", "200")
+    code, err = run_main(args, capsys, caplog)
+    assert code == 1, err
+    assert "error: the run stopped: could not write checkpoint" in err
+    assert "step_000000000400, is intact" in err
+    assert "Traceback" not in err
+    assert Checkpointer(run_dir).load_latest()[0].name == "step_000000000400"
 
 
-NAN_REWARDS = """
-    import sys
-    import gymnasium as gym
-    from rlkit import train
-    from rlkit.envs.testing import make_faulty_env
+@pytest.fixture
+def broken_cartpole() -> Iterator[Callable[..., str]]:
+    """Registers CartPole in a ``FaultInjector(**fault)`` as an env id, for this test only."""
+    ids = []
 
-    gym.register(
-        "rlkit/NanCartPole-v0",
-        entry_point=make_faulty_env,
-        kwargs=dict(env_id="CartPole-v1", fault="nan_reward", at_step=600),
-        max_episode_steps=500,
-    )
-    sys.exit(train.main(sys.argv[1:]))
-"""
+    def register(**fault: object) -> str:
+        env_id = f"rlkit/BrokenCartPole{len(ids)}-v0"
+        gym.register(
+            env_id,
+            entry_point=make_faulty_env,
+            kwargs=dict(env_id="CartPole-v1", **fault),
+            max_episode_steps=500,
+        )
+        ids.append(env_id)
+        return env_id
+
+    yield register
+    for env_id in ids:
+        gym.registry.pop(env_id)
 
 
-def test_nan_rewards_stop_the_run_with_exit_code_1_naming_the_checkpoint(tmp_path):
+def test_nan_rewards_stop_the_run_with_exit_code_1_naming_the_checkpoint(
+    tmp_path, broken_cartpole, capsys, caplog
+):
     run_dir = tmp_path / "run"
     args = dqn_args(run_dir, "--total-steps", "20000", "--checkpoint-every", "500")
-    args[args.index("CartPole-v1")] = "rlkit/NanCartPole-v0"
-    result = run_script(tmp_path, NAN_REWARDS, *args, "--set", "max_bad_updates=20")
-    assert result.returncode == 1, result.stderr
-    err = result.stderr
+    args[args.index("CartPole-v1")] = broken_cartpole(fault="nan_reward", at_step=600)
+    code, err = run_main([*args, "--set", "max_bad_updates=20"], capsys, caplog)
+    assert code == 1, err
     assert "error: the run stopped:" in err and "non-finite loss" in err
     assert f"the last good checkpoint is {run_dir / 'checkpoints' / 'step_000000000500'}" in err
     assert "Traceback" not in err
     assert Checkpointer(run_dir).load_latest()[0].name == "step_000000000500"
 
 
-# A script that registers a broken env, then trains on it. Registration is at the top level,
-# so spawned async workers (which import the script as __mp_main__) know the id too; the
-# run itself is under __main__, so they do not start one of their own.
+# A script that registers a broken env, then trains on it with async workers. Registration
+# is at the top level, so spawned async workers (which import the script as __mp_main__)
+# know the id too; the run itself is under __main__, so they do not start one of their own.
 FAULTY_RUN = """
     import sys
     import gymnasium as gym
@@ -227,9 +246,9 @@ FAULTY_RUN = """
 """
 
 
-def a2c_args(run_dir: Path, *extra: str) -> list[str]:
+def a2c_args(run_dir: Path, env_id: str, *extra: str) -> list[str]:
     return [
-        "--agent", "a2c", "--env", "rlkit/BrokenCartPole-v0", "--run-dir", str(run_dir),
+        "--agent", "a2c", "--env", env_id, "--run-dir", str(run_dir),
         "--quiet", "--num-envs", "2", *QUIET, *extra,
     ]  # fmt: skip
 
@@ -246,24 +265,26 @@ def restarts_logged(run_dir: Path) -> list[float]:
         ("bad_obs", "dtype is float64 but the observation_space declares float32"),
     ],
 )
-def test_an_observation_outside_its_space_is_exit_2_naming_the_problem(fault, problem, tmp_path):
-    fault = dict(fault=fault, at_step=2)  # the first steps are checked
-    args = a2c_args(tmp_path / "run", "--total-steps", "200")
-    result = run_script(tmp_path, FAULTY_RUN.format(fault=fault), *args)
-    assert result.returncode == 2, result.stderr
-    err = result.stderr
+def test_an_observation_outside_its_space_is_exit_2_naming_the_problem(
+    fault, problem, tmp_path, broken_cartpole, capsys, caplog
+):
+    env_id = broken_cartpole(fault=fault, at_step=2)  # the first steps are checked
+    args = a2c_args(tmp_path / "run", env_id, "--total-steps", "200")
+    code, err = run_main(args, capsys, caplog)
+    assert code == 2, err
     assert "error:" in err and "outside its observation_space from step()" in err
     assert problem in err
     assert "Traceback" not in err
 
 
-def test_more_env_faults_than_max_env_restarts_is_exit_1_with_the_traceback(tmp_path):
+def test_more_env_faults_than_max_env_restarts_is_exit_1_with_the_traceback(
+    tmp_path, broken_cartpole, capsys, caplog
+):
     """``max_env_restarts`` reaches the runner from the settings (here 1, not the 3 default)."""
-    fault = dict(fault="raise", at_step=150)  # every new env fails at its 150th step again
-    args = a2c_args(tmp_path / "run", "--total-steps", "5000", "--set", "max_env_restarts=1")
-    result = run_script(tmp_path, FAULTY_RUN.format(fault=fault), *args)
-    assert result.returncode == 1, result.stderr
-    err = result.stderr
+    env_id = broken_cartpole(fault="raise", at_step=150)  # every new env fails at its 150th
+    args = a2c_args(tmp_path / "run", env_id, "--total-steps", "5000")
+    code, err = run_main([*args, "--set", "max_env_restarts=1"], capsys, caplog)
+    assert code == 1, err
     assert "error: the run stopped: the envs failed 2 times, more than max_env_restarts (1)" in err
     assert "RuntimeError: injected fault at step 150" in err  # the last failure's traceback
     assert "restart 1 of at most 1" in err
@@ -275,8 +296,8 @@ def test_a_hung_async_worker_is_restarted_after_env_step_timeout(tmp_path):
     this test time out), the run recovers and counts the restart."""
     fault = dict(fault="hang", at_step=30, once_file=str(tmp_path / "struck"))
     args = a2c_args(
-        tmp_path / "run", "--total-steps", "400", "--vectorization", "async",
-        "--set", "env_step_timeout=2",
+        tmp_path / "run", "rlkit/BrokenCartPole-v0", "--total-steps", "400",
+        "--vectorization", "async", "--set", "env_step_timeout=2",
     )  # fmt: skip
     start = time.monotonic()
     result = run_script(tmp_path, FAULTY_RUN.format(fault=fault), *args)
@@ -286,25 +307,36 @@ def test_a_hung_async_worker_is_restarted_after_env_step_timeout(tmp_path):
     assert time.monotonic() - start < 120
 
 
-def test_check_numerics_names_the_op_that_made_the_first_nan(tmp_path):
-    fault = dict(fault="nan_reward", at_step=150)
+@pytest.fixture
+def numerics_checked() -> Iterator[None]:
+    """Turns ``--check-numerics``' process-wide TF op callback off again after the test."""
+    import tensorflow as tf
+
+    try:
+        yield
+    finally:
+        tf.debugging.disable_check_numerics()
+
+
+def test_check_numerics_names_the_op_that_made_the_first_nan(
+    tmp_path, broken_cartpole, numerics_checked
+):
+    import tensorflow as tf
+
     args = dqn_args(tmp_path / "run", "--total-steps", "2000", "--check-numerics")
     args += ["--set", "train_frequency=50", "--set", "gradient_steps=2"]
-    args[args.index("CartPole-v1")] = "rlkit/BrokenCartPole-v0"
-    result = run_script(tmp_path, FAULTY_RUN.format(fault=fault), *args)
-    err = result.stderr
-    assert result.returncode == 1, err[-3000:]
+    args[args.index("CartPole-v1")] = broken_cartpole(fault="nan_reward", at_step=150)
+    # The error is TF's own (a CLI process ends with its traceback and exit code 1).
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        train.main(args)
+    err = str(info.value)
     assert "Detected Infinity or NaN in output 0 of graph op" in err
     # The op is shown with the line of rlkit that created it, and it is not a constant.
     assert 'graph op "Const"' not in err
     assert re.search(r"rlkit/(agents/dqn|losses)\.py \(L\d+\)", err), err[-3000:]
 
 
-def test_check_numerics_lets_a_healthy_a2c_run_finish(tmp_path):
+def test_check_numerics_lets_a_healthy_a2c_run_finish(tmp_path, numerics_checked, capsys):
     args = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "run")]
     args += [*QUIET, "--quiet", "--total-steps", "100", "--check-numerics"]
-    result = subprocess.run(
-        [sys.executable, "-m", "rlkit.train", *args],
-        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert train.main(args) == 0, capsys.readouterr().err[-3000:]

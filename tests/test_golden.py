@@ -1,8 +1,11 @@
-"""Same seed, same run, in fresh processes: every agent matches its recorded golden run.
+"""Same seed, same run, in a fresh process: every agent matches its recorded golden run.
 
-The golden digests (tests/golden/cartpole.json) were recorded in other processes, so this
-checks reproducibility across processes (what an in-process test can miss: an initializer
-seeded at import time, say) and that refactors keep learning bit for bit on CPU.
+The golden digests (tests/golden/cartpole.json) were recorded in other processes, one per
+agent, so this checks reproducibility across processes (what an in-process test can miss:
+an initializer seeded at import time, say) and that refactors keep learning bit for bit on
+CPU. All runs here train one after the other in one fresh process (one TensorFlow
+start-up): the first is as fresh as a recording, and every later one must also be
+untouched by the runs before it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,16 @@ import golden_runs
 import pytest
 
 GOLDEN = json.loads(golden_runs.GOLDEN.read_text())
+AGENTS = sorted(golden_runs.STEPS)
+# Every agent with the golden seed, then A2C with another seed.
+RUNS = [(agent, golden_runs.SEED) for agent in AGENTS] + [("a2c", golden_runs.SEED + 1)]
+
+
+@pytest.fixture(scope="module")
+def fresh_digests(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], dict]:
+    """The digest of every run in ``RUNS``, trained in one fresh process, by (agent, seed)."""
+    digests = golden_runs.digest_in_one_process(RUNS, tmp_path_factory.mktemp("golden"))
+    return dict(zip(RUNS, digests, strict=True))
 
 
 def test_golden_settings_match_the_recording():
@@ -20,19 +33,18 @@ def test_golden_settings_match_the_recording():
     assert GOLDEN["steps"] == golden_runs.STEPS
 
 
-@pytest.mark.parametrize("agent", sorted(golden_runs.STEPS))
-def test_fresh_process_reproduces_the_golden_run(agent, tmp_path):
-    got = golden_runs.run_and_digest(agent, tmp_path / agent)
+@pytest.mark.parametrize("agent", AGENTS)
+def test_fresh_process_reproduces_the_golden_run(agent, fresh_digests):
+    got = fresh_digests[agent, golden_runs.SEED]
     want = GOLDEN["runs"][agent]
     assert got["progress"] == want["progress"]
     assert got["weights"] == want["weights"]
     assert got["final_mean_reward"] == want["final_mean_reward"]
 
 
-def test_digest_tells_different_seeds_apart(tmp_path, monkeypatch):
+def test_digest_tells_different_seeds_apart(fresh_digests):
     # The comparison above can fail: another seed gives other weights and rows.
-    monkeypatch.setattr(golden_runs, "SEED", golden_runs.SEED + 1)
-    got = golden_runs.run_and_digest("a2c", tmp_path / "a2c")
+    got = fresh_digests["a2c", golden_runs.SEED + 1]
     want = GOLDEN["runs"]["a2c"]
     assert got["weights"] != want["weights"]
     assert got["progress"] != want["progress"]
