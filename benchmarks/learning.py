@@ -36,8 +36,7 @@ Protocol, the same for both libraries:
   ``evaluation_seeds(seed, "final", env_steps, 100)``: start states the run never trained
   or evaluated on.
 - Each run is a fresh process; run folders go to ``--runs-dir`` (outside git). rlkit's
-  curve is read from its final checkpoint's evaluator history: ``progress.csv`` averages
-  ``eval/mean_reward`` over each ``log_interval``, merging evaluations.
+  curve is read from its final checkpoint's evaluator history.
 
 What still differs between the two sides: rlkit's runner does not count the autoreset steps
 of its envs, so its multi-env agents evaluate a few steps past each scheduled step (1003,
@@ -53,10 +52,9 @@ default thread counts, so they are only comparable on an otherwise idle machine.
 Output (``benchmarks/results/learning/``):
 - ``runs.csv``: one row per run (lib, agent, env, seed, budget, solved, solve_steps,
   solve_seconds, env_steps, train_seconds, final_mean, final_std, final_returns, versions,
-  date, tag). ``train_seconds`` is the wall time of the whole training call, periodic
-  evaluations included (what rlkit's ``results.json`` reports); ``solve_seconds`` excludes
-  evaluation time on both sides. A (lib, agent, env, seed, tag) already there is skipped,
-  so ``run`` can be stopped and rerun.
+  date, tag). ``train_seconds`` is the wall time of the training call minus its periodic
+  evaluations (what rlkit's ``results.json`` reports); ``solve_seconds`` likewise. A (lib,
+  agent, env, seed, tag) already there is skipped, so ``run`` can be stopped and rerun.
 - ``curves.csv``: every periodic evaluation (lib, agent, env, seed, env_steps, eval_mean,
   tag).
 - ``table.md``, ``curves_<env>.png`` and ``aggregate_iqm.png`` from ``report``.
@@ -783,7 +781,7 @@ def sb3_child(spec_path: str) -> int:
     returns = play(model, evaluation_seeds(seed, "final", env_steps, spec["final_episodes"]))
     result = {
         "env_steps": env_steps,
-        "train_seconds": seconds,
+        "train_seconds": seconds - callback.eval_seconds,  # as rlkit's results.json
         "solved_at": solved,
         "evaluations": callback.history,
         "returns": returns,

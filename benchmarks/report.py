@@ -23,24 +23,30 @@ def _span(values: list[float], fmt: str) -> str:
     return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
-def solve_table(path: Path = RESULTS / "solve.jsonl") -> str:
+def solve_table(path: Path = RESULTS / "solve.jsonl", tag: str = "confirmed") -> str:
+    """The CartPole solve table of the rows tagged ``tag`` (confirmed stop, final check)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     by_agent: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by_agent[r["agent"]].append(r)
+        if r.get("tag") == tag:
+            by_agent[r["agent"]].append(r)
     out = [
-        "| agent | seeds solved | env steps to 475, median (min-max) | training s to 475 | "
-        "env steps/s (incl. evaluation) |",
-        "|---|---|---|---|---|",
+        "| agent | seeds | confirmed stop | final 100 fresh episodes >= 475 | "
+        "final mean, median (min) | env steps to confirmed 475, median (min-max) | "
+        "training s to it |",
+        "|---|---|---|---|---|---|---|",
     ]
     for agent in sorted(by_agent, key=lambda a: ORDER.index(a) if a in ORDER else 99):
         rs = by_agent[agent]
         solved = [r for r in rs if r["solved"]]
+        finals = [r["final_mean"] for r in rs]
+        seeds = [r["seed"] for r in rs]
         out.append(
-            f"| {agent} | {len(solved)}/{len(rs)} (seeds {', '.join(str(r['seed']) for r in rs)}) "
+            f"| {agent} | {min(seeds)}-{max(seeds)} | {len(solved)}/{len(rs)} "
+            f"| {sum(f >= 475 for f in finals)}/{len(rs)} "
+            f"| {statistics.median(finals):.1f} ({min(finals):.1f}) "
             f"| {_span([r['solve_steps'] for r in solved], ',.0f')} "
-            f"| {_span([r['solve_seconds'] for r in solved], '.1f')} "
-            f"| {_span([r['steps_per_second'] for r in rs], ',.0f')} |"
+            f"| {_span([r['solve_seconds'] for r in solved], '.1f')} |"
         )
     _plot_solve(by_agent)
     return "\n".join(out)

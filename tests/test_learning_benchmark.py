@@ -157,7 +157,7 @@ def _dqn_cartpole_config() -> SimpleNamespace:
         target_update_period=128,
         exploration_steps=8000,
         exploration_final_eps=0.04,
-        hidden_sizes=(64, 64),
+        hidden_sizes=(256, 256),
         loss="huber",
     )
 
