@@ -1,17 +1,18 @@
 """Faults seen from the CLI: signals, a killed checkpoint write, a full disk, NaN rewards.
 
-Where the process is what is tested (signals to its process group, SIGKILL, spawned async
-workers that must find the broken env), each run is a real ``python -m rlkit.train`` or a
-small script around ``train.main`` that breaks one thing. The other faults run
-``train.main`` in this process, as the CLI's entry point: the checks are its exit code and
-what the terminal would show (what it prints on stderr, and the warnings it logs, which a
-bare CLI process prints on stderr through logging's last-resort handler).
+Where the process is what is tested (signals to its process group and the workers it must
+not leave behind, SIGKILL), each run is a real ``python -m rlkit.train`` or a small script
+around ``train.main`` that breaks one thing. The other faults run ``train.main`` in this
+process, as the CLI's entry point: the checks are its exit code and what the terminal
+would show (what it prints on stderr, and the warnings it logs, which a bare CLI process
+prints on stderr through logging's last-resort handler).
 """
 
 from __future__ import annotations
 
 import csv
 import errno
+import functools
 import os
 import re
 import signal
@@ -26,9 +27,9 @@ import gymnasium as gym
 import pytest
 from procs import live_group_members
 
-from rlkit import train
+from rlkit import experiment, train
 from rlkit.checkpoint import Checkpointer
-from rlkit.envs.testing import make_faulty_env
+from rlkit.envs.testing import FaultInjector, make_faulty_env
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -226,26 +227,6 @@ def test_nan_rewards_stop_the_run_with_exit_code_1_naming_the_checkpoint(
     assert Checkpointer(run_dir).load_latest()[0].name == "step_000000000500"
 
 
-# A script that registers a broken env, then trains on it with async workers. Registration
-# is at the top level, so spawned async workers (which import the script as __mp_main__)
-# know the id too; the run itself is under __main__, so they do not start one of their own.
-FAULTY_RUN = """
-    import sys
-    import gymnasium as gym
-    from rlkit import train
-    from rlkit.envs.testing import make_faulty_env
-
-    gym.register(
-        "rlkit/BrokenCartPole-v0",
-        entry_point=make_faulty_env,
-        kwargs=dict(env_id="CartPole-v1", **{fault}),
-        max_episode_steps=500,
-    )
-    if __name__ == "__main__":
-        sys.exit(train.main(sys.argv[1:]))
-"""
-
-
 def a2c_args(run_dir: Path, env_id: str, *extra: str) -> list[str]:
     return [
         "--agent", "a2c", "--env", env_id, "--run-dir", str(run_dir),
@@ -291,18 +272,26 @@ def test_more_env_faults_than_max_env_restarts_is_exit_1_with_the_traceback(
     assert restarts_logged(tmp_path / "run") == [1.0]
 
 
-def test_a_hung_async_worker_is_restarted_after_env_step_timeout(tmp_path):
+def test_a_hung_async_worker_is_restarted_after_env_step_timeout(
+    tmp_path, monkeypatch, capsys, caplog
+):
     """``env_step_timeout`` reaches the async runner (2 s here: the default 120 s would make
-    this test time out), the run recovers and counts the restart."""
-    fault = dict(fault="hang", at_step=30, once_file=str(tmp_path / "struck"))
+    this test time out), the run recovers and counts the restart.
+
+    The hang is a wrapper the run puts around each env (a picklable partial), so that the
+    spawned workers, which build their own envs, get it too.
+    """
+    once_file = str(tmp_path / "struck")
+    hang = functools.partial(FaultInjector, fault="hang", at_step=30, once_file=once_file)
+    monkeypatch.setattr(experiment, "env_wrappers", lambda run: [hang])
     args = a2c_args(
-        tmp_path / "run", "rlkit/BrokenCartPole-v0", "--total-steps", "400",
-        "--vectorization", "async", "--set", "env_step_timeout=2",
+        tmp_path / "run", "CartPole-v1", "--total-steps", "400", "--vectorization", "async",
+        "--set", "env_step_timeout=2",
     )  # fmt: skip
     start = time.monotonic()
-    result = run_script(tmp_path, FAULTY_RUN.format(fault=fault), *args)
-    assert result.returncode == 0, result.stderr
-    assert "a worker hung: no answer within 2.0 s" in result.stderr
+    code, err = run_main(args, capsys, caplog)
+    assert code == 0, err
+    assert "a worker hung: no answer within 2.0 s" in err
     assert restarts_logged(tmp_path / "run") == [1.0]
     assert time.monotonic() - start < 120
 
