@@ -266,9 +266,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     # A checkpoint stays as it was written: its results go next to the run's.
-    out = Path(args.run) / "results.json"
-    if is_checkpoint(args.run):
-        out = Path(args.run).parent.parent / f"results_{Path(args.run).name}.json"
+    # Never over the training's own results.json: each evaluation gets its own file.
+    label = f"seed{args.seed}-{args.episodes}ep"
+    label += "-stochastic" if args.stochastic else ""
+    label += f"-eps{epsilon:g}" if epsilon else ""
+    folder = Path(args.run)
+    if is_checkpoint(args.run):  # a checkpoint stays as it was written
+        folder, label = folder.parent.parent, f"{folder.name}-{label}"
+    elif args.best:
+        label = f"best-{label}"
+    out = folder / "evaluations" / f"{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     extra = {"video": str(video)} if video else {}
     write_results(
         out,

@@ -328,7 +328,7 @@ def test_cli_trains_on_space_invaders_and_evaluates_with_video(tmp_path, capsys)
     assert evaluate.main(argv) == 0
     gifs = list(video_dir.glob("*.gif"))
     assert len(gifs) == 1 and gifs[0].stat().st_size > 1000
-    results = json.loads((run_dir / "results.json").read_text())
+    results = json.loads((run_dir / "evaluations" / "seed0-1ep-eps1.json").read_text())
     assert results["n_eval_episodes"] == 1 and results["returns"] == [results["mean_reward"]]
     # The game's unclipped score: Space Invaders scores in multiples of 5 (invaders are
     # worth 5 to 30); the sign-clipped sum (one per hit) of a random game stays far below 50.

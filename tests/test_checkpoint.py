@@ -225,9 +225,10 @@ def test_evaluate_a_checkpoint(tmp_path, capsys):
     assert train.main(argv) == 0
     newest = Checkpointer(run_dir).checkpoints()[-1]
     assert evaluate.main(["--run", str(newest), "--episodes", "2"]) == 0
-    from_checkpoint = json.loads((run_dir / f"results_{newest.name}.json").read_text())
+    written = run_dir / "evaluations" / f"{newest.name}-seed0-2ep.json"
+    from_checkpoint = json.loads(written.read_text())
     assert evaluate.main(["--run", str(run_dir), "--episodes", "2"]) == 0
-    from_policy = json.loads((run_dir / "results.json").read_text())
+    from_policy = json.loads((run_dir / "evaluations" / "seed0-2ep.json").read_text())
     assert from_checkpoint["returns"] == from_policy["returns"]  # same weights at the end
     (newest / "state.json").write_text("{}")
     capsys.readouterr()

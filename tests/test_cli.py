@@ -49,7 +49,7 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     name = request.param
     run_dir = tmp_path_factory.mktemp("runs") / name
     rc = train.main(["--agent", name, "--env", ENV, "--run-dir", str(run_dir), *tiny_args(name)])
-    # Snapshot: the evaluate tests below rewrite results.json.
+    # Snapshot: the evaluate tests below must leave results.json as training wrote it.
     results = run_dir / "results.json"
     train_results = json.loads(results.read_text()) if results.exists() else None
     return {"name": name, "run_dir": run_dir, "rc": rc, "results": train_results}
@@ -115,13 +115,14 @@ def test_evaluate_a_trained_run(trained: dict, capsys: pytest.CaptureFixture) ->
     assert evaluate.main(["--run", str(run_dir), "--episodes", "3", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "±" in out and "mean reward" in out and trained["name"] in out
-    first = json.loads((run_dir / "results.json").read_text())
+    first = json.loads((run_dir / "evaluations" / "seed1-3ep.json").read_text())
+    assert json.loads((run_dir / "results.json").read_text()) == trained["results"]
     assert first["n_eval_episodes"] == 3 and len(first["returns"]) == 3 and first["seed"] == 1
     assert f"{first['mean_reward']:.2f} ± {first['std_reward']:.2f}" in out
 
     # Same seed, same episodes; the policy folder itself is accepted too.
     assert evaluate.main(["--run", str(run_dir / "policy"), "--episodes", "3", "--seed", "1"]) == 0
-    again = json.loads((run_dir / "policy" / "results.json").read_text())
+    again = json.loads((run_dir / "policy" / "evaluations" / "seed1-3ep.json").read_text())
     assert again["returns"] == first["returns"]
 
 
@@ -136,7 +137,7 @@ def test_saved_policy_acts_like_the_trained_agent(trained: dict, tmp_path: Path)
     train_results = trained["results"]
     first = str(train_results["first_eval_seed"])
     assert evaluate.main(["--run", str(run_dir), "--episodes", "2", "--seed", first]) == 0
-    eval_results = json.loads((run_dir / "results.json").read_text())
+    eval_results = json.loads((run_dir / "evaluations" / f"seed{first}-2ep.json").read_text())
     assert eval_results["returns"] == train_results["returns"]
 
 
@@ -323,7 +324,8 @@ def test_evaluate_saved_policy_folder(policy_dir: Path, tmp_path: Path, capsys) 
     path = tmp_path / "p"
     shutil.copytree(policy_dir, path)
     assert evaluate.main(["--run", str(path), "--episodes", "1"]) == 0
-    assert json.loads((path / "results.json").read_text())["n_eval_episodes"] == 1
+    written = json.loads((path / "evaluations" / "seed0-1ep.json").read_text())
+    assert written["n_eval_episodes"] == 1
 
 
 BAD_POLICIES = {
@@ -495,9 +497,10 @@ def test_evaluate_stochastic(tmp_path: Path, capsys) -> None:
     assert train.main(tiny_a2c(run_dir, "--total-steps", "100", "--final-eval-episodes", "0")) == 0
     argv = ["--run", str(run_dir), "--episodes", "3", "--stochastic", "--seed", "2"]
     assert evaluate.main(argv) == 0
-    first = json.loads((run_dir / "results.json").read_text())
+    written = run_dir / "evaluations" / "seed2-3ep-stochastic.json"
+    first = json.loads(written.read_text())
     assert evaluate.main(argv) == 0
-    again = json.loads((run_dir / "results.json").read_text())
+    again = json.loads(written.read_text())
     assert first["returns"] == again["returns"] and first["is_deterministic"] is False
     dqn_dir = tmp_path / "dqn"
     argv = [

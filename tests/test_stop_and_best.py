@@ -186,9 +186,11 @@ def test_evaluate_and_export_best_use_best_policy(best_run, tmp_path):
     kept = load_policy(run_dir / "best_policy")
     args = ["--episodes", "2", "--seed", "7"]
     assert evaluate.main(["--run", str(run_dir / "best_policy"), *args]) == 0
-    direct = json.loads((run_dir / "best_policy" / "results.json").read_text())["returns"]
+    written = run_dir / "best_policy" / "evaluations" / "seed7-2ep.json"
+    direct = json.loads(written.read_text())["returns"]
     assert evaluate.main(["--run", str(run_dir), "--best", *args]) == 0
-    assert json.loads((run_dir / "results.json").read_text())["returns"] == direct
+    best = run_dir / "evaluations" / "best-seed7-2ep.json"
+    assert json.loads(best.read_text())["returns"] == direct
 
     out = tmp_path / "exported"
     assert export.main([str(run_dir), "--best", "--out", str(out)]) == 0
