@@ -29,11 +29,10 @@ ENTRY_POINT_EXTRAS = (
 )
 
 
-def missing_extra(module: str, extra: str, env_id: str) -> MissingExtraError | None:
-    """The error to raise if ``module`` does not import (None if it does)."""
-    if importlib.util.find_spec(module) is not None:
-        return None
-    return MissingExtraError(f"{env_id} needs {module}: pip install 'rlkit[{extra}]'")
+def require_module(module: str, extra: str, env_id: str) -> None:
+    """Raise ``MissingExtraError`` naming ``extra`` if ``module`` is not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(f"{env_id} needs {module}: pip install 'rlkit[{extra}]'")
 
 
 def check_env_id(env_id: str) -> None:
@@ -48,9 +47,7 @@ def check_env_id(env_id: str) -> None:
         register_ale(env_id)  # raises MissingExtraError without ale-py
     for prefix, module, extra in ID_EXTRAS:
         if env_id.startswith(prefix):
-            error = missing_extra(module, extra, env_id)
-            if error is not None:
-                raise error
+            require_module(module, extra, env_id)
             importlib.import_module(module)  # registers its ids
     try:
         spec = gym.spec(env_id)
@@ -59,9 +56,7 @@ def check_env_id(env_id: str) -> None:
     entry_point = spec.entry_point if isinstance(spec.entry_point, str) else ""
     for prefix, module, extra in ENTRY_POINT_EXTRAS:
         if entry_point.startswith(prefix):
-            error = missing_extra(module, extra, env_id)
-            if error is not None:
-                raise error
+            require_module(module, extra, env_id)
 
 
 def make_env(
