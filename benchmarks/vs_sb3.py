@@ -1,14 +1,17 @@
-"""A2C or DQN on CartPole-v1, rlkit vs Stable-Baselines3, same settings, side by side.
+"""A2C, PPO or DQN on CartPole-v1, rlkit vs Stable-Baselines3, same settings, side by side.
 
 Usage:
     python benchmarks/vs_sb3.py --agent a2c --sb3-python /path/to/venv/bin/python
     python benchmarks/vs_sb3.py --agent dqn --sb3-python /path/to/venv/bin/python
+    python benchmarks/vs_sb3.py --agent ppo --sb3-python /path/to/venv/bin/python --skip-solve
 
 Throughput: each library trains the agent with rl-zoo3's CartPole-v1 settings for
 ``--steps`` env steps with no evaluation. A2C: 8 sync envs, n_steps 5, RMSprop lr 7e-4,
 gamma 0.99, gae_lambda 1, vf_coef 0.5, ent_coef 0, max_grad_norm 0.5, 64x64 tanh MLPs
-(rlkit with the value head on its own torso, as SB3). DQN: 1 env, lr 2.3e-3, batch 64,
-buffer 100k, learning_starts 1000, train_freq 256 with 128 gradient steps, target synced
+(rlkit with the value head on its own torso, as SB3). PPO (rlkit's preset is rl-zoo3's):
+8 sync envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, gae_lambda 0.8, Adam lr 1e-3
+and clip range 0.2 both decaying linearly to 0, ent_coef 0, separate 64x64 tanh MLPs.
+DQN: 1 env, lr 2.3e-3, batch 64, buffer 100k, learning_starts 1000, train_freq 256 with 128 gradient steps, target synced
 once per 128 gradient steps, epsilon decaying to 0.04 over 8,000 steps (zoo: 16% of its
 50k budget); SB3 with zoo's
 256x256 MLP, rlkit with its preset's 64x64 (``--set hidden_sizes=[256,256]`` to match).
@@ -39,7 +42,7 @@ SB3_CHILD = r"""
 import json, sys, time
 import numpy as np
 import gymnasium as gym
-from stable_baselines3 import A2C, DQN
+from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -48,6 +51,11 @@ agent, mode, steps, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.a
 if agent == "a2c":
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
     model = A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, device="cpu", verbose=0)
+elif agent == "ppo":  # rl-zoo3's CartPole-v1 hyperparameters (lin_1e-3, lin_0.2)
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98,
+                n_epochs=20, ent_coef=0.0, learning_rate=lambda f: 1e-3 * f,
+                clip_range=lambda f: 0.2 * f, seed=seed, device="cpu", verbose=0)
 else:  # rl-zoo3's CartPole-v1 hyperparameters
     env = make_vec_env("CartPole-v1", n_envs=1, seed=seed)
     model = DQN("MlpPolicy", env, learning_rate=2.3e-3, batch_size=64, buffer_size=100000,
@@ -126,7 +134,7 @@ def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--agent", choices=("a2c", "dqn"), default="a2c")
+    p.add_argument("--agent", choices=("a2c", "dqn", "ppo"), default="a2c")
     p.add_argument("--sb3-python", default=None, help="python of a venv with stable-baselines3")
     p.add_argument("--steps", type=int, default=None, help="env steps per throughput run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="rlkit only")
@@ -135,7 +143,7 @@ def main() -> int:
     p.add_argument("--skip-solve", action="store_true")
     p.add_argument("--out", default=None)
     args = p.parse_args()
-    args.steps = args.steps or (100_000 if args.agent == "a2c" else 50_000)
+    args.steps = args.steps or (50_000 if args.agent == "dqn" else 100_000)
     args.out = args.out or str(HERE / "results" / f"{args.agent}_vs_sb3.json")
     budget = 500_000 if args.agent == "a2c" else 100_000
     libs = ["rlkit"] + (["sb3"] if args.sb3_python else [])

@@ -25,9 +25,18 @@ A = TypeVar("A", bound=Agent)
 
 
 def encode_space(space: gym.spaces.Space) -> dict[str, Any]:
-    """A JSON description of a ``Box`` or ``Discrete`` space."""
+    """A JSON description of a ``Box``, ``Discrete``, ``MultiDiscrete`` or ``MultiBinary`` space."""
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": np.asarray(space.nvec).tolist(),
+            "start": np.asarray(space.start).tolist(),
+        }
+    if isinstance(space, gym.spaces.MultiBinary):
+        n = space.n
+        return {"type": "MultiBinary", "n": int(n) if np.ndim(n) == 0 else [int(x) for x in n]}
     if isinstance(space, gym.spaces.Box):
 
         def bound(a: np.ndarray) -> Any:
@@ -49,6 +58,10 @@ def decode_space(data: dict[str, Any]) -> gym.spaces.Space:
     """The space ``encode_space`` described."""
     if data.get("type") == "Discrete":
         return gym.spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
+    if data.get("type") == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(data["nvec"], start=data.get("start"))
+    if data.get("type") == "MultiBinary":
+        return gym.spaces.MultiBinary(data["n"])
     if data.get("type") == "Box":
         dtype = np.dtype(data["dtype"])
         low = np.broadcast_to(np.asarray(data["low"], np.float64), data["shape"]).astype(dtype)

@@ -144,6 +144,13 @@ class Agent(abc.ABC):
                 update); the loop saves it with each checkpoint and hands it back on resume.
         """
 
+    def set_horizon(self, total_steps: int) -> None:  # noqa: B027 (optional hook)
+        """The run's budget in env steps, told before training starts (and on resume).
+
+        For schedules that anneal over the run (PPO's learning rate and clip range);
+        nothing to do by default.
+        """
+
     def after_update(self, storage: Any, batch: Any) -> None:  # noqa: B027 (optional hook)
         """Hand per-sample results of the last ``update(batch)`` back to the storage.
 
@@ -162,7 +169,7 @@ class Agent(abc.ABC):
                 evaluation.
 
         Returns:
-            Actions, ``[N]``.
+            Actions, ``[N, *action_shape]``.
         """
 
     @abc.abstractmethod
@@ -223,8 +230,10 @@ class Agent(abc.ABC):
 
         Ray rollout workers (``rlkit.distributed``) act with their own copy of
         ``policy_network()`` and this rule: ``{"rule": "categorical"}`` (sample from
-        softmax(scores)) or ``{"rule": "epsilon_greedy", "schedule": [initial, final,
-        duration], "step": int}`` (a linear epsilon schedule and its current position).
+        softmax(scores)), ``{"rule": "sample", "dist": ActionDist.to_json()}`` (sample
+        from an ``rlkit.distributions`` distribution of the scores) or
+        ``{"rule": "epsilon_greedy", "schedule": [initial, final, duration], "step": int}``
+        (a linear epsilon schedule and its current position).
 
         Raises:
             NotImplementedError: for agents that can only act in this process.

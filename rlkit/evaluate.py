@@ -79,6 +79,7 @@ def evaluate_policy(
     """
     import gymnasium as gym
 
+    from rlkit.distributions import clip_to_space
     from rlkit.envs import make_env
 
     try:
@@ -106,7 +107,9 @@ def evaluate_policy(
                     action = env.action_space.sample()
                 else:
                     action = policy(np.asarray(obs)[None])[0]
-                obs, reward, terminated, truncated, _ = env.step(action)
+                obs, reward, terminated, truncated, _ = env.step(
+                    clip_to_space(env.action_space, action)
+                )
                 returns[i] += float(reward)
                 done = terminated or truncated
     finally:

@@ -168,6 +168,7 @@ class PeriodicEvaluator:
                 agent=self.agent.name,
                 env_id=self.env_id,
                 protocol=self.protocol,
+                action_dist=getattr(self.agent, "dist", None),
             )
 
 

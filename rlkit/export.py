@@ -22,7 +22,8 @@ def export_policy(run_dir: str | Path, out: str | Path | None = None, best: bool
     """Export a run's policy to ``out`` (default ``RUN_DIR/export``).
 
     Writes ``saved_model/`` (serving signature: observations ``[B, *obs_shape]`` ->
-    ``action [B]`` and ``scores [B, A]``, Q-values or logits), ``policy.json`` +
+    ``action [B, *action_shape]``, the deterministic action, and ``scores [B, P]``:
+    Q-values, logits or a Gaussian's means), ``policy.json`` +
     ``policy.weights.h5`` (what rlkit rebuilds the network from) and ``README.md``, a
     model card. Loading the SavedModel needs only TensorFlow (``tf.saved_model.load``).
 
@@ -39,7 +40,7 @@ def export_policy(run_dir: str | Path, out: str | Path | None = None, best: bool
     spec = policy.meta["network"]
     out = Path(out) if out is not None else run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
-    network = policy.network
+    network, dist = policy.network, policy.dist
     signature = tf.TensorSpec([None, *spec["obs_shape"]], tf.as_dtype(_obs_dtype(spec)), "obs")
 
     class ServedPolicy(tf.Module):
@@ -50,8 +51,8 @@ def export_policy(run_dir: str | Path, out: str | Path | None = None, best: bool
         @tf.function(input_signature=[signature])
         def serve(self, obs: tf.Tensor) -> dict[str, tf.Tensor]:
             outputs = self.network(obs)
-            scores = outputs[0] if isinstance(outputs, tuple) else outputs  # [B, A]
-            return {"action": tf.argmax(scores, axis=-1, output_type=tf.int64), "scores": scores}
+            scores = outputs[0] if isinstance(outputs, tuple) else outputs  # [B, P]
+            return {"action": dist.tf_mode(scores), "scores": scores}
 
     module = ServedPolicy()
     saved = out / "saved_model"

@@ -102,6 +102,7 @@ def train(
             place and saved with each checkpoint.
     """
     schedule = {} if schedule is None else schedule
+    agent.set_horizon(run.total_steps)
     # Ray rollout workers act with their own copy of the policy: the runner hands out the
     # steps they took (and moves the agent's exploration schedule on).
     in_workers = getattr(runner, "acts_in_workers", False)

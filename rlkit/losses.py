@@ -312,3 +312,83 @@ def reinforce_loss(
         "return_mean": masked_mean(returns, mask_tm1),
     }
     return loss, metrics
+
+
+def ppo_loss(
+    log_pi: tf.Tensor,
+    old_log_pi: tf.Tensor,
+    advantages: tf.Tensor,
+    values: tf.Tensor,
+    old_values: tf.Tensor,
+    returns: tf.Tensor,
+    entropy: tf.Tensor,
+    mask: tf.Tensor,
+    clip_range: float | tf.Tensor,
+    clip_range_vf: float | tf.Tensor | None,
+    vf_coef: float,
+    ent_coef: float,
+    normalize_advantage: bool = True,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """The PPO-clip loss of one minibatch (Schulman et al., 2017), as Stable-Baselines3 has it.
+
+    With r = exp(log pi - old log pi) and A the (optionally standardised) advantages:
+        policy loss  = -mean[min(r A, clip(r, 1 - eps, 1 + eps) A)]
+        value loss   = mean[(G - V')^2], V' = old V + clip(V - old V, -eps_vf, eps_vf)
+                       (V' = V when ``clip_range_vf`` is None)
+        L = policy loss + vf_coef value loss - ent_coef mean[H]
+    every mean over the rows where ``mask`` is 1. Also returned: the approximate KL
+    divergence mean[(r - 1) - log r] (Schulman's low-variance estimator of KL(old||new))
+    and the fraction of rows whose ratio was clipped.
+
+    Args:
+        log_pi: log-probabilities of the actions under the current policy ``[B]``.
+        old_log_pi: the same under the policy that collected the rollout ``[B]``.
+        advantages: GAE advantages ``[B]``.
+        values: V(s) of the current value function ``[B]``.
+        old_values: V(s) when the rollout was collected ``[B]``.
+        returns: value targets, advantages + old values ``[B]``.
+        entropy: policy entropies ``[B]``.
+        mask: 1 on real rows, 0 on autoreset rows ``[B]``.
+        clip_range: epsilon of the ratio clip.
+        clip_range_vf: the value clip, or None for no clipping.
+        vf_coef: value loss weight.
+        ent_coef: entropy bonus weight.
+        normalize_advantage: standardise the advantages over this minibatch's rows.
+
+    Returns:
+        ``(loss [], {"policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"})``.
+    """
+    advantages = tf.stop_gradient(advantages)
+    if normalize_advantage:
+        advantages = masked_standardize(advantages, mask)
+    log_ratio = log_pi - tf.stop_gradient(old_log_pi)
+    ratio = tf.exp(log_ratio)
+    clipped = tf.clip_by_value(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    policy_loss = -masked_mean(tf.minimum(ratio * advantages, clipped * advantages), mask)
+    if clip_range_vf is not None:
+        values = old_values + tf.clip_by_value(values - old_values, -clip_range_vf, clip_range_vf)
+    value_loss = masked_mean(tf.square(tf.stop_gradient(returns) - values), mask)
+    mean_entropy = masked_mean(entropy, mask)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * mean_entropy
+    approx_kl = masked_mean(tf.stop_gradient((ratio - 1.0) - log_ratio), mask)
+    clip_fraction = masked_mean(tf.cast(tf.abs(ratio - 1.0) > clip_range, tf.float32), mask)
+    return loss, {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": mean_entropy,
+        "approx_kl": approx_kl,
+        "clip_fraction": clip_fraction,
+    }
+
+
+def explained_variance(predicted: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """1 - Var[target - predicted] / Var[target] over the masked entries.
+
+    1 means the prediction explains the target, 0 no better than its mean, negative worse.
+    Where Var[target] is 0 the result is 1 (a division without a NaN, which
+    ``--check-numerics`` would report as a fault).
+    """
+    var_target = masked_mean(tf.square(target - masked_mean(target, mask)), mask)
+    residual = target - predicted
+    var_residual = masked_mean(tf.square(residual - masked_mean(residual, mask)), mask)
+    return 1.0 - tf.math.divide_no_nan(var_residual, var_target)

@@ -330,9 +330,27 @@ class ActorCriticNetwork(Network):
         """Orthogonal init with gain sqrt(2) (Saxe et al., 2014), usual for policy gradients."""
         return keras.initializers.Orthogonal(float(np.sqrt(2.0)))
 
-    def __init__(self, *args: Any, share_torso: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        share_torso: bool = True,
+        log_std_dim: int = 0,
+        log_std_init: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.share_torso = bool(share_torso)
+        # A Gaussian policy's state-independent log-std (``log_std_dim`` > 0): one learned
+        # number per action dim, as in the PPO paper and the reference implementations.
+        self.log_std_dim = int(log_std_dim)
+        self.log_std = None
+        if self.log_std_dim:
+            self.log_std = self.add_weight(
+                shape=(self.log_std_dim,),
+                initializer=keras.initializers.Constant(float(log_std_init)),
+                name="log_std",
+                dtype="float32",
+            )
         self.value_torso_layers = [] if self.share_torso else self._make_torso("value_")
         # Small policy-head init keeps the first policy near uniform (Andrychowicz et al., 2021).
         self.policy_head = keras.layers.Dense(
@@ -347,11 +365,14 @@ class ActorCriticNetwork(Network):
 
     @property
     def spec(self) -> dict[str, Any]:
-        """The base spec plus ``share_torso``."""
-        return {**super().spec, "share_torso": self.share_torso}
+        """The base spec plus ``share_torso`` (and ``log_std_dim`` for Gaussian policies)."""
+        spec = {**super().spec, "share_torso": self.share_torso}
+        if self.log_std_dim:
+            spec["log_std_dim"] = self.log_std_dim
+        return spec
 
     def call(self, obs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Return ``(logits [B, A], value [B])``."""
+        """Return ``(policy parameters [B, A], value [B])``: logits, or a Gaussian's means."""
         x = self.torso(obs)
         x_v = x if self.share_torso else self.torso(obs, self.value_torso_layers)
         return self.policy_head(x), tf.squeeze(self.value_head(x_v), axis=-1)
@@ -364,12 +385,20 @@ class ActorCriticNetwork(Network):
         """The value torso when it is not shared."""
         return self.value_torso_layers
 
+    def numpy_variables(self) -> list[tf.Variable]:
+        """The layers' (kernel, bias) pairs, then the log-std if the policy is Gaussian."""
+        return super().numpy_variables() + ([self.log_std] if self.log_std_dim else [])
+
+    def numpy_log_std(self) -> np.ndarray | None:
+        """The Gaussian's log-std ``[D]`` as of the last numpy refresh (None if not Gaussian)."""
+        return self.numpy_params()[-1] if self.log_std_dim else None
+
     def numpy_forward(
         self, obs: np.ndarray, value: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``(logits [B, A], value [B])`` computed in numpy (value None if not asked for)."""
         p = self.numpy_params()
-        head = len(p) - 4  # policy kernel and bias, then value kernel and bias
+        head = numpy_mlp.actor_critic_head_index(len(p), self.log_std_dim)
         x, value_torso_start = self._numpy_torso(obs, p)
         logits = x @ p[head] + p[head + 1]
         if not value:
@@ -393,7 +422,7 @@ SPEC_KEYS = frozenset(
         "mixed_precision",
     }
 )
-KIND_KEYS = {"actor_critic": frozenset({"share_torso"})}
+KIND_KEYS = {"actor_critic": frozenset({"share_torso", "log_std_dim"})}
 
 
 def build_network(spec: dict[str, Any]) -> Network:

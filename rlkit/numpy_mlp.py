@@ -4,7 +4,8 @@ No TensorFlow here: ``rlkit.networks`` runs small MLPs through these functions t
 without a TF call per step, and Ray rollout workers (``rlkit.distributed``) act with them
 without importing TensorFlow at all. ``params`` is the list of ``numpy_variables()`` of
 the network: (kernel, bias) of each torso layer, then of the second (value) torso when
-the network has one, then of each head, in ``head_layers()`` order.
+the network has one, then of each head, in ``head_layers()`` order, then a Gaussian
+policy's log-std.
 """
 
 from __future__ import annotations
@@ -47,8 +48,15 @@ def dueling_q_values(value: np.ndarray, advantage: np.ndarray) -> np.ndarray:
     return value + advantage - advantage.mean(axis=-1, keepdims=True)
 
 
+def actor_critic_head_index(num_params: int, log_std_dim: int = 0) -> int:
+    """Where an actor-critic's heads start in its params: policy kernel and bias, then value
+    kernel and bias, then the Gaussian's log-std if ``log_std_dim``.
+    """
+    return num_params - 4 - (1 if log_std_dim else 0)
+
+
 def action_scores(spec: dict[str, Any], params: list[np.ndarray], obs: np.ndarray) -> np.ndarray:
-    """What an MLP policy acts on: Q-values, or logits for actor-critic, ``[B, A]``.
+    """What an MLP policy acts on: Q-values, or an actor-critic's policy head, ``[B, A]``.
 
     Args:
         spec: the network's ``spec`` (``kind``, ``hidden_sizes``, ``activation``, ...).
@@ -63,6 +71,6 @@ def action_scores(spec: dict[str, Any], params: list[np.ndarray], obs: np.ndarra
     if kind == "dueling_q":
         return dueling_q_values(x @ params[i] + params[i + 1], x @ params[i + 2] + params[i + 3])
     if kind == "actor_critic":
-        head = len(params) - 4  # policy kernel and bias, then value kernel and bias
+        head = actor_critic_head_index(len(params), spec.get("log_std_dim", 0))
         return x @ params[head] + params[head + 1]
     raise ValueError(f"no numpy path for network kind {kind!r}")

@@ -8,16 +8,23 @@ from typing import Any
 
 import numpy as np
 
+from rlkit.distributions import ActionDist
 from rlkit.errors import RlkitError
 
 FORMAT_VERSION = 1
 POLICY_KEYS = frozenset(
-    {"format_version", "agent", "env", "network", "rlkit_version", "atari_protocol"}
+    {"format_version", "agent", "env", "network", "rlkit_version", "atari_protocol", "action"}
 )
 
 
 def save_policy(
-    path: str | Path, network: Any, *, agent: str, env_id: str, protocol: Any = None
+    path: str | Path,
+    network: Any,
+    *,
+    agent: str,
+    env_id: str,
+    protocol: Any = None,
+    action_dist: ActionDist | None = None,
 ) -> Path:
     """Write ``network`` and its description into the folder ``path``.
 
@@ -27,6 +34,8 @@ def save_policy(
         agent: registry name of the agent that trained it.
         env_id: the env it was trained on.
         protocol: the ``AtariProtocol`` its observations were made with (Atari only).
+        action_dist: how a policy-gradient network's outputs become actions (the agent's
+            ``dist``); None for Q-networks (greedy) and categorical policies.
 
     Returns:
         The folder.
@@ -34,12 +43,21 @@ def save_policy(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     network.save_weights(str(path / "policy.weights.h5"))
-    meta = policy_meta(network, agent=agent, env_id=env_id, protocol=protocol)
+    meta = policy_meta(
+        network, agent=agent, env_id=env_id, protocol=protocol, action_dist=action_dist
+    )
     (path / "policy.json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 
-def policy_meta(network: Any, *, agent: str, env_id: str, protocol: Any = None) -> dict[str, Any]:
+def policy_meta(
+    network: Any,
+    *,
+    agent: str,
+    env_id: str,
+    protocol: Any = None,
+    action_dist: ActionDist | None = None,
+) -> dict[str, Any]:
     """The ``policy.json`` description of ``network`` (see ``save_policy``)."""
     from rlkit import __version__
     from rlkit.config import plain_dict
@@ -53,6 +71,8 @@ def policy_meta(network: Any, *, agent: str, env_id: str, protocol: Any = None) 
     }
     if protocol is not None:
         meta["atari_protocol"] = plain_dict(protocol)
+    if action_dist is not None and action_dist.kind != "categorical":
+        meta["action"] = action_dist.to_json()
     return meta
 
 
@@ -62,10 +82,17 @@ class SavedPolicy:
     Attributes:
         meta: the ``policy.json`` description (agent, env, network spec).
         network: the rebuilt Keras network with the saved weights.
+        dist: how the network's outputs become actions (the argmax of Q-values or logits
+            unless ``meta["action"]`` describes another distribution).
     """
 
     def __init__(self, meta: dict[str, Any], network: Any) -> None:
         self.meta, self.network = meta, network
+        spec = meta["network"]
+        if "action" in meta:
+            self.dist = ActionDist.from_json(meta["action"])
+        else:
+            self.dist = ActionDist("categorical", (int(spec["num_actions"]),))
 
     def protocol(self) -> Any:
         """The Atari protocol the policy was trained with, or None."""
@@ -84,16 +111,19 @@ class SavedPolicy:
         """Raise ``RlkitError`` unless the env's spaces fit the network's inputs and outputs."""
         spec = self.meta["network"]
         obs_shape = tuple(getattr(observation_space, "shape", None) or ())
-        n = getattr(action_space, "n", None)
-        if obs_shape != tuple(spec["obs_shape"]) or n != spec["num_actions"]:
+        try:
+            fits = ActionDist.from_space(action_space, squash=self.dist.squash) == self.dist
+        except RlkitError:
+            fits = False
+        if obs_shape != tuple(spec["obs_shape"]) or not fits:
             raise RlkitError(
                 f"the policy was trained for observations of shape {tuple(spec['obs_shape'])} "
-                f"and {spec['num_actions']} actions ({self.meta.get('env')}), but {env_id} has "
-                f"{observation_space} and {action_space}"
+                f"and actions {describe_actions(self.dist)} ({self.meta.get('env')}), but "
+                f"{env_id} has {observation_space} and {action_space}"
             )
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values or logits ``[N, A]``."""
+        """Q-values, logits or a Gaussian's means ``[N, P]``."""
         if self.network.supports_numpy:
             out = self.network.numpy_forward(obs)
         else:
@@ -102,11 +132,11 @@ class SavedPolicy:
         return np.asarray(out)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions ``[N]`` (argmax of Q-values, or the most likely action)."""
-        return np.argmax(self.scores(obs), axis=-1)
+        """Greedy actions ``[N, *action_shape]`` (argmax of Q-values, or the mode)."""
+        return self.dist.mode(self.scores(obs))
 
     def stochastic(self, rng: np.random.Generator) -> Any:
-        """A policy sampling from softmax(logits) with ``rng`` (actor-critic policies only).
+        """A policy sampling from its action distribution with ``rng`` (actor-critic only).
 
         Raises:
             RlkitError: for Q-value policies, whose scores are not a distribution.
@@ -116,9 +146,10 @@ class SavedPolicy:
                 f"--stochastic needs a policy with action probabilities (a2c, reinforce); "
                 f"this is a {self.meta['agent']} Q-network: use --epsilon instead"
             )
-        from rlkit.policies import sample_categorical
-
-        return lambda obs: sample_categorical(self.scores(obs), rng)
+        log_std = None
+        if self.network.spec.get("log_std_dim"):
+            log_std = np.asarray(self.network.log_std.numpy())
+        return lambda obs: self.dist.sample(self.scores(obs), rng, log_std)
 
 
 def load_policy(path: str | Path) -> SavedPolicy:
@@ -195,5 +226,22 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     env.close()
     checkpointer.restore_agent(path, agent)
     network = agent.policy_network()
-    meta = policy_meta(network, agent=cls.name, env_id=saved["env"], protocol=protocol)
+    meta = policy_meta(
+        network,
+        agent=cls.name,
+        env_id=saved["env"],
+        protocol=protocol,
+        action_dist=getattr(agent, "dist", None),
+    )
     return SavedPolicy(meta, network)
+
+
+def describe_actions(dist: ActionDist) -> str:
+    """A few words on the actions a distribution makes (for error messages)."""
+    if dist.kind == "categorical":
+        return f"Discrete({dist.sizes[0]})"
+    if dist.kind == "multi_categorical":
+        return f"MultiDiscrete({list(dist.sizes)})"
+    if dist.kind == "bernoulli":
+        return f"MultiBinary({list(dist.action_shape)})"
+    return f"Box of shape {dist.action_shape}"

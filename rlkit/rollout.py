@@ -8,6 +8,11 @@ import numpy as np
 from rlkit.types import Rollout, Transition
 
 
+def action_dtype(space: gym.spaces.Space) -> np.dtype:
+    """How on-policy storage keeps actions: float32 for ``Box`` spaces, int64 otherwise."""
+    return np.dtype(np.float32 if isinstance(space, gym.spaces.Box) else np.int64)
+
+
 class RolloutBuffer:
     """Collects ``n_steps`` vector steps into preallocated ``[T, N, ...]`` arrays (A2C).
 
@@ -29,7 +34,7 @@ class RolloutBuffer:
         shape = (n_steps, num_envs)
         self.n_steps, self.num_envs = n_steps, num_envs
         self.obs = np.zeros(shape + tuple(observation_space.shape), observation_space.dtype)
-        self.action = np.zeros(shape + tuple(action_space.shape or ()), np.int64)
+        self.action = np.zeros(shape + tuple(action_space.shape or ()), action_dtype(action_space))
         self.reward = np.zeros(shape, np.float32)
         self.terminated = np.zeros(shape, np.float32)
         self.truncated = np.zeros(shape, np.float32)
@@ -119,7 +124,8 @@ class EpisodeBuffer:
         length, count = max(len(rows) for rows, _ in episodes), len(episodes)
         first_obs = episodes[0][0][0][0]
         obs = np.zeros((length, count, *np.shape(first_obs)), np.asarray(first_obs).dtype)
-        action = np.zeros((length, count), np.int64)
+        first_action = np.asarray(episodes[0][0][0][1])
+        action = np.zeros((length, count, *first_action.shape), first_action.dtype)
         reward, terminated, truncated, valid = (
             np.zeros((length, count), np.float32) for _ in range(4)
         )

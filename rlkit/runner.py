@@ -29,6 +29,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
 from rlkit import interrupts
+from rlkit.distributions import clip_to_space
 from rlkit.errors import EnvWorkerError, RlkitError
 from rlkit.types import EpisodeStats, Transition
 
@@ -124,7 +125,8 @@ class VectorRunner:
         """Step every env once.
 
         Args:
-            actions: ``[N]`` actions; ignored for envs that are resetting.
+            actions: ``[N, *action_shape]`` actions; ignored for envs that are resetting.
+                ``Box`` actions are clipped to the space's bounds for the env.
 
         Returns:
             ``(transition, obs)``: the step as a ``Transition`` (autoreset rows have
@@ -133,7 +135,11 @@ class VectorRunner:
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         try:
-            next_obs, reward, terminated, truncated, info = self._step_envs(actions)
+            # Box actions go to the env clipped to its bounds; the transition keeps what
+            # the policy sampled (a Gaussian's log-probability is of that).
+            next_obs, reward, terminated, truncated, info = self._step_envs(
+                clip_to_space(self.action_space, actions)
+            )
         except (RlkitError, EnvWorkerError):  # the user's env breaks its contract: no retry
             raise
         except Exception as error:  # a worker raised, died or hung

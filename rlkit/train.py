@@ -320,6 +320,7 @@ def _train(args: argparse.Namespace) -> Path | None:
             agent=agent_cls.name,
             env_id=args.env,
             protocol=protocol,
+            action_dist=getattr(agent, "dist", None),
         )
 
     try:

@@ -235,7 +235,7 @@ def test_network_kinds(agent):
 
 def test_update_on_hand_made_batch(agent):
     rng = np.random.default_rng(1)
-    if agent.name == "a2c":
+    if agent.name in ("a2c", "ppo"):
         # Env 0 terminates at t=1 (t=2 autoreset), env 1 is truncated at t=3 (t=4 autoreset),
         # env 2 starts on an autoreset row.
         data = make_rollout(rng, 6, 3, [(1, 0, "terminated"), (3, 1, "truncated")])
@@ -698,10 +698,16 @@ def test_reinforce_baseline_bootstraps_truncated_episodes():
 def test_incompatible_spaces_raise_helpful_errors(name):
     cls = AGENTS[name]
     config = cls.config_cls(hidden_sizes=(8,))
-    box_actions = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    with pytest.raises(IncompatibleEnvError, match="Discrete") as info:
-        cls(OBS_SPACE, box_actions, config)
-    assert cls.__name__ in str(info.value) and "Box" in str(info.value)
+    if cls.on_policy:  # policy gradients take every action space but Dict / Tuple ones
+        bad_actions = gym.spaces.Dict({"a": ACTION_SPACE})
+        fragments = ["no rlkit agent handles it", "Dict", "ppo"]
+    else:  # the DQN family: Discrete only, and the error names the agents that can
+        bad_actions = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        fragments = ["needs a Discrete action space", "Box", "ppo"]
+    with pytest.raises(IncompatibleEnvError) as info:
+        cls(OBS_SPACE, bad_actions, config)
+    assert cls.__name__ in str(info.value)
+    assert all(f in str(info.value) for f in fragments), str(info.value)
 
     dict_obs = gym.spaces.Dict({"position": OBS_SPACE, "goal": OBS_SPACE})
     with pytest.raises(IncompatibleEnvError, match="FlattenObservation") as info:

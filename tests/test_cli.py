@@ -168,7 +168,7 @@ def test_progress_rows_have_increasing_steps(trained: dict) -> None:
 
 # -- bad input: exit code 2, one clear line, no run folder --------------------------------
 BAD_TRAIN = [
-    (["--agent", "ppo", "--env", ENV], ["unknown agent 'ppo'", *sorted(AGENTS)]),
+    (["--agent", "sac", "--env", ENV], ["unknown agent 'sac'", *sorted(AGENTS)]),
     (["--agent", "dqn", "--env", "NoSuchEnv-v0"], ["NoSuchEnv-v0"]),
     (["--agent", "dqn", "--env", "Pendulum-v1"], ["Discrete"]),
     (["--agent", "a2c", "--env", ENV, "--set", "bogus=1"], ["bogus", "valid", "n_steps"]),

@@ -16,6 +16,7 @@ from rlkit.agent_io import read_agent_meta
 from rlkit.agents.a2c import A2C, A2CConfig
 from rlkit.agents.dqn import DQN, DoubleDQN, DQNConfig, DuelingDQN
 from rlkit.agents.policy_gradient import PolicyGradient
+from rlkit.agents.ppo import PPO, PPOConfig
 from rlkit.agents.reinforce import Reinforce, ReinforceConfig
 from rlkit.core import Agent
 from rlkit.errors import RlkitError, UnknownNameError
@@ -83,6 +84,8 @@ __all__ = [
     "DQNConfig",
     "DoubleDQN",
     "DuelingDQN",
+    "PPO",
+    "PPOConfig",
     "PolicyGradient",
     "Reinforce",
     "ReinforceConfig",

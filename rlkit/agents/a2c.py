@@ -39,6 +39,8 @@ class A2CConfig:
         choices=MIXED_PRECISION_CHOICES,
         help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
     )
+    squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
+    log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
 
 
 class A2C(PolicyGradient):
@@ -52,7 +54,7 @@ class A2C(PolicyGradient):
 
     Args:
         observation_space: single-env observation space (``Box``).
-        action_space: single-env action space (``Discrete``).
+        action_space: single-env action space (any ``rlkit.distributions`` handles).
         config: hyperparameters.
         seed: seeds the action-sampling generator.
     """

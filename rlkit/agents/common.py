@@ -18,7 +18,8 @@ def require_discrete_actions(agent: str, action_space: gym.spaces.Space) -> int:
     if not isinstance(action_space, gym.spaces.Discrete):
         raise IncompatibleEnvError(
             f"{agent} needs a Discrete action space, but the env has {action_space}; "
-            "use an env with discrete actions (continuous-control agents are not in rlkit yet)"
+            "use --agent ppo, a2c or reinforce, which take Box, MultiDiscrete and "
+            "MultiBinary actions too"
         )
     if int(action_space.start) != 0:
         raise IncompatibleEnvError(

@@ -1,20 +1,22 @@
 """The base of the policy-gradient agents: actor-critic network, acting, optimizer, update.
 
-A2C and REINFORCE are siblings below ``PolicyGradient``: each adds its config, its storage
-(``make_storage``) and its loss (``loss``, a call into ``rlkit.losses``).
+A2C, REINFORCE and PPO are siblings below ``PolicyGradient``: each adds its config, its
+storage (``make_storage``) and its loss (``loss``, a call into ``rlkit.losses``); PPO also
+its own update (epochs of minibatches). Actions come from an ``rlkit.distributions
+.ActionDist`` chosen by the action space: categorical, independent categoricals, Bernoulli
+or a diagonal Gaussian with a learned state-independent log-std.
 """
 
 from __future__ import annotations
 
 import abc
+import logging
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from rlkit import losses
 from rlkit.agent_io import SaveLoad
 from rlkit.agents.common import (
     CompiledStep,
@@ -23,26 +25,28 @@ from rlkit.agents.common import (
     make_optimizer,
     network_spec,
     require_box_observations,
-    require_discrete_actions,
 )
 from rlkit.core import Agent
+from rlkit.distributions import ActionDist
+from rlkit.errors import NumericalError
 from rlkit.networks import Network, build_network
-from rlkit.policies import sample_categorical
 from rlkit.types import Rollout
 
-tfd = tfp.distributions
+log = logging.getLogger(__name__)
 
 
 class PolicyGradient(SaveLoad, Agent):
     """An actor-critic network trained by one gradient step per rollout.
 
     The config must have ``learning_rate``, ``max_grad_norm``, ``optimizer``,
-    ``optimizer_eps``, ``hidden_sizes``, ``activation``, ``share_torso``, ``jit_compile``
-    and ``mixed_precision``; the rest is the subclass's.
+    ``optimizer_eps``, ``hidden_sizes``, ``activation``, ``share_torso``, ``jit_compile``,
+    ``mixed_precision``, ``squash_actions`` and ``log_std_init``; the rest is the
+    subclass's.
 
     Args:
         observation_space: single-env observation space (``Box``).
-        action_space: single-env action space (``Discrete``).
+        action_space: single-env action space (``Discrete``, ``MultiDiscrete``,
+            ``MultiBinary`` or ``Box``).
         config: hyperparameters (``config_cls()`` if None).
         seed: seeds the action-sampling generator.
     """
@@ -57,19 +61,31 @@ class PolicyGradient(SaveLoad, Agent):
         seed: int | None = None,
     ) -> None:
         self.config = config = config or self.config_cls()
-        self.num_actions = require_discrete_actions(type(self).__name__, action_space)
+        self.dist = ActionDist.from_space(
+            action_space, squash=config.squash_actions, agent=type(self).__name__
+        )
+        self.num_actions = self.dist.num_params
+        if self.dist.kind == "gaussian" and not self.dist.bounded:
+            log.warning(
+                "%s: the action space %s has infinite bounds: actions are not clipped",
+                type(self).__name__,
+                action_space,
+            )
         obs_shape = require_box_observations(type(self).__name__, observation_space)
         self.observation_space, self.action_space = observation_space, action_space
         spec = network_spec(
             "actor_critic",
             observation_space,
-            self.num_actions,
+            self.dist.num_params,
             config.hidden_sizes,
             config.activation,
             share_torso=config.share_torso,
             mixed_precision=config.mixed_precision,
+            **({"log_std_dim": self.dist.log_std_dim} if self.dist.log_std_dim else {}),
         )
         self.network: Network = build_network(spec)
+        if self.dist.log_std_dim:
+            self.network.log_std.assign(tf.fill([self.dist.log_std_dim], config.log_std_init))
         # Acting reads a bfloat16 twin under mixed precision (before the update traces: the
         # update refreshes it).
         self.acting_network = self.network.acting_copy()
@@ -86,7 +102,7 @@ class PolicyGradient(SaveLoad, Agent):
             self._update_step,
             Rollout(
                 obs=tf.TensorSpec([None, None, *obs_shape], obs_dtype),
-                action=tf.TensorSpec([None, None], tf.int64),
+                action=self.action_spec([None, None]),
                 reward=scalars,
                 terminated=scalars,
                 truncated=scalars,
@@ -110,27 +126,54 @@ class PolicyGradient(SaveLoad, Agent):
         """The rollout, once the storage holds a full one (``last_obs`` bootstraps it)."""
         return storage.pop(last_obs=last_obs) if storage.ready else None
 
+    def action_spec(self, batch_dims: list[Any]) -> tf.TensorSpec:
+        """``TensorSpec`` of stored actions with leading ``batch_dims``."""
+        shape = [*batch_dims, *self.dist.action_shape]
+        return tf.TensorSpec(shape, tf.as_dtype(self.dist.action_dtype))
+
     # -- acting ----------------------------------------------------------------------------
     def logits_and_values(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(logits [N, A], values [N])`` (numpy path for small MLPs)."""
+        """``(policy parameters [N, P], values [N])`` (numpy path for small MLPs)."""
         if self.network.supports_numpy:
             return self.network.numpy_forward(obs)
         logits, values = self._forward_fn(obs)
         return logits.numpy(), values.numpy()
 
-    def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
-        """Sample from pi(.|s) when exploring; the most likely action otherwise."""
+    def log_std(self) -> np.ndarray | None:
+        """A Gaussian policy's current log-std ``[D]`` (None for other action spaces)."""
+        if not self.dist.log_std_dim:
+            return None
         if self.network.supports_numpy:
-            logits, _ = self.network.numpy_forward(obs, value=False)
+            return self.network.numpy_log_std()
+        return self.network.log_std.numpy()
+
+    def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
+        """Sample from pi(.|s) when exploring; the mode (most likely action) otherwise.
+
+        Raises:
+            NumericalError: if the policy produced a non-finite action (never sent to the env).
+        """
+        if self.network.supports_numpy:
+            params, _ = self.network.numpy_forward(obs, value=False)
         else:
-            logits, _ = self.logits_and_values(obs)
+            params, _ = self.logits_and_values(obs)
         if explore:
-            return sample_categorical(logits, self.rng)
-        return np.argmax(logits, axis=-1)
+            actions = self.dist.sample(params, self.rng, self.log_std())
+        else:
+            actions = self.dist.mode(params)
+        if self.dist.kind == "gaussian" and not np.isfinite(actions).all():
+            raise NumericalError(
+                "the Gaussian policy produced a non-finite action (NaN or Inf), which is not "
+                "sent to the env; the observations may hold NaN/Inf (rerun with "
+                "--check-numerics), or the policy diverged (lower the learning rate)"
+            )
+        return actions
 
     def acting_rule(self) -> dict[str, Any]:
-        """Sample from softmax(logits) (see ``Agent``)."""
-        return {"rule": "categorical"}
+        """Sample from the action distribution (see ``Agent``)."""
+        if self.dist.kind == "categorical":
+            return {"rule": "categorical"}
+        return {"rule": "sample", "dist": self.dist.to_json()}
 
     # -- learning --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -159,19 +202,28 @@ class PolicyGradient(SaveLoad, Agent):
         variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
             logits, values = self.network(all_obs)
-            logits_tm1 = logits[: steps * envs]  # [T N, A]
-            dist = tfd.Categorical(logits=tf.reshape(logits_tm1, [steps, envs, -1]))
-            log_pi = losses.categorical_log_prob(logits_tm1, tf.reshape(rollout.action, [-1]))
+            logits_tm1 = logits[: steps * envs]  # [T N, P]
+            actions = tf.reshape(rollout.action, [steps * envs, *self.dist.action_shape])
+            log_pi, entropy = self.dist.log_prob_entropy(logits_tm1, actions, self.network.log_std)
             values = tf.reshape(values, [steps + 1, envs])  # [T + 1, N]; row T is last_obs
             loss, metrics = self.loss(
-                tf.reshape(log_pi, [steps, envs]), dist.entropy(), values, rollout
+                tf.reshape(log_pi, [steps, envs]),
+                tf.reshape(entropy, [steps, envs]),
+                values,
+                rollout,
             )
         grads = tape.gradient(loss, variables)
         norm, applied = self.guard.apply(
             self.optimizer, grads, variables, loss, self.config.max_grad_norm
         )
         self.updates.assign_add(tf.cast(applied, tf.int64))
-        return {"train/loss": loss, **metrics, "train/grad_norm": norm}
+        return {"train/loss": loss, **metrics, "train/grad_norm": norm, **self.std_metric()}
+
+    def std_metric(self) -> dict[str, tf.Tensor]:
+        """``train/std``, the Gaussian policy's mean std (nothing for other action spaces)."""
+        if not self.dist.log_std_dim:
+            return {}
+        return {"train/std": tf.reduce_mean(tf.exp(self.network.log_std))}
 
     def update(self, batch: Rollout) -> dict[str, float]:
         """One gradient step on a ``[T, N]`` rollout."""

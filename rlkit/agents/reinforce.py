@@ -39,6 +39,8 @@ class ReinforceConfig:
         choices=MIXED_PRECISION_CHOICES,
         help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
     )
+    squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
+    log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
 
 
 class Reinforce(PolicyGradient):

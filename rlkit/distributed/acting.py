@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rlkit import numpy_mlp
+from rlkit.distributions import ActionDist
 from rlkit.policies import EpsilonGreedyPolicy, LinearSchedule, sample_categorical
 
 
@@ -88,8 +89,10 @@ class ActingPolicy:
             self._forward = tf.function(self.network.acting_copy().call, reduce_retracing=True)
             self.load(snapshot)
         rule = snapshot.rule["rule"]
-        if rule not in ("categorical", "epsilon_greedy"):
+        if rule not in ("categorical", "sample", "epsilon_greedy"):
             raise ValueError(f"unknown acting rule {rule!r}")
+        # "sample": from an rlkit.distributions.ActionDist (Gaussian, MultiDiscrete, ...).
+        self.dist = ActionDist.from_json(snapshot.rule["dist"]) if rule == "sample" else None
         self.epsilon_greedy: EpsilonGreedyPolicy | None = None
         if rule == "epsilon_greedy":
             schedule = LinearSchedule(*snapshot.rule["schedule"])
@@ -109,8 +112,16 @@ class ActingPolicy:
             self.network.set_weights(snapshot.weights)
             self.network.sync_acting_copy()
 
+    def log_std(self) -> np.ndarray | None:
+        """A Gaussian policy's log-std (the snapshot's last numpy weight), else None."""
+        if not self.snapshot.spec.get("log_std_dim"):
+            return None
+        if self.network is None:
+            return np.asarray(self.snapshot.weights[-1])
+        return np.asarray(self.network.log_std.numpy())
+
     def scores(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values or logits ``[B, A]``."""
+        """Q-values, logits or a Gaussian's means ``[B, P]``."""
         if self.network is None:
             return numpy_mlp.action_scores(self.snapshot.spec, self.snapshot.weights, obs)
         out = self._forward(obs)
@@ -118,6 +129,8 @@ class ActingPolicy:
 
     def __call__(self, obs: np.ndarray, explore_step: int) -> np.ndarray:
         """Actions ``[B]``; ``explore_step`` is the epsilon schedule's position (learner's)."""
+        if self.dist is not None:
+            return self.dist.sample(self.scores(obs), self.rng, self.log_std())
         if self.epsilon_greedy is None:
             return sample_categorical(self.scores(obs), self.rng)
         self.epsilon_greedy.step = explore_step

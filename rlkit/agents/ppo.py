@@ -1,0 +1,254 @@
+"""PPO: proximal policy optimization with the clipped surrogate (Schulman et al., 2017)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import tensorflow as tf
+
+from rlkit import losses
+from rlkit.agents.policy_gradient import PolicyGradient
+from rlkit.config import RunConfig, hp
+from rlkit.precision import MIXED_PRECISION_CHOICES
+from rlkit.rollout import RolloutBuffer
+from rlkit.types import Rollout
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Hyperparameters of PPO, named as in Stable-Baselines3 (so rl-zoo3's presets read across)."""
+
+    learning_rate: float = hp(3e-4, gt=0, help="Adam step size (at the start, if annealed)")
+    n_steps: int = hp(2048, ge=1, help="steps per env in each rollout")
+    batch_size: int = hp(64, ge=1, help="rows per minibatch")
+    n_epochs: int = hp(10, ge=1, help="passes over each rollout")
+    gamma: float = hp(0.99, gt=0, le=1, help="discount factor")
+    gae_lambda: float = hp(0.95, ge=0, le=1, help="GAE lambda")
+    clip_range: float = hp(0.2, gt=0, help="epsilon of the probability-ratio clip")
+    clip_range_vf: float | None = hp(
+        None, gt=0, help="clip value predictions to old value +- this (none: no clipping)"
+    )
+    normalize_advantage: bool = hp(True, help="standardise advantages per minibatch")
+    ent_coef: float = hp(0.0, ge=0, help="entropy bonus weight")
+    vf_coef: float = hp(0.5, ge=0, help="value loss weight")
+    max_grad_norm: float = hp(0.5, gt=0, help="clip gradients to this global norm")
+    target_kl: float | None = hp(
+        None, gt=0, help="stop an update's epochs once approx KL > 1.5 x this (none: never)"
+    )
+    anneal_lr: bool = hp(False, help="learning rate falls linearly to 0 over the run")
+    anneal_clip_range: bool = hp(False, help="clip_range falls linearly to 0 over the run")
+    optimizer: str = hp("adam", choices=("rmsprop", "adam"), help="optimizer")
+    optimizer_eps: float = hp(1e-5, gt=0, help="Adam/RMSprop epsilon")
+    hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
+    activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
+    share_torso: bool = hp(False, help="policy and value heads share one torso")
+    jit_compile: bool = hp(False, help="compile the update step with XLA")
+    mixed_precision: bool | str = hp(
+        False,
+        choices=MIXED_PRECISION_CHOICES,
+        help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
+    )
+    squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
+    log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
+
+    def run_problems(self, run: RunConfig) -> list[str]:
+        """Problems that involve the run settings."""
+        if self.batch_size > self.n_steps * run.num_envs:
+            return [
+                f"batch_size ({self.batch_size}) must be <= n_steps x num_envs "
+                f"({self.n_steps} x {run.num_envs}), the rows of a rollout"
+            ]
+        return []
+
+
+class PPO(PolicyGradient):
+    """PPO-clip on ``[n_steps, num_envs]`` rollouts: ``n_epochs`` passes of shuffled minibatches.
+
+    Each update (``rlkit.losses.ppo_loss`` per minibatch):
+      1. the rollout's log-probabilities and values under the policy that collected it,
+         and GAE(lambda) advantages with returns = advantages + values (truncated rows
+         bootstrap from the true final observation; autoreset rows are masked out);
+      2. ``n_epochs`` passes, each over a fresh permutation of the rollout's rows, cut into
+         minibatches of ``batch_size`` (the last one smaller if they do not divide), one
+         clipped gradient step each. With ``target_kl``, the update stops before the first
+         step whose minibatch has an approximate KL above ``1.5 * target_kl`` (as
+         Stable-Baselines3 does).
+    The whole update (every epoch and minibatch) is one compiled call. Permutations are
+    drawn from a stateless generator keyed by the agent's seed and the update count, so a
+    resumed run draws the same ones. The value clip follows Stable-Baselines3
+    (``old V + clip(V - old V)``, no max with the unclipped loss). Networks are initialised
+    orthogonally (sqrt 2 hidden, 0.01 policy head, 1 value head), with separate policy and
+    value torsos unless ``share_torso``.
+
+    Args:
+        observation_space: single-env observation space (``Box``).
+        action_space: single-env action space (any ``rlkit.distributions`` handles).
+        config: hyperparameters.
+        seed: seeds action sampling and the minibatch permutations.
+    """
+
+    name: ClassVar[str] = "ppo"
+    config_cls: ClassVar[type] = PPOConfig
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        config: PPOConfig | None = None,
+        seed: int | None = None,
+    ) -> None:
+        config = config or PPOConfig()
+        # Before the base traces the update: the step reads these.
+        shuffle_key = np.random.default_rng(seed).integers(0, 2**31 - 1)
+        self.shuffle_key = tf.Variable(shuffle_key, dtype=tf.int64, trainable=False, name="key")
+        self.rollouts = tf.Variable(0, dtype=tf.int64, trainable=False, name="rollouts")
+        self.progress = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="progress")
+        self.horizon: int | None = None
+        super().__init__(observation_space, action_space, config, seed)
+
+    def make_storage(
+        self,
+        num_envs: int,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        *,
+        frame_stack: int = 1,
+        padding: str = "reset",
+        seed: int | None = None,
+    ) -> RolloutBuffer:
+        """``n_steps`` steps of every env."""
+        return RolloutBuffer(self.config.n_steps, num_envs, observation_space, action_space)
+
+    def set_horizon(self, total_steps: int) -> None:
+        """The run's budget: the learning rate and clip range anneal over it when asked."""
+        self.horizon = int(total_steps)
+
+    def next_batch(
+        self, storage: Any, env_steps: int, last_obs: np.ndarray, schedule: dict[str, Any]
+    ) -> Rollout | None:
+        """The full rollout; also sets the annealing progress (1 - env_steps / budget)."""
+        batch = super().next_batch(storage, env_steps, last_obs, schedule)
+        if batch is not None and self.horizon:
+            self.progress.assign(max(0.0, 1.0 - env_steps / self.horizon))
+        return batch
+
+    def loss(
+        self, log_pi: tf.Tensor, entropy: tf.Tensor, values: tf.Tensor, rollout: Rollout
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """Not used: PPO's update runs minibatches of ``ppo_loss`` (see ``_update_step``)."""
+        raise NotImplementedError("PPO updates with rlkit.losses.ppo_loss per minibatch")
+
+    def _update_step(self, rollout: Rollout) -> dict[str, tf.Tensor]:
+        """Every epoch and minibatch of one update on a ``[T, N]`` rollout (compiled once)."""
+        cfg = self.config
+        obs = rollout.obs
+        steps, envs = tf.shape(obs)[0], tf.shape(obs)[1]
+        size = steps * envs
+        flat_obs = tf.reshape(obs, tf.concat([[size], tf.shape(obs)[2:]], 0))
+        actions = tf.reshape(rollout.action, [size, *self.dist.action_shape])
+        # 1. The collecting policy's view of the rollout, and the advantages.
+        params, values = self.network(tf.concat([flat_obs, rollout.last_obs], axis=0))
+        old_log_pi, _ = self.dist.log_prob_entropy(params[:size], actions, self.network.log_std)
+        values = tf.reshape(values, [steps + 1, envs])
+        discount_t = cfg.gamma * (1.0 - rollout.terminated)
+        advantages = losses.generalized_advantage_estimation(
+            rollout.reward,
+            values[:-1],
+            values[1:],
+            discount_t,
+            discount_t * (1.0 - rollout.truncated),
+            cfg.gae_lambda,
+        )
+        returns = advantages + values[:-1]
+        mask = tf.reshape(rollout.valid, [size])
+        explained = losses.explained_variance(values[:-1], returns, rollout.valid)
+        old_values, advantages, returns = (
+            tf.reshape(x, [size]) for x in (values[:-1], advantages, returns)
+        )
+        # 2. Epochs of shuffled minibatches.
+        clip_range = cfg.clip_range * (self.progress if cfg.anneal_clip_range else 1.0)
+        if cfg.anneal_lr:
+            self.optimizer.learning_rate.assign(cfg.learning_rate * self.progress)
+        per_epoch = (size + cfg.batch_size - 1) // cfg.batch_size
+        keys = tf.stack([self.shuffle_key, self.rollouts])
+        order = tf.reshape(
+            tf.argsort(tf.random.stateless_uniform([cfg.n_epochs, size], seed=keys), axis=-1),
+            [-1],
+        )
+        names = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+        sums = {name: tf.constant(0.0) for name in names}
+        norm_sum, taken, applied_steps = tf.constant(0.0), tf.constant(0), tf.constant(0)
+        stop = tf.constant(False)  # set by target_kl
+        variables = self.network.trainable_variables
+        for i in tf.range(cfg.n_epochs * per_epoch):
+            if stop:
+                break
+            epoch, j = i // per_epoch, i % per_epoch
+            start = epoch * size + j * cfg.batch_size
+            end = epoch * size + tf.minimum((j + 1) * cfg.batch_size, size)
+            idx = order[start:end]
+            with tf.GradientTape() as tape:
+                mb_params, mb_values = self.network(tf.gather(flat_obs, idx))
+                log_pi, entropy = self.dist.log_prob_entropy(
+                    mb_params, tf.gather(actions, idx), self.network.log_std
+                )
+                loss, terms = losses.ppo_loss(
+                    log_pi,
+                    tf.gather(old_log_pi, idx),
+                    tf.gather(advantages, idx),
+                    mb_values,
+                    tf.gather(old_values, idx),
+                    tf.gather(returns, idx),
+                    entropy,
+                    tf.gather(mask, idx),
+                    clip_range,
+                    cfg.clip_range_vf,
+                    cfg.vf_coef,
+                    cfg.ent_coef,
+                    cfg.normalize_advantage,
+                )
+            if cfg.target_kl is not None and terms["approx_kl"] > 1.5 * cfg.target_kl:
+                stop = tf.constant(True)
+            else:
+                grads = tape.gradient(loss, variables)
+                norm, applied = self.guard.apply(
+                    self.optimizer, grads, variables, loss, cfg.max_grad_norm
+                )
+                applied_steps += tf.cast(applied, tf.int32)
+                terms = {**terms, "loss": loss}
+                sums = {name: sums[name] + terms[name] for name in names}
+                norm_sum += norm
+                taken += 1
+        self.rollouts.assign_add(1)
+        # ``updates`` counts update calls that changed the weights (the weights version).
+        self.updates.assign_add(tf.cast(applied_steps > 0, tf.int64))
+        count = tf.maximum(tf.cast(taken, tf.float32), 1.0)
+        metrics = {f"train/{name}": total / count for name, total in sums.items()}
+        metrics.update(
+            {
+                "train/grad_norm": norm_sum / count,
+                "train/explained_variance": explained,
+                "train/minibatch_steps": tf.cast(taken, tf.float32),
+                "train/clip_range": tf.cast(clip_range, tf.float32),
+                "train/learning_rate": tf.cast(self.optimizer.learning_rate, tf.float32),
+                **self.std_metric(),
+            }
+        )
+        return metrics
+
+    def checkpoint_items(self) -> dict[str, Any]:
+        """Network, optimizer, counters and the permutation key.
+
+        Not ``progress``: ``next_batch`` sets it from the step count before every update.
+        """
+        return {
+            **super().checkpoint_items(),
+            "rollouts": self.rollouts,
+            "shuffle_key": self.shuffle_key,
+        }
+
+
+__all__ = ["PPO", "PPOConfig"]
