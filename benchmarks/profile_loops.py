@@ -5,6 +5,7 @@ Usage:
     python benchmarks/profile_loops.py --agent a2c --env CartPole-v1 --num-envs 8
     python benchmarks/profile_loops.py --agent a2c --env ALE/SpaceInvaders-v5 --num-envs 16 \\
         --vectorization ale --seconds 20
+    python benchmarks/profile_loops.py --agent a2c --num-envs 64 --vectorization vector
 
 Builds the agent with its preset as ``benchmarks/throughput.py`` does, warms it up
 (tracing, first updates), then profiles about ``--seconds`` of training and reports the
@@ -15,27 +16,31 @@ loop makes: env (``envs.step``), runner (``VectorRunner.step`` less the env), ac
 segment, and the rest of the loop. cProfile
 adds its own per-call cost, so the Python-heavy parts look somewhat bigger than they are;
 the env steps/s without the profiler are printed for comparison. Writes
-``results/profile_<agent>_<env>_<vectorization><N>.{json,txt}`` (the split and the top
-functions).
+``results/profile_<agent>_<env>_<vectorization><N>[_<tag>].{json,txt}`` (the split and the
+top functions, and the ``*_NUM_THREADS`` variables of the run).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import inspect
 import io
 import json
+import os
 import pstats
 import sys
+from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from provenance import RESULTS, machine_info
 from throughput import ATARI_SETS, CARTPOLE, build_trainee, open_cell, train, warm_up
 
 # (part, the functions whose cumulative time it is: (file suffix, function name))
 PARTS: list[tuple[str, list[tuple[str, str]]]] = [
     ("update", [("loops.py", "timed_update")]),
-    ("acting", [("dqn.py", "act"), ("a2c.py", "act")]),
+    ("acting", [("dqn.py", "act"), ("a2c.py", "act"), ("policy_gradient.py", "act")]),
     ("runner+env", [("runner.py", "step")]),
     ("buffer", [("replay.py", "add"), ("replay.py", "sample"), ("replay.py", "can_sample")]),
     ("rollout", [("rollout.py", "add"), ("rollout.py", "pop")]),
@@ -59,10 +64,25 @@ def cumulative(stats: pstats.Stats, targets: list[tuple[str, str]]) -> float:
     return total
 
 
-def split(stats: pstats.Stats, seconds: float, env_steps: int) -> dict[str, float]:
+def env_step_targets(envs: Any) -> list[tuple[str, str]]:
+    """The env's own step: gymnasium's vector env classes, or an env's vector entry point.
+
+    ``vectorization: vector`` makes the env's own class (e.g. ``cartpole.py``'s
+    ``CartPoleVectorEnv``), which the runner steps directly once its observation check is
+    done; its file is not one of gymnasium's vector env files.
+    """
+    base = envs.unwrapped
+    if isinstance(base, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
+        return ENV_STEP
+    return [(Path(inspect.getfile(type(base))).name, "step")]
+
+
+def split(
+    stats: pstats.Stats, seconds: float, env_steps: int, env_step: list[tuple[str, str]]
+) -> dict[str, float]:
     """Microseconds per env step of each part of the loop."""
     parts = {name: cumulative(stats, targets) for name, targets in PARTS}
-    env = cumulative(stats, ENV_STEP)
+    env = cumulative(stats, env_step)
     parts["env"] = env
     parts["runner"] = parts.pop("runner+env") - env
     parts["loop, rest"] = seconds - sum(parts.values())
@@ -81,6 +101,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--tag", default="", help="suffix of the result files")
     args = p.parse_args()
     cell = open_cell(args.env, args.vectorization, args.num_envs, args.seed)
     atari = args.env != CARTPOLE
@@ -97,13 +118,16 @@ def main() -> int:
     finally:
         cell.runner.close()
     stats = pstats.Stats(profiler)
-    per_step = split(stats, seconds, env_steps)
+    per_step = split(stats, seconds, env_steps, env_step_targets(cell.envs))
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(args.top)
     tag = f"{args.agent}_{args.env.replace('/', '-')}_{args.vectorization}{args.num_envs}"
+    tag += f"_{args.tag}" if args.tag else ""
     result: dict[str, Any] = {
         "meta": machine_info(),
         "settings": vars(args),
+        # BLAS threads decide the numpy acting cost at >= 128 rows on a busy machine
+        "thread_env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS")},
         "env_steps": env_steps,
         "updates": updates,
         "profiled_steps_per_s": env_steps / seconds,

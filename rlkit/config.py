@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from rlkit.envs.atari import is_atari, load_protocol
+from rlkit.envs.make import vector_entry_point_problem
 from rlkit.envs.vector import VECTORIZATIONS
 from rlkit.errors import ConfigError
 from rlkit.preset_files import preset_dir, read_yaml
@@ -47,7 +48,10 @@ class RunConfig:
     total_steps: int = hp(100_000, gt=0, help="env steps to train for, summed over envs")
     num_envs: int = hp(1, ge=1, help="envs stepped in parallel (per worker with runner=ray)")
     vectorization: str = hp(
-        "sync", choices=VECTORIZATIONS, help="sync (one process), async, or ale (Atari only)"
+        "sync",
+        choices=VECTORIZATIONS,
+        help="sync (one process), async, ale (Atari only), or vector (the env's own "
+        "vectorized implementation, e.g. CartPole's)",
     )
     seed: int = hp(0, ge=0, le=2**32 - 1, help="seeds Python, numpy, TF and the envs")
     deterministic: bool = hp(True, help="TF op determinism: same seed, same weights")
@@ -107,6 +111,11 @@ class RunConfig:
             len(self.reward_noise) != 2 or self.reward_noise[1] < 0
         ):
             out.append(f"reward_noise: expected [mean, std] with std >= 0, got {self.reward_noise}")
+        if self.reward_noise is not None and self.vectorization == "vector":
+            out.append(
+                "reward_noise: its RewardNoise wrapper wraps each env, and vectorization "
+                "'vector' has no per-env copies to wrap; use sync or async"
+            )
         return out
 
 
@@ -287,6 +296,8 @@ def resolve(
     problems += p1 + p2
     if run.vectorization == "ale" and not is_atari(env_id):
         problems.append(f"vectorization: 'ale' is for Atari envs only, not {env_id!r}")
+    if run.vectorization == "vector" and (problem := vector_entry_point_problem(env_id)):
+        problems.append(f"vectorization: {problem}")
     if is_atari(env_id):
         try:
             load_protocol(

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--vectorization",
         metavar="MODE",
-        help="sync (one process), async (subprocesses) or ale (Atari, C++ threads)",
+        help="sync (one process), async (subprocesses), ale (Atari, C++ threads) or vector "
+        "(the env's own vectorized implementation, e.g. CartPole's numpy one)",
     )
     p.add_argument(
         "--runner",

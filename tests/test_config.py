@@ -195,7 +195,7 @@ def test_every_field_problem_is_reported_in_one_error() -> None:
         "batch_size: must be >= 1",
         "buffer_size: expected an integer",
         "loss: 'l3' is not one of ['huber', 'mse']",
-        "vectorization: 'threads' is not one of ['sync', 'async', 'ale']",
+        "vectorization: 'threads' is not one of ['sync', 'async', 'ale', 'vector']",
         "num_envs: must be >= 1",
     ):
         assert fragment in msg

@@ -74,3 +74,50 @@ class CheckObservations(gym.Wrapper):
                 f"env {name} returned an observation outside its observation_space from "
                 f"{call}: {problem}; fix the env, or declare the space it really produces"
             )
+
+
+class CheckVectorObservations(gym.vector.VectorWrapper):
+    """``CheckObservations`` for a vector env that has no per-env copies to wrap.
+
+    An env's own vectorized implementation (``gym.make_vec(..., "vector_entry_point")``)
+    steps all its envs at once, so the per-env wrapper cannot go inside it. This checks the
+    batch instead: the reset observations and those of the next ``steps`` steps against the
+    batched observation space, naming the env (the first index) and the value. After that
+    ``step`` is the inner env's own, so a long run pays nothing for it.
+
+    Raises:
+        EnvSpaceError: on the first batch with an observation outside the space.
+
+    Example:
+        >>> envs = CheckVectorObservations(gym.make_vec("CartPole-v1", 8, "vector_entry_point"))
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, steps: int = 2) -> None:
+        super().__init__(env)
+        self._left = steps
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset every env and check the first observations."""
+        obs, info = self.env.reset(**kwargs)
+        self._check(obs, "reset()")
+        return obs, info
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Step every env and check the observations (the first ``steps`` times only)."""
+        out = self.env.step(actions)
+        self._check(out[0], "step()")
+        self._left -= 1
+        if self._left <= 0:
+            self.step = self.env.step  # type: ignore[method-assign]
+        return out
+
+    def _check(self, obs: Any, call: str) -> None:
+        problem = observation_problem(self.observation_space, obs)
+        if problem is not None:
+            spec = self.env.unwrapped.spec
+            name = spec.id if spec is not None else type(self.env.unwrapped).__name__
+            raise EnvSpaceError(
+                f"vector env {name} returned observations outside its observation_space "
+                f"from {call} (the first index is the env's): {problem}; fix the env, or "
+                "declare the space it really produces"
+            )

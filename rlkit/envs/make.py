@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.vector import AutoresetMode
 
 from rlkit.envs.atari import (
     AtariProtocol,
@@ -17,6 +18,7 @@ from rlkit.envs.atari import (
     make_atari_vector_env,
     register_ale,
 )
+from rlkit.envs.checks import CheckVectorObservations
 from rlkit.envs.vector import VECTORIZATIONS, vectorize
 from rlkit.errors import ConfigError, MissingExtraError, UnknownNameError
 
@@ -57,6 +59,41 @@ def check_env_id(env_id: str) -> None:
     for prefix, module, extra in ENTRY_POINT_EXTRAS:
         if entry_point.startswith(prefix):
             require_module(module, extra, env_id)
+
+
+def vector_entry_point_ids() -> list[str]:
+    """Registered non-Atari ids whose gymnasium spec has a ``vector_entry_point``."""
+    return sorted(
+        env_id
+        for env_id, spec in gym.registry.items()
+        if spec.vector_entry_point is not None and not is_atari(env_id)
+    )
+
+
+def vector_entry_point_problem(env_id: str) -> str | None:
+    """Why ``vectorization: vector`` cannot run ``env_id``, or None if it can.
+
+    ``vector`` needs the env's own vectorized implementation, the ``vector_entry_point`` of
+    its gymnasium spec. Atari ids have one too (ale-py's), but it lacks rlkit's
+    preprocessing protocol: they use ``ale``. An unknown id is not this check's business
+    (``check_env_id`` reports it).
+    """
+    if is_atari(env_id):
+        return (
+            f"vectorization 'vector' is not for Atari ids ({env_id!r}); use 'ale' (ale-py's "
+            "C++ vector env with rlkit's preprocessing protocol)"
+        )
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return None
+    if spec.vector_entry_point is not None:
+        return None
+    have = ", ".join(vector_entry_point_ids()) or "none"
+    return (
+        f"vectorization 'vector' needs an env with a vector entry point in its gymnasium "
+        f"spec, and {env_id!r} has none (envs that have one: {have}); use 'sync' or 'async'"
+    )
 
 
 def make_env(
@@ -102,19 +139,33 @@ def make_vector_env(
         env_id: a registered gymnasium id.
         num_envs: number of copies.
         vectorization: ``"sync"`` (one process), ``"async"`` (one ``spawn``ed subprocess
-            per env; forking after TensorFlow has started is unsafe) or, for Atari,
-            ``"ale"`` (ale-py's C++ vector env, preprocessing in threads).
+            per env; forking after TensorFlow has started is unsafe), for Atari ``"ale"``
+            (ale-py's C++ vector env, preprocessing in threads), or ``"vector"``: the env's
+            own vectorized implementation (``gym.make_vec(..., "vector_entry_point")``,
+            e.g. CartPole's numpy ``CartPoleVectorEnv``), for ids whose spec has a
+            ``vector_entry_point`` (``vector_entry_point_ids()``). Its random numbers
+            differ from ``sync``'s (one generator for all envs, not one per env), so the
+            same seed gives other start states; its observations are checked batch-wise
+            (``CheckVectorObservations``) and it takes no ``wrappers``.
         protocol: the Atari preprocessing protocol (Atari ids only; default ``dqn``).
         wrappers: applied to every copy in order, e.g.
             ``[functools.partial(RewardNoise, mean=1.0, std=1.0)]``; with ``async`` they
             must pickle (classes, module-level functions, partials of them). Each copy then
             is ``gym.make`` -> ``RecordEpisodeStatistics`` -> wrappers, so the episode
             returns in training statistics are the env's own, before any wrapper changes
-            the rewards (the learner gets the wrapped rewards). Not for Atari ids.
-        **kwargs: passed to ``gym.make`` for every copy.
+            the rewards (the learner gets the wrapped rewards). Not for Atari ids, nor
+            with ``"vector"`` (which has no per-env copies to wrap).
+        **kwargs: passed to ``gym.make`` for every copy (``gym.make_vec`` with
+            ``"vector"``, e.g. ``max_episode_steps=200``).
 
     Returns:
         A gymnasium ``VectorEnv``.
+
+    Raises:
+        UnknownNameError: for an unknown id or vectorization.
+        ConfigError: for ``wrappers`` with Atari or ``"vector"``, ``"ale"`` for a non-Atari
+            id, or ``"vector"`` for an id without a vector entry point (the message names
+            the ids that have one).
 
     Example:
         >>> envs = make_vector_env("CartPole-v1", 4, wrappers=[RewardNoise])
@@ -124,6 +175,8 @@ def make_vector_env(
             f"unknown vectorization {vectorization!r}; choose one of {VECTORIZATIONS}"
         )
     check_env_id(env_id)
+    if vectorization == "vector":  # refuses Atari ids, which have ale-py's vector entry point
+        return _make_vector_entry_point(env_id, num_envs, wrappers, kwargs)
     if is_atari(env_id):
         if wrappers:
             raise ConfigError(
@@ -137,3 +190,30 @@ def make_vector_env(
         functools.partial(_env_fn, env_id, dict(kwargs), tuple(wrappers)) for _ in range(num_envs)
     ]
     return vectorize(fns, vectorization)
+
+
+def _make_vector_entry_point(
+    env_id: str,
+    num_envs: int,
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]],
+    kwargs: dict[str, Any],
+) -> gym.vector.VectorEnv:
+    """The env's own vectorized implementation, NEXT_STEP, observations checked batch-wise."""
+    problem = vector_entry_point_problem(env_id)
+    if problem is not None:
+        raise ConfigError(problem)
+    if wrappers:
+        raise ConfigError(
+            f"wrappers= (e.g. reward_noise) cannot apply to vectorization 'vector': "
+            f"{env_id}'s vector entry point steps all envs at once, with no per-env copy "
+            "to wrap; use 'sync' or 'async'"
+        )
+    envs = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    mode = envs.metadata.get("autoreset_mode")
+    if mode != AutoresetMode.NEXT_STEP:
+        envs.close()
+        raise ConfigError(
+            f"{env_id}'s vector entry point autoresets with {mode}, and rlkit's runner needs "
+            "NEXT_STEP; use 'sync' or 'async'"
+        )
+    return CheckVectorObservations(envs)

@@ -15,9 +15,11 @@ from rlkit.envs.checks import CheckObservations
 from rlkit.errors import RlkitError
 
 # How a vector env steps its copies: "sync" in this process, "async" in spawned workers,
-# "ale" in ale-py's C++ vector env (Atari only). Here, below both the env factories and the
-# settings that validate the choice, so that neither imports the other for it.
-VECTORIZATIONS = ("sync", "async", "ale")
+# "ale" in ale-py's C++ vector env (Atari only), "vector" in the env's own vectorized
+# implementation (its gymnasium spec's vector_entry_point, e.g. CartPole's numpy one). Here,
+# below both the env factories and the settings that validate the choice, so that neither
+# imports the other for it.
+VECTORIZATIONS = ("sync", "async", "ale", "vector")
 
 
 class WorkerException(RuntimeError):
@@ -86,6 +88,11 @@ def vectorize(fns: Sequence[Callable[[], gym.Env]], vectorization: str) -> gym.v
     Workers are spawned, never forked: forking after TensorFlow has started is unsafe.
     Every env checks its first observations against its space (``CheckObservations``).
     """
+    if vectorization not in ("sync", "async"):
+        raise ValueError(
+            f"vectorize builds 'sync' or 'async' vector envs from factories, not "
+            f"{vectorization!r} (rlkit.envs.make_vector_env builds the others)"
+        )
     fns = [_Checked(fn) for fn in fns]
     if vectorization == "sync":
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
