@@ -13,7 +13,8 @@ gamma 0.99, gae_lambda 1, vf_coef 0.5, ent_coef 0, max_grad_norm 0.5, 64x64 tanh
 and clip range 0.2 both decaying linearly to 0, ent_coef 0, separate 64x64 tanh MLPs.
 DQN: 1 env, lr 2.3e-3, batch 64, buffer 100k, learning_starts 1000, train_freq 256 with
 128 gradient steps, target synced once per 128 gradient steps, epsilon decaying to 0.04
-over 8,000 steps (zoo: 16% of its 50k budget); SB3 with zoo's 256x256 MLP, rlkit with its preset's 64x64 (``--set hidden_sizes=[256,256]`` to match).
+over 8,000 steps (zoo: 16% of its 50k budget); SB3 with zoo's 256x256 MLP, rlkit with
+its preset's 64x64 (``--set hidden_sizes=[256,256]`` to match).
 Runs alternate rlkit / SB3 so that both see the same machine load, and the medians and
 their ratio are reported.
 

@@ -49,8 +49,10 @@ def dueling_q_values(value: np.ndarray, advantage: np.ndarray) -> np.ndarray:
 
 
 def actor_critic_head_index(num_params: int, log_std_dim: int = 0) -> int:
-    """Where an actor-critic's heads start in its params: policy kernel and bias, then value
-    kernel and bias, then the Gaussian's log-std if ``log_std_dim``.
+    """Where an actor-critic's heads start in its params (``num_params`` arrays).
+
+    The policy kernel and bias come first, then the value kernel and bias, then the
+    Gaussian's log-std if ``log_std_dim``.
     """
     return num_params - 4 - (1 if log_std_dim else 0)
 
