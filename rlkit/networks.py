@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from rlkit import numpy_mlp
+from rlkit.normalization import ObservationNormalizer
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
 TORSOS = ("mlp", "nature_cnn")
@@ -73,6 +74,7 @@ class Network(keras.Model):
         channels_first: bool = False,
         mixed_precision: bool = False,
         bfloat16_weights: bool = False,
+        normalize_obs: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,6 +99,13 @@ class Network(keras.Model):
         self.activation_name = activation
         self.channels_first = bool(channels_first)
         self.torso_layers = self._make_torso()
+        # Running observation statistics in front of the torso (``normalize_obs``): frozen
+        # unless the agent's update calls ``update_obs_stats``, saved with the weights.
+        self.obs_normalizer: ObservationNormalizer | None = None
+        if normalize_obs:
+            if torso != "mlp":
+                raise ValueError("normalize_obs is for vector observations (the MLP torso)")
+            self.obs_normalizer = ObservationNormalizer(self.obs_shape, name="obs_normalizer")
         # A plain holder: a list set directly on a Keras layer would be wrapped and tracked
         # element by element on every refresh, which costs more than the numpy forward pass.
         self._np_cache = _NumpyCache()
@@ -155,6 +164,7 @@ class Network(keras.Model):
             "activation": self.activation_name,
             "channels_first": self.channels_first,
             "mixed_precision": self.mixed_precision,
+            **({"normalize_obs": True} if self.obs_normalizer is not None else {}),
         }
 
     def build_for_obs(self) -> Network:
@@ -174,6 +184,8 @@ class Network(keras.Model):
                 # DQN updates and acting on Space Invaders stacks, within noise).
                 x = tf.transpose(x, [0, 2, 3, 1])
         else:
+            if self.obs_normalizer is not None:
+                obs = self.obs_normalizer(obs)
             x = tf.reshape(tf.cast(obs, tf.float32), (-1, int(np.prod(self.obs_shape))))
         for layer in self.torso_layers if layers is None else layers:
             x = layer(x)
@@ -200,16 +212,33 @@ class Network(keras.Model):
             values = self.numpy_variables()
         self._np_cache.params = [np.asarray(v, dtype=np.float32) for v in values]
 
-    def _numpy_torso(
-        self, obs: np.ndarray, params: list[np.ndarray], i: int = 0
-    ) -> tuple[np.ndarray, int]:
-        """Torso features from ``params[i:]``; returns them and the index after the torso."""
+    def _numpy_inputs(self, obs: np.ndarray, params: list[np.ndarray]) -> tuple[np.ndarray, int]:
+        """Observations as the torso sees them (normalized if asked), and its first param."""
+        if self.obs_normalizer is None:
+            return obs, 0
+        return numpy_mlp.normalize(obs, params[0], params[1]), 2
+
+    def _numpy_torso(self, obs: np.ndarray, params: list[np.ndarray]) -> tuple[np.ndarray, int]:
+        """Torso features of raw observations; returns them and the index after the torso."""
+        obs, i = self._numpy_inputs(obs, params)
         return numpy_mlp.torso(obs, params, self.hidden_sizes, self.activation_name, i)
 
     def numpy_variables(self) -> list[tf.Variable]:
-        """The variables the numpy path reads: (kernel, bias) of each torso then head layer."""
+        """What the numpy path reads, in order.
+
+        The observation statistics (mean, var) if they are normalized, then (kernel, bias)
+        of each torso and head layer.
+        """
         layers = [*self.torso_layers, *self.extra_torso_layers(), *self.head_layers()]
-        return [v for layer in layers for v in (layer.kernel, layer.bias)]
+        stats = self.obs_normalizer
+        return ([stats.mean, stats.var] if stats is not None else []) + [
+            v for layer in layers for v in (layer.kernel, layer.bias)
+        ]
+
+    def update_obs_stats(self, obs: tf.Tensor, mask: tf.Tensor) -> None:
+        """Merge observations ``[B, *obs_shape]`` (rows where ``mask`` is 1) into the statistics."""
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.update(obs, mask)
 
     def numpy_weight_outputs(self) -> list[tf.Tensor]:
         """Inside a compiled update: the new weights for the numpy copy (none for CNNs)."""
@@ -399,11 +428,19 @@ class ActorCriticNetwork(Network):
         """``(logits [B, A], value [B])`` computed in numpy (value None if not asked for)."""
         p = self.numpy_params()
         head = numpy_mlp.actor_critic_head_index(len(p), self.log_std_dim)
-        x, value_torso_start = self._numpy_torso(obs, p)
+        obs, start = self._numpy_inputs(obs, p)
+        x, value_torso_start = numpy_mlp.torso(
+            obs, p, self.hidden_sizes, self.activation_name, start
+        )
         logits = x @ p[head] + p[head + 1]
         if not value:
             return logits, None
-        x_v = x if self.share_torso else self._numpy_torso(obs, p, value_torso_start)[0]
+        if self.share_torso:
+            x_v = x
+        else:
+            x_v = numpy_mlp.torso(
+                obs, p, self.hidden_sizes, self.activation_name, value_torso_start
+            )[0]
         return logits, (x_v @ p[head + 2] + p[head + 3])[:, 0]
 
 
@@ -420,6 +457,7 @@ SPEC_KEYS = frozenset(
         "activation",
         "channels_first",
         "mixed_precision",
+        "normalize_obs",
     }
 )
 KIND_KEYS = {"actor_critic": frozenset({"share_torso", "log_std_dim"})}

@@ -3,7 +3,8 @@
 No TensorFlow here: ``rlkit.networks`` runs small MLPs through these functions to act
 without a TF call per step, and Ray rollout workers (``rlkit.distributed``) act with them
 without importing TensorFlow at all. ``params`` is the list of ``numpy_variables()`` of
-the network: (kernel, bias) of each torso layer, then of the second (value) torso when
+the network: the observation statistics (mean, var) if it normalizes them, then
+(kernel, bias) of each torso layer, then of the second (value) torso when
 the network has one, then of each head, in ``head_layers()`` order, then a Gaussian
 policy's log-std.
 """
@@ -26,6 +27,16 @@ def activation(name: str, x: np.ndarray) -> np.ndarray:
     if name == "elu":
         return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
     raise ValueError(f"no numpy path for activation {name!r}")
+
+
+EPSILON = 1e-8  # observation normalization: (x - mean) / sqrt(var + EPSILON), then
+CLIP = 10.0  # clipped to +-CLIP (rlkit.normalization.ObservationNormalizer)
+
+
+def normalize(obs: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """The numpy twin of ``rlkit.normalization.ObservationNormalizer``."""
+    x = (np.asarray(obs, np.float32) - mean) / np.sqrt(var + np.float32(EPSILON))
+    return np.clip(x, -CLIP, CLIP)
 
 
 def torso(
@@ -66,7 +77,10 @@ def action_scores(spec: dict[str, Any], params: list[np.ndarray], obs: np.ndarra
         obs: observations ``[B, *obs_shape]``.
     """
     sizes, act = spec["hidden_sizes"], spec["activation"]
-    x, i = torso(obs, params, sizes, act)
+    start = 0
+    if spec.get("normalize_obs"):
+        obs, start = normalize(obs, params[0], params[1]), 2
+    x, i = torso(obs, params, sizes, act, start)
     kind = spec["kind"]
     if kind == "q":
         return x @ params[i] + params[i + 1]

@@ -41,6 +41,8 @@ class A2CConfig:
     )
     squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
     log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
+    normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
+    normalize_reward: bool = hp(False, help="scale rewards by the running std of the return")
 
 
 class A2C(PolicyGradient):

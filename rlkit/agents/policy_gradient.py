@@ -28,8 +28,9 @@ from rlkit.agents.common import (
 )
 from rlkit.core import Agent
 from rlkit.distributions import ActionDist
-from rlkit.errors import NumericalError
+from rlkit.errors import IncompatibleEnvError, NumericalError
 from rlkit.networks import Network, build_network
+from rlkit.normalization import RewardScaler
 from rlkit.types import Rollout
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,8 @@ class PolicyGradient(SaveLoad, Agent):
 
     The config must have ``learning_rate``, ``max_grad_norm``, ``optimizer``,
     ``optimizer_eps``, ``hidden_sizes``, ``activation``, ``share_torso``, ``jit_compile``,
-    ``mixed_precision``, ``squash_actions`` and ``log_std_init``; the rest is the
-    subclass's.
+    ``mixed_precision``, ``squash_actions``, ``log_std_init``, ``normalize_obs``,
+    ``normalize_reward`` and ``gamma``; the rest is the subclass's.
 
     Args:
         observation_space: single-env observation space (``Box``).
@@ -82,7 +83,15 @@ class PolicyGradient(SaveLoad, Agent):
             share_torso=config.share_torso,
             mixed_precision=config.mixed_precision,
             **({"log_std_dim": self.dist.log_std_dim} if self.dist.log_std_dim else {}),
+            **({"normalize_obs": True} if config.normalize_obs else {}),
         )
+        if config.normalize_obs and spec["torso"] != "mlp":
+            raise IncompatibleEnvError(
+                f"normalize_obs is for vector observations, not {observation_space} (image "
+                "observations are scaled to [0, 1] in the network); set normalize_obs=false"
+            )
+        # Rewards divided by the running std of the discounted return (``normalize_reward``).
+        self.reward_scaler = RewardScaler(config.gamma) if config.normalize_reward else None
         self.network: Network = build_network(spec)
         if self.dist.log_std_dim:
             self.network.log_std.assign(tf.fill([self.dist.log_std_dim], config.log_std_init))
@@ -193,8 +202,18 @@ class PolicyGradient(SaveLoad, Agent):
             ``(loss, metrics)``, metrics named ``train/...``.
         """
 
+    def scaled_rewards(self, rollout: Rollout) -> Rollout:
+        """The rollout with its rewards scaled (``normalize_reward``; statistics updated)."""
+        if self.reward_scaler is None:
+            return rollout
+        ends = tf.maximum(rollout.terminated, rollout.truncated)
+        return rollout._replace(
+            reward=self.reward_scaler.scale(rollout.reward, ends, rollout.valid)
+        )
+
     def _update_step(self, rollout: Rollout) -> dict[str, tf.Tensor]:
         """One gradient step on a ``[T, N]`` rollout (compiled once in ``__init__``)."""
+        rollout = self.scaled_rewards(rollout)
         obs = rollout.obs
         steps, envs = tf.shape(obs)[0], tf.shape(obs)[1]
         flat_obs = tf.reshape(obs, tf.concat([[steps * envs], tf.shape(obs)[2:]], 0))
@@ -217,6 +236,8 @@ class PolicyGradient(SaveLoad, Agent):
             self.optimizer, grads, variables, loss, self.config.max_grad_norm
         )
         self.updates.assign_add(tf.cast(applied, tf.int64))
+        # Observation statistics move after the step (the rollout was acted on with the old).
+        self.network.update_obs_stats(flat_obs, tf.reshape(rollout.valid, [-1]))
         return {"train/loss": loss, **metrics, "train/grad_norm": norm, **self.std_metric()}
 
     def std_metric(self) -> dict[str, tf.Tensor]:
@@ -231,8 +252,11 @@ class PolicyGradient(SaveLoad, Agent):
 
     # -- state -----------------------------------------------------------------------------
     def checkpoint_items(self) -> dict[str, Any]:
-        """Network, optimizer and update counter."""
-        return {"network": self.network, "optimizer": self.optimizer, "updates": self.updates}
+        """Network (with its observation statistics), optimizer, update counter, reward scale."""
+        items = {"network": self.network, "optimizer": self.optimizer, "updates": self.updates}
+        if self.reward_scaler is not None:
+            items["reward_scaler"] = self.reward_scaler
+        return items
 
     def policy_network(self) -> Network:
         """The actor-critic network (its logits decide actions)."""

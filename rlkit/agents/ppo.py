@@ -53,6 +53,8 @@ class PPOConfig:
     )
     squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
     log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
+    normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
+    normalize_reward: bool = hp(False, help="scale rewards by the running std of the return")
 
     def run_problems(self, run: RunConfig) -> list[str]:
         """Problems that involve the run settings."""
@@ -144,6 +146,7 @@ class PPO(PolicyGradient):
     def _update_step(self, rollout: Rollout) -> dict[str, tf.Tensor]:
         """Every epoch and minibatch of one update on a ``[T, N]`` rollout (compiled once)."""
         cfg = self.config
+        rollout = self.scaled_rewards(rollout)
         obs = rollout.obs
         steps, envs = tf.shape(obs)[0], tf.shape(obs)[1]
         size = steps * envs
@@ -223,6 +226,8 @@ class PPO(PolicyGradient):
                 norm_sum += norm
                 taken += 1
         self.rollouts.assign_add(1)
+        # Observation statistics move after the epochs (the rollout was acted on with the old).
+        self.network.update_obs_stats(flat_obs, mask)
         # ``updates`` counts update calls that changed the weights (the weights version).
         self.updates.assign_add(tf.cast(applied_steps > 0, tf.int64))
         count = tf.maximum(tf.cast(taken, tf.float32), 1.0)
