@@ -39,3 +39,19 @@ def test_evaluate_names_the_extra_too(monkeypatch, capsys, tmp_path):
     assert evaluate.main(["--run", str(run_dir), "--episodes", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'rlkit[box2d]'" in err[0]
+
+
+def test_every_extra_an_error_names_exists():
+    """The extras the missing-package errors tell users to install are in pyproject.toml."""
+    from pathlib import Path
+
+    import tomllib
+
+    from rlkit.envs import make
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    named = {extra for *_, extra in make.ID_EXTRAS + make.ENTRY_POINT_EXTRAS} | {"atari"}
+    assert named <= set(extras), sorted(named - set(extras))
+    assert any("Box2D" in d or "box2d" in d for d in extras["box2d"])
+    assert any("mujoco" in d for d in extras["mujoco"])
