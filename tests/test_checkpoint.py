@@ -20,6 +20,12 @@ from rlkit.experiment import learn
 
 SMALL = {"hidden_sizes": [16, 16], "num_envs": 2, "eval_every": 0, "stop_reward": None}
 OFF_POLICY = {"learning_starts": 200, "train_frequency": 16, "gradient_steps": 4}
+# PPO with every piece of state a resume must restore: the minibatch permutations' counter,
+# observation statistics in the network, the reward scale and each env's running return.
+# Not the preset's annealing: it follows the run's budget, which this test extends on resume
+# (1000, then 1500), so the first 1000 steps would anneal differently from a 1500-step run.
+PPO = {"batch_size": 32, "n_epochs": 2, "normalize_obs": True, "normalize_reward": True}
+PPO.update(anneal_lr=False, anneal_clip_range=False)
 
 
 def cli_a2c(run_dir: Path, *extra: str) -> list[str]:
@@ -32,6 +38,8 @@ def train_agent(name: str, total: int, run_dir: Path, resume: bool = False, ever
     overrides = {**SMALL, "total_steps": total, "checkpoint_every": every, "seed": 3}
     if not cls.on_policy:
         overrides.update(OFF_POLICY)
+    if name == "ppo":
+        overrides.update(PPO)
     run, cfg = resolve(cls, "CartPole-v1", overrides=overrides)
     seed_everything(3)
     env = gym.make("CartPole-v1")
@@ -40,7 +48,7 @@ def train_agent(name: str, total: int, run_dir: Path, resume: bool = False, ever
     return agent, result
 
 
-@pytest.mark.parametrize("name", ["dqn", "a2c", "reinforce"])
+@pytest.mark.parametrize("name", ["dqn", "a2c", "reinforce", "ppo"])
 def test_resume_gives_bitwise_identical_weights(name, tmp_path):
     # N + M steps in one go vs N steps, a stop, a resume and M more: N is a multiple of
     # checkpoint_every, so both runs reset their envs with the same seed at step N.
@@ -54,6 +62,13 @@ def test_resume_gives_bitwise_identical_weights(name, tmp_path):
     ):
         np.testing.assert_array_equal(a, b)
     assert int(straight.updates.numpy()) == int(resumed.updates.numpy())
+    if name == "ppo":  # the network's weights above include the observation statistics
+        assert straight.network.obs_normalizer.count.numpy() > 1000
+        for a, b in zip(straight.reward_scaler.weights, resumed.reward_scaler.weights, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(
+            straight.reward_scaler.carry.numpy(), resumed.reward_scaler.carry.numpy()
+        )
     if name == "dqn":
         assert straight.epsilon == resumed.epsilon
         for a, b in zip(

@@ -125,7 +125,10 @@ class PPO(PolicyGradient):
         return RolloutBuffer(self.config.n_steps, num_envs, observation_space, action_space)
 
     def set_horizon(self, total_steps: int) -> None:
-        """The run's budget: the learning rate and clip range anneal over it when asked."""
+        """The run's budget: the learning rate and clip range anneal over it when asked.
+
+        A run resumed with a larger budget anneals from there over the new one.
+        """
         self.horizon = int(total_steps)
 
     def next_batch(
@@ -187,6 +190,8 @@ class PPO(PolicyGradient):
         stop = tf.constant(False)  # set by target_kl
         variables = self.network.trainable_variables
         for i in tf.range(cfg.n_epochs * per_epoch):
+            # One minibatch after another: each step reads the weights the last one wrote.
+            tf.autograph.experimental.set_loop_options(parallel_iterations=1)
             if stop:
                 break
             epoch, j = i // per_epoch, i % per_epoch
