@@ -20,6 +20,11 @@ from rlkit.experiment import learn
 
 SMALL = {"hidden_sizes": [16, 16], "num_envs": 2, "eval_every": 0, "stop_reward": None}
 OFF_POLICY = {"learning_starts": 200, "train_frequency": 16, "gradient_steps": 4}
+# PPO: minibatches that fit its 32 x 2-row rollouts, and a constant learning rate and clip
+# range. The preset anneals both to 0 over the run's total_steps, and the first part of a
+# split run (total 1000) anneals over another total than the straight one (1500): the two
+# differ by design, as with Stable-Baselines3's schedules.
+PPO = {"batch_size": 32, "n_epochs": 4, "anneal_lr": False, "anneal_clip_range": False}
 
 
 def cli_a2c(run_dir: Path, *extra: str) -> list[str]:
@@ -32,6 +37,8 @@ def train_agent(name: str, total: int, run_dir: Path, resume: bool = False, ever
     overrides = {**SMALL, "total_steps": total, "checkpoint_every": every, "seed": 3}
     if not cls.on_policy:
         overrides.update(OFF_POLICY)
+    if name == "ppo":
+        overrides.update(PPO)
     run, cfg = resolve(cls, "CartPole-v1", overrides=overrides)
     seed_everything(3)
     env = gym.make("CartPole-v1")
@@ -40,7 +47,7 @@ def train_agent(name: str, total: int, run_dir: Path, resume: bool = False, ever
     return agent, result
 
 
-@pytest.mark.parametrize("name", ["dqn", "a2c", "reinforce"])
+@pytest.mark.parametrize("name", ["dqn", "a2c", "reinforce", "ppo"])
 def test_resume_gives_bitwise_identical_weights(name, tmp_path):
     # N + M steps in one go vs N steps, a stop, a resume and M more: N is a multiple of
     # checkpoint_every, so both runs reset their envs with the same seed at step N.
@@ -54,6 +61,8 @@ def test_resume_gives_bitwise_identical_weights(name, tmp_path):
     ):
         np.testing.assert_array_equal(a, b)
     assert int(straight.updates.numpy()) == int(resumed.updates.numpy())
+    if name == "ppo":  # the update count that keys the minibatch order
+        assert int(straight.rollouts.numpy()) == int(resumed.rollouts.numpy()) > 0
     if name == "dqn":
         assert straight.epsilon == resumed.epsilon
         for a, b in zip(
