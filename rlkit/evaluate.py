@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--stochastic",
         action="store_true",
-        help="sample actions from the policy (a2c, reinforce) instead of the most likely",
+        help="sample actions from the policy (ppo, a2c, reinforce) instead of the most likely",
     )
     parser.add_argument(
         "--best",

@@ -143,7 +143,7 @@ class SavedPolicy:
         """
         if self.meta["network"]["kind"] != "actor_critic":
             raise RlkitError(
-                f"--stochastic needs a policy with action probabilities (a2c, reinforce); "
+                f"--stochastic needs a policy with action probabilities (ppo, a2c, reinforce); "
                 f"this is a {self.meta['agent']} Q-network: use --epsilon instead"
             )
         log_std = None

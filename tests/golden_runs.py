@@ -5,11 +5,11 @@ timing columns) is what the learner-interface refactor must keep bit for bit on 
 what two fresh processes with the same seed must agree on.
 
 Record (only after a deliberate change of behaviour, saying why in the commit), one fresh
-process per agent:
-    python tests/golden_runs.py
+process per agent, every agent or the ones named (the others keep their recorded runs):
+    python tests/golden_runs.py [AGENT ...]
 The tests check all agents in one other fresh process (``digest_in_one_process``): one
-TensorFlow start-up instead of five, and each run after the first also checks that the
-runs before it left nothing behind that changes it.
+TensorFlow start-up instead of one per agent, and each run after the first also checks
+that the runs before it left nothing behind that changes it.
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ GOLDEN = Path(__file__).parent / "golden" / "cartpole.json"
 REPO = Path(__file__).resolve().parents[1]
 SEED = 5
 # Steps per agent: enough for many updates (DQN: ~1,000 fused gradient steps after
-# learning_starts; A2C: ~150 updates; REINFORCE: ~20 updates of 8 episodes).
+# learning_starts; A2C: ~150 updates; REINFORCE: ~20 updates of 8 episodes; PPO: ~24
+# updates of 20 epochs of one 256-row minibatch, the learning rate and clip range annealed).
 STEPS = {
     "dqn": 3_000,
     "double_dqn": 3_000,
     "dueling_dqn": 3_000,
     "a2c": 6_000,
     "reinforce": 6_000,
+    "ppo": 6_000,
 }
 
 
@@ -143,20 +145,24 @@ def _train_here(root: Path, runs: Sequence[str]) -> None:
     (root / "digests.json").write_text(json.dumps(digests))
 
 
-def main() -> None:
-    """Record the golden digests of every agent."""
+def main(agents: Sequence[str] = ()) -> None:
+    """Record the golden digests of ``agents`` (every agent if none), keeping the others'."""
     import tempfile
 
-    golden = {}
+    unknown = sorted(set(agents) - set(STEPS))
+    if unknown:
+        raise SystemExit(f"no golden run for {unknown}; choose from {sorted(STEPS)}")
+    golden = json.loads(GOLDEN.read_text())["runs"] if agents and GOLDEN.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        for agent in STEPS:
+        for agent in agents or STEPS:
             golden[agent] = run_and_digest(agent, Path(tmp) / agent)
             print(agent, golden[agent]["final_mean_reward"], flush=True)
-    GOLDEN.write_text(json.dumps({"seed": SEED, "steps": STEPS, "runs": golden}, indent=1))
+    runs = {agent: golden[agent] for agent in STEPS}  # every agent, in STEPS's order
+    GOLDEN.write_text(json.dumps({"seed": SEED, "steps": STEPS, "runs": runs}, indent=1))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--in-this-process"]:
         _train_here(Path(sys.argv[2]), sys.argv[3:])
     else:
-        main()
+        main(sys.argv[1:])

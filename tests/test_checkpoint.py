@@ -23,7 +23,8 @@ OFF_POLICY = {"learning_starts": 200, "train_frequency": 16, "gradient_steps": 4
 # PPO with every piece of state a resume must restore: the minibatch permutations' counter,
 # observation statistics in the network, the reward scale and each env's running return.
 # Not the preset's annealing: it follows the run's budget, which this test extends on resume
-# (1000, then 1500), so the first 1000 steps would anneal differently from a 1500-step run.
+# (1000, then 1500), so the first 1000 steps would anneal differently from a 1500-step run
+# (by design, as with Stable-Baselines3's schedules).
 PPO = {"batch_size": 32, "n_epochs": 2, "normalize_obs": True, "normalize_reward": True}
 PPO.update(anneal_lr=False, anneal_clip_range=False)
 
@@ -63,6 +64,7 @@ def test_resume_gives_bitwise_identical_weights(name, tmp_path):
         np.testing.assert_array_equal(a, b)
     assert int(straight.updates.numpy()) == int(resumed.updates.numpy())
     if name == "ppo":  # the network's weights above include the observation statistics
+        assert int(straight.rollouts.numpy()) == int(resumed.rollouts.numpy()) > 0
         assert straight.network.obs_normalizer.count.numpy() > 1000
         for a, b in zip(straight.reward_scaler.weights, resumed.reward_scaler.weights, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -170,7 +170,7 @@ def test_progress_rows_have_increasing_steps(trained: dict) -> None:
 BAD_TRAIN = [
     (["--agent", "sac", "--env", ENV], ["unknown agent 'sac'", *sorted(AGENTS)]),
     (["--agent", "dqn", "--env", "NoSuchEnv-v0"], ["NoSuchEnv-v0"]),
-    (["--agent", "dqn", "--env", "Pendulum-v1"], ["Discrete"]),
+    (["--agent", "dqn", "--env", "Pendulum-v1"], ["Discrete", "Box(-2.0", "--agent ppo"]),
     (["--agent", "a2c", "--env", ENV, "--set", "bogus=1"], ["bogus", "valid", "n_steps"]),
     (["--agent", "dqn", "--env", ENV, "--set", "batch_size=abc"], ["batch_size", "abc"]),
     (["--agent", "dqn", "--env", ENV, "--set", "gamma=2"], ["gamma", "<= 1"]),
@@ -237,6 +237,11 @@ def test_show_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) ->
     assert shown["gamma"] == 0.5 and shown["seed"] == 3
     assert shown["jit_compile"] is False and shown["mixed_precision"] is False
     assert list(tmp_path.iterdir()) == []
+
+
+def test_agent_help_names_every_agent() -> None:
+    (action,) = [a for a in train.build_parser()._actions if a.dest == "agent"]
+    assert sorted(action.help.replace(",", " ").split()) == sorted(AGENTS)
 
 
 @pytest.mark.parametrize("agent", sorted(AGENTS))

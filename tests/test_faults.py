@@ -216,9 +216,9 @@ def nan_batch(steps: int = 1) -> Batch:
     return Batch(obs, np.zeros((steps, 8), np.int64), reward, obs, zeros, zeros, ones, ones, index)
 
 
-def small_agent(name: str):
+def small_agent(name: str, **overrides):
     cls = get_agent_class(name)
-    _, cfg = resolve(cls, "CartPole-v1", overrides={"hidden_sizes": [8]})
+    _, cfg = resolve(cls, "CartPole-v1", overrides={"hidden_sizes": [8], **overrides})
     env = gym.make("CartPole-v1")
     return cls(env.observation_space, env.action_space, cfg, seed=0)
 
@@ -256,9 +256,19 @@ def policy_gradient_rollout(reward: np.ndarray, obs_scale: float = 1.0):
     return Rollout(obs, np.zeros((steps, envs), np.int64), reward, terminated, zeros, valid, obs[0])
 
 
-@pytest.mark.parametrize("name", ["a2c", "reinforce"])
+# PPO: 2 epochs of one minibatch (the preset's 256 rows hold these rollouts whole), so one
+# update is 2 gradient steps and a bad rollout skips both.
+PG_OVERRIDES = {"a2c": {}, "reinforce": {}, "ppo": {"n_epochs": 2}}
+
+
+def without_rollout_count(variables: dict) -> dict:
+    """PPO's ``rollouts`` counts update calls (it keys the minibatch order), skipped or not."""
+    return {k: v for k, v in variables.items() if k != "rollouts"}
+
+
+@pytest.mark.parametrize("name", sorted(PG_OVERRIDES))
 def test_a_nan_policy_gradient_update_leaves_weights_and_optimizer_untouched(name):
-    agent = small_agent(name)
+    agent = small_agent(name, **PG_OVERRIDES[name])
     # One good update first, so that the optimizer's slots and step count are not zeros.
     agent.update(policy_gradient_rollout(np.ones((5, 2), np.float32)))
     before = agent_variables(agent)
@@ -266,16 +276,21 @@ def test_a_nan_policy_gradient_update_leaves_weights_and_optimizer_untouched(nam
     reward = np.ones((5, 2), np.float32)
     reward[2, 1] = np.inf
     metrics = agent.update(policy_gradient_rollout(reward))
-    assert metrics["train/skipped_updates"] == 1 and metrics["train/consecutive_skips"] == 1
+    steps = 2 if name == "ppo" else 1  # every gradient step of the update is skipped
+    assert metrics.get("train/minibatch_steps", 1) == steps
+    assert metrics["train/skipped_updates"] == steps
+    assert metrics["train/consecutive_skips"] == steps
     after = agent_variables(agent)
-    assert_same_variables(before, after)
+    assert_same_variables(without_rollout_count(before), without_rollout_count(after))
+    if name == "ppo":
+        assert after["rollouts"][0] == before["rollouts"][0] + 1
 
 
 # Observations this large make the gradient norm overflow float32 while the loss stays
 # finite: with ReLU, value or Q errors ~s and activations ~s give weight gradients ~s**2
 # (A2C, REINFORCE's baseline), or gradients ~s whose squares overflow (DQN's Huber loss).
 INF_GRADIENT_SCALE = {"dqn": 1e25, "double_dqn": 1e25, "dueling_dqn": 1e25, "a2c": 1e12}
-INF_GRADIENT_SCALE["reinforce"] = 1e12
+INF_GRADIENT_SCALE["reinforce"] = INF_GRADIENT_SCALE["ppo"] = 1e12
 
 
 @pytest.mark.parametrize("name", sorted(INF_GRADIENT_SCALE))
@@ -284,10 +299,12 @@ def test_an_inf_gradient_with_a_finite_loss_is_skipped(name):
     overrides = {"hidden_sizes": [8], "activation": "relu"}
     if name == "reinforce":
         overrides["baseline"] = True
+    overrides.update(PG_OVERRIDES.get(name, {}))
     _, cfg = resolve(cls, "CartPole-v1", overrides=overrides)
     env = gym.make("CartPole-v1")
     agent = cls(env.observation_space, env.action_space, cfg, seed=0)
     scale = INF_GRADIENT_SCALE[name]
+    steps = 2 if name == "ppo" else 1  # gradient steps per update
     if agent.on_policy:
         good = policy_gradient_rollout(np.ones((5, 2), np.float32))
         bad = policy_gradient_rollout(np.ones((5, 8), np.float32), obs_scale=scale)
@@ -300,11 +317,11 @@ def test_an_inf_gradient_with_a_finite_loss_is_skipped(name):
     metrics = agent.update(bad)
     # The fault is the one meant: a finite loss, a gradient norm that is not.
     assert np.isfinite(metrics["train/loss"]) and not np.isfinite(metrics["train/grad_norm"])
-    assert metrics["train/skipped_updates"] == 1 and metrics["train/consecutive_skips"] == 1
+    assert metrics["train/skipped_updates"] == metrics["train/consecutive_skips"] == steps
     after = agent_variables(agent)
-    assert_same_variables(before, after)
+    assert_same_variables(without_rollout_count(before), without_rollout_count(after))
     metrics = agent.update(good)  # and the next good step is taken
-    assert metrics["train/consecutive_skips"] == 0 and metrics["train/skipped_updates"] == 1
+    assert metrics["train/consecutive_skips"] == 0 and metrics["train/skipped_updates"] == steps
 
 
 def nan_reward_run(tmp_path: Path, name: str, **overrides):
@@ -366,11 +383,13 @@ def _raising_cartpole(once_file: str, at_step: int = 300) -> gym.Env:
     return FaultInjector(gym.make("CartPole-v1"), "raise", at_step=at_step, once_file=once_file)
 
 
-@pytest.mark.parametrize("name", ["a2c", "reinforce", "dqn"])
+@pytest.mark.parametrize("name", ["a2c", "reinforce", "ppo", "dqn"])
 def test_training_survives_an_env_fault_and_counts_it(name, tmp_path):
     cls = get_agent_class(name)
     settings = {"hidden_sizes": [16], "num_envs": 2, "total_steps": 1500, "eval_every": 0}
     settings["stop_reward"] = None
+    if name == "ppo":  # rollouts of 32 x 2 rows: minibatches that fit, fewer epochs
+        settings.update(batch_size=32, n_epochs=2)
     if not cls.on_policy:  # 2 gradient steps per update, not the preset's 128: a fault test
         settings.update(learning_starts=100, train_frequency=8, batch_size=32, gradient_steps=2)
     run, cfg = resolve(cls, "CartPole-v1", overrides=settings)

@@ -200,3 +200,72 @@ def test_no_import_cycles():
 def test_core_imports_only_types_from_rlkit():
     extra = import_graph(PACKAGE)["rlkit.core"] - {"rlkit.types"}
     assert not extra, f"rlkit/core.py imports {sorted(extra)}; it may import only rlkit.types"
+
+
+# -- a Ray worker's acting path -------------------------------------------------------------
+_WORKER_ACTS = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import rlkit.distributed.worker  # what a Ray actor imports
+from rlkit.distributed.acting import ActingPolicy, PolicySnapshot
+folder = Path(sys.argv[1])
+for kind in json.loads((folder / "kinds.json").read_text()):
+    meta = json.loads((folder / f"{kind}.json").read_text())
+    with np.load(folder / f"{kind}.npz", allow_pickle=False) as f:
+        weights = [f[f"w{i}"] for i in range(len(f.files))]
+    snapshot = PolicySnapshot(0, meta["spec"], weights, True, meta["rule"])
+    obs = np.load(folder / "obs.npy", allow_pickle=False)
+    actions = ActingPolicy(snapshot, np.random.default_rng(3))(obs, 0)
+    np.save(folder / f"{kind}_actions.npy", actions, allow_pickle=False)
+assert "tensorflow" not in sys.modules, "a Ray worker's acting path imported tensorflow"
+"""
+
+
+def test_a_ray_workers_acting_path_imports_no_tensorflow(tmp_path):
+    """Workers sample every action distribution (PPO's Gaussian too) in numpy, without TF."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import gymnasium as gym
+    import numpy as np
+
+    from rlkit.agents import PPO, PPOConfig
+    from rlkit.distributed.acting import ActingPolicy, take_snapshot
+
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    spaces = {
+        "discrete": gym.spaces.Discrete(3),
+        "box": gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+        "multi_discrete": gym.spaces.MultiDiscrete([2, 3]),
+        "multi_binary": gym.spaces.MultiBinary(3),
+    }
+    obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    np.save(tmp_path / "obs.npy", obs)
+    expected = {}
+    for kind, space in spaces.items():
+        agent = PPO(obs_space, space, PPOConfig(hidden_sizes=(8,)), seed=0)
+        snapshot = take_snapshot(agent)
+        assert snapshot.numpy, kind  # a small MLP: the worker acts in numpy
+        meta = {"spec": snapshot.spec, "rule": snapshot.rule}
+        (tmp_path / f"{kind}.json").write_text(json.dumps(meta))
+        np.savez(tmp_path / f"{kind}.npz", **{f"w{i}": w for i, w in enumerate(snapshot.weights)})
+        expected[kind] = ActingPolicy(snapshot, np.random.default_rng(3))(obs, 0)
+    (tmp_path / "kinds.json").write_text(json.dumps(sorted(spaces)))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER_ACTS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for kind in spaces:
+        got = np.load(tmp_path / f"{kind}_actions.npy", allow_pickle=False)
+        np.testing.assert_array_equal(got, expected[kind], err_msg=kind)

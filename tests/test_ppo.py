@@ -180,6 +180,40 @@ def test_minibatch_order_follows_the_seed():
     assert not all(np.array_equal(x, y) for x, y in zip(runs["a"], runs["b"], strict=True))
 
 
+def test_the_xla_update_equals_the_plain_one_given_the_same_minibatch_order(monkeypatch):
+    """``jit_compile``: the dynamic minibatch slices (a smaller last one), ``target_kl``'s
+    early stop and the Gaussian head compile with XLA and give the plain update's numbers.
+
+    XLA's stateless RNG draws other permutations than TF's kernel for the same key, so a
+    ``jit_compile`` run shuffles otherwise than a plain one of the same seed (each is
+    reproducible); both get the same permutations here, to compare the maths alone.
+    """
+
+    def same_uniform(shape, seed, **kwargs):
+        # i * 7919 mod 1009 (a prime above the rows drawn): distinct values, so no ties.
+        i = tf.range(tf.reduce_prod(shape), dtype=tf.int64) * 7919 + seed[1] * 31
+        return tf.reshape(tf.cast(i % 1009, tf.float32) / 1009.0, shape)
+
+    monkeypatch.setattr(tf.random, "stateless_uniform", same_uniform)
+    settings = {"space": SPACES["box"], "n_epochs": 4, "batch_size": 4, "learning_rate": 0.01}
+    settings["target_kl"] = 1e-4
+    plain, xla = make_ppo(**settings), make_ppo(jit_compile=True, **settings)
+    xla.network.set_weights(plain.network.get_weights())
+    rng = np.random.default_rng(7)
+    steps = []
+    for shape in [(5, 3), (7, 1), (4, 2)]:  # 15 and 7 rows: a last minibatch of 3
+        data = rollout(rng, SPACES["box"], *shape)
+        want, got = plain.update(data), xla.update(data)
+        assert want.keys() == got.keys()
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-3, atol=1e-5, err_msg=key)
+        steps.append((got["train/minibatch_steps"], 4 * math.ceil(shape[0] * shape[1] / 4)))
+    assert any(taken < full for taken, full in steps), steps  # target_kl stopped one early
+    for x, y in zip(weights(plain), weights(xla), strict=True):
+        np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-6)
+    assert xla._update_fn.experimental_get_tracing_count() == 1
+
+
 # -- every policy-gradient agent on every action space -------------------------------------------
 def make_pg(cls, space, seed=0):
     config_cls = {A2C: A2CConfig, PPO: PPOConfig, Reinforce: ReinforceConfig}[cls]

@@ -304,3 +304,32 @@ def test_counting_env_uint8_wraps_and_rejects_bad_actions():
     assert (env.reset(seed=0)[0] == 10001 % 256).all()
     with pytest.raises(ValueError, match="action"):
         env.step(2)
+
+
+# -- Box actions ----------------------------------------------------------------------------
+class _ActionEcho(gym.Env):
+    """Box actions in [-1, 1] x [0, 2]; the next observation is the action the env got."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+    action_space = gym.spaces.Box(np.array([-1, 0], np.float32), np.array([1, 2], np.float32))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action, np.float32)), action
+        return np.asarray(action, np.float32), 0.0, False, False, {}
+
+
+def test_box_actions_reach_the_env_clipped_and_are_stored_as_sampled():
+    envs = gym.vector.SyncVectorEnv(
+        [_ActionEcho, _ActionEcho], autoreset_mode=AutoresetMode.NEXT_STEP
+    )
+    runner = VectorRunner(envs)
+    runner.reset(seed=0)
+    sampled = np.array([[5.0, -3.0], [0.5, 1.5]], np.float32)  # a Gaussian's samples
+    transition, obs = runner.step(sampled.copy())
+    np.testing.assert_array_equal(obs, [[1.0, 0.0], [0.5, 1.5]])  # what the envs got
+    np.testing.assert_array_equal(transition.action, sampled)  # what is learned from
+    runner.close()

@@ -180,10 +180,15 @@ class PPO(PolicyGradient):
             self.optimizer.learning_rate.assign(cfg.learning_rate * self.progress)
         per_epoch = (size + cfg.batch_size - 1) // cfg.batch_size
         keys = tf.stack([self.shuffle_key, self.rollouts])
-        order = tf.reshape(
-            tf.argsort(tf.random.stateless_uniform([cfg.n_epochs, size], seed=keys), axis=-1),
-            [-1],
-        )
+        order = tf.argsort(tf.random.stateless_uniform([cfg.n_epochs, size], seed=keys), axis=-1)
+        # Every minibatch holds batch_size rows, a static shape: each epoch's permutation is
+        # padded with row 0 to per_epoch * batch_size and padded rows get mask 0, so a last
+        # minibatch of k < batch_size real rows averages over those k, as a k-row one would.
+        # (Slices of a dynamic size compile under XLA as padded shapes, and the gradients of
+        # broadcasts over the rows, such as the Gaussian's log-std, summed the padding too.)
+        pad = [[0, 0], [0, per_epoch * cfg.batch_size - size]]
+        order = tf.reshape(tf.pad(order, pad), [-1, cfg.batch_size])  # [E * per_epoch, B]
+        real = tf.reshape(tf.pad(tf.ones([cfg.n_epochs, size]), pad), [-1, cfg.batch_size])
         names = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
         sums = {name: tf.constant(0.0) for name in names}
         norm_sum, taken, applied_steps = tf.constant(0.0), tf.constant(0), tf.constant(0)
@@ -194,10 +199,7 @@ class PPO(PolicyGradient):
             tf.autograph.experimental.set_loop_options(parallel_iterations=1)
             if stop:
                 break
-            epoch, j = i // per_epoch, i % per_epoch
-            start = epoch * size + j * cfg.batch_size
-            end = epoch * size + tf.minimum((j + 1) * cfg.batch_size, size)
-            idx = order[start:end]
+            idx = order[i]  # [B]
             with tf.GradientTape() as tape:
                 mb_params, mb_values = self.network(tf.gather(flat_obs, idx))
                 log_pi, entropy = self.dist.log_prob_entropy(
@@ -211,7 +213,7 @@ class PPO(PolicyGradient):
                     tf.gather(old_values, idx),
                     tf.gather(returns, idx),
                     entropy,
-                    tf.gather(mask, idx),
+                    tf.gather(mask, idx) * real[i],
                     clip_range,
                     cfg.clip_range_vf,
                     cfg.vf_coef,
