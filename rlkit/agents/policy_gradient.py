@@ -10,6 +10,7 @@ or a diagonal Gaussian with a learned state-independent log-std.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 from typing import Any, ClassVar
 
@@ -26,23 +27,47 @@ from rlkit.agents.common import (
     network_spec,
     require_box_observations,
 )
+from rlkit.config import hp
 from rlkit.core import Agent
 from rlkit.distributions import ActionDist
 from rlkit.errors import IncompatibleEnvError, NumericalError
 from rlkit.networks import Network, build_network
 from rlkit.normalization import RewardScaler
+from rlkit.precision import MIXED_PRECISION_CHOICES
 from rlkit.types import Rollout
 
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class PolicySettings:
+    """Settings every policy-gradient agent's config has: network, actions, normalization.
+
+    A2C's, REINFORCE's and PPO's configs extend it with their own hyperparameters (a
+    subclass may change a default by declaring the field again, as PPO does for
+    ``share_torso``).
+    """
+
+    hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
+    activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
+    share_torso: bool = hp(True, help="policy and value heads share one torso")
+    jit_compile: bool = hp(False, help="compile the update step with XLA")
+    mixed_precision: bool | str = hp(
+        False,
+        choices=MIXED_PRECISION_CHOICES,
+        help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
+    )
+    squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
+    log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
+    normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
+    normalize_reward: bool = hp(False, help="scale rewards by the running std of the return")
+
+
 class PolicyGradient(SaveLoad, Agent):
     """An actor-critic network trained by one gradient step per rollout.
 
-    The config must have ``learning_rate``, ``max_grad_norm``, ``optimizer``,
-    ``optimizer_eps``, ``hidden_sizes``, ``activation``, ``share_torso``, ``jit_compile``,
-    ``mixed_precision``, ``squash_actions``, ``log_std_init``, ``normalize_obs``,
-    ``normalize_reward`` and ``gamma``; the rest is the subclass's.
+    The config is a ``PolicySettings`` with ``learning_rate``, ``max_grad_norm``,
+    ``optimizer``, ``optimizer_eps`` and ``gamma``; the rest is the subclass's.
 
     Args:
         observation_space: single-env observation space (``Box``).

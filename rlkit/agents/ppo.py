@@ -10,15 +10,14 @@ import numpy as np
 import tensorflow as tf
 
 from rlkit import losses
-from rlkit.agents.policy_gradient import PolicyGradient
+from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import RunConfig, hp
-from rlkit.precision import MIXED_PRECISION_CHOICES
 from rlkit.rollout import RolloutBuffer
 from rlkit.types import Rollout
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(PolicySettings):
     """Hyperparameters of PPO, named as in Stable-Baselines3 (so rl-zoo3's presets read across)."""
 
     learning_rate: float = hp(3e-4, gt=0, help="Adam step size (at the start, if annealed)")
@@ -42,19 +41,7 @@ class PPOConfig:
     anneal_clip_range: bool = hp(False, help="clip_range falls linearly to 0 over the run")
     optimizer: str = hp("adam", choices=("rmsprop", "adam"), help="optimizer")
     optimizer_eps: float = hp(1e-5, gt=0, help="Adam/RMSprop epsilon")
-    hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
-    activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
     share_torso: bool = hp(False, help="policy and value heads share one torso")
-    jit_compile: bool = hp(False, help="compile the update step with XLA")
-    mixed_precision: bool | str = hp(
-        False,
-        choices=MIXED_PRECISION_CHOICES,
-        help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
-    )
-    squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
-    log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
-    normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
-    normalize_reward: bool = hp(False, help="scale rewards by the running std of the return")
 
     def run_problems(self, run: RunConfig) -> list[str]:
         """Problems that involve the run settings."""

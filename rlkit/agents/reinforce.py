@@ -9,15 +9,14 @@ import gymnasium as gym
 import tensorflow as tf
 
 from rlkit import losses
-from rlkit.agents.policy_gradient import PolicyGradient
+from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import hp
-from rlkit.precision import MIXED_PRECISION_CHOICES
 from rlkit.rollout import EpisodeBuffer
 from rlkit.types import Rollout
 
 
 @dataclasses.dataclass(frozen=True)
-class ReinforceConfig:
+class ReinforceConfig(PolicySettings):
     """Hyperparameters of REINFORCE."""
 
     learning_rate: float = hp(1e-3, gt=0, help="optimizer step size")
@@ -30,19 +29,6 @@ class ReinforceConfig:
     max_grad_norm: float = hp(1.0, gt=0, help="clip gradients to this global norm")
     optimizer: str = hp("adam", choices=("rmsprop", "adam"), help="optimizer")
     optimizer_eps: float = hp(1e-7, gt=0, help="epsilon of Adam/RMSprop")
-    hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
-    activation: str = hp("tanh", choices=("relu", "tanh", "elu"), help="hidden activation")
-    share_torso: bool = hp(True, help="policy and value heads share one torso")
-    jit_compile: bool = hp(False, help="compile the update step with XLA")
-    mixed_precision: bool | str = hp(
-        False,
-        choices=MIXED_PRECISION_CHOICES,
-        help="bfloat16 torso, float32 heads and losses (auto: where the hardware is fast)",
-    )
-    squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
-    log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
-    normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
-    normalize_reward: bool = hp(False, help="scale rewards by the running std of the return")
 
 
 class Reinforce(PolicyGradient):
