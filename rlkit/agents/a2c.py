@@ -5,13 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-import gymnasium as gym
 import tensorflow as tf
 
 from rlkit import losses
 from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import hp
-from rlkit.rollout import RolloutBuffer
 from rlkit.types import Rollout
 
 
@@ -49,19 +47,6 @@ class A2C(PolicyGradient):
 
     name: ClassVar[str] = "a2c"
     config_cls: ClassVar[type] = A2CConfig
-
-    def make_storage(
-        self,
-        num_envs: int,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Space,
-        *,
-        frame_stack: int = 1,
-        padding: str = "reset",
-        seed: int | None = None,
-    ) -> RolloutBuffer:
-        """``n_steps`` steps of every env (whole observations: a rollout is short)."""
-        return RolloutBuffer(self.config.n_steps, num_envs, observation_space, action_space)
 
     def loss(
         self, log_pi: tf.Tensor, entropy: tf.Tensor, values: tf.Tensor, rollout: Rollout

@@ -34,6 +34,7 @@ from rlkit.errors import IncompatibleEnvError, NumericalError
 from rlkit.networks import Network, build_network
 from rlkit.normalization import RewardScaler
 from rlkit.precision import MIXED_PRECISION_CHOICES
+from rlkit.rollout import RolloutBuffer
 from rlkit.types import Rollout
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,23 @@ class PolicyGradient(SaveLoad, Agent):
             lazy=True,
         )
 
-    # -- schedule --------------------------------------------------------------------------
+    # -- storage and schedule ----------------------------------------------------------------
+    def make_storage(
+        self,
+        num_envs: int,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        *,
+        frame_stack: int = 1,
+        padding: str = "reset",
+        seed: int | None = None,
+    ) -> Any:
+        """``n_steps`` steps of every env (A2C, PPO; whole observations: a rollout is short).
+
+        REINFORCE overrides it with whole episodes.
+        """
+        return RolloutBuffer(self.config.n_steps, num_envs, observation_space, action_space)
+
     def next_batch(
         self, storage: Any, env_steps: int, last_obs: np.ndarray, schedule: dict[str, Any]
     ) -> Rollout | None:

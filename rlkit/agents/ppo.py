@@ -12,7 +12,6 @@ import tensorflow as tf
 from rlkit import losses
 from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import RunConfig, hp
-from rlkit.rollout import RolloutBuffer
 from rlkit.types import Rollout
 
 
@@ -97,19 +96,6 @@ class PPO(PolicyGradient):
         self.progress = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="progress")
         self.horizon: int | None = None
         super().__init__(observation_space, action_space, config, seed)
-
-    def make_storage(
-        self,
-        num_envs: int,
-        observation_space: gym.spaces.Space,
-        action_space: gym.spaces.Space,
-        *,
-        frame_stack: int = 1,
-        padding: str = "reset",
-        seed: int | None = None,
-    ) -> RolloutBuffer:
-        """``n_steps`` steps of every env."""
-        return RolloutBuffer(self.config.n_steps, num_envs, observation_space, action_space)
 
     def set_horizon(self, total_steps: int) -> None:
         """The run's budget: the learning rate and clip range anneal over it when asked.
