@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from rlkit.core import Agent
 from rlkit.envs.atari import is_atari, load_protocol
 from rlkit.envs.make import vector_entry_point_problem
 from rlkit.envs.vector import VECTORIZATIONS
@@ -278,8 +279,11 @@ def resolve(
         ConfigError: listing every unknown key, wrong type and out-of-range value at once.
     """
     values = load_preset(agent_cls.name, env_id)
+    explicit = set(overrides or {})  # what the user chose, as opposed to the preset
     if config_file is not None:
-        values.update(read_yaml(Path(config_file)))
+        from_file = read_yaml(Path(config_file))
+        explicit |= set(from_file)
+        values.update(from_file)
     values.update(overrides or {})
     values.pop("agent", None)
     values.pop("env", None)
@@ -291,6 +295,11 @@ def resolve(
             f"unknown setting(s) {unknown} for agent {agent_cls.name!r}; valid settings: "
             f"{sorted(run_keys | agent_keys)}"
         )
+    problems += [
+        f"{key} is a setting of {', '.join(owners)}, not of {agent_cls.name!r}"
+        for key in unknown
+        if (owners := owners_of(key))
+    ]
     run, p1 = build(RunConfig, {k: v for k, v in values.items() if k in run_keys})
     cfg, p2 = build(agent_cls.config_cls, {k: v for k, v in values.items() if k in agent_keys})
     problems += p1 + p2
@@ -305,6 +314,8 @@ def resolve(
             )
         except ConfigError as e:
             problems.append(f"atari_protocol: {e}")
+    if hasattr(cfg, "explicit_problems"):
+        problems += cfg.explicit_problems(explicit)
     if hasattr(cfg, "run_problems"):
         bad = {p.split(":")[0] for p in p1 + p2}
         problems += [c for c in cfg.run_problems(run) if not any(name in c for name in bad)]
@@ -313,6 +324,18 @@ def resolve(
     if problems:
         raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
     return run, cfg
+
+
+def owners_of(key: str) -> list[str]:
+    """Names of the agents (loaded ``Agent`` subclasses) that have a setting ``key``."""
+    names, todo = set(), list(Agent.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        config_cls = getattr(cls, "config_cls", None)
+        if "name" in vars(cls) and config_cls is not None and key in field_names(config_cls):
+            names.add(cls.name)
+    return sorted(names)
 
 
 def plain_dict(obj: Any) -> dict[str, Any]:

@@ -15,9 +15,8 @@ A complete training loop with these pieces (this is what ``rlkit.loops.train`` d
         action = agent.act(obs, explore=True)      # [N]
         transition, obs = runner.step(action)      # arrays of [N, ...]
         storage.add(transition)
-        batch = agent.next_batch(storage, runner.env_steps, obs, schedule)
-        if batch is not None:                      # an update is due, on this data
-            metrics = agent.update(batch)
+        while (batch := agent.next_batch(storage, runner.env_steps, obs, schedule)) is not None:
+            metrics = agent.update(batch)          # an update is due, on this data
             agent.after_update(storage, batch)
 
 The same loop trains A2C or REINFORCE: their ``make_storage`` builds a rollout store and
@@ -134,7 +133,9 @@ class Agent(abc.ABC):
     ) -> Any | None:
         """The data for an update if one is due now, else None (the update schedule).
 
-        Called by the loop after every ``storage.add``.
+        Called by the loop after every ``storage.add``, and again after each update it
+        returned, until it returns None: an agent that wants several updates at one step
+        (prioritized replay, one gradient step per sample) hands them out one by one.
 
         Args:
             storage: what ``make_storage`` built.

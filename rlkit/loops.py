@@ -119,12 +119,15 @@ def train(
             if storage.transient:
                 storage.clear()  # the partial rollout's episodes were cut
         storage.add(transition)
-        batch = agent.next_batch(storage, runner.env_steps, obs, schedule)
-        if batch is not None:
+        updated = False
+        # Usually one update at most; an agent may hand out several in a row (prioritized
+        # replay samples each gradient step after the priorities of the one before).
+        while (batch := agent.next_batch(storage, runner.env_steps, obs, schedule)) is not None:
             metrics = timed_update(agent, batch, run.max_bad_updates)
             agent.after_update(storage, batch)
             logger.write(metrics, runner.env_steps)
-        at_boundary = batch is not None or not storage.transient
+            updated = True
+        at_boundary = updated or not storage.transient
         logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
         if callback is not None and not callback(runner.env_steps):
             break

@@ -48,15 +48,20 @@ def network_spec(
     mixed_precision: bool | str = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Spec for ``rlkit.networks.build_network``: Nature CNN for image stacks, else MLP.
+    """Spec for ``rlkit.networks.build_network``: the torso that fits the observations.
+
+    The Nature CNN for uint8 image stacks, MinAtar's small CNN for boolean grids, else an
+    MLP.
 
     ``mixed_precision`` is the agent's setting (``auto`` is resolved here, for the torso
     and this machine: see ``rlkit.precision``); ``extra`` holds keys of one network kind
     (``share_torso`` for actor-critic).
     """
     shape = tuple(observation_space.shape)
-    image = len(shape) == 3 and np.dtype(observation_space.dtype) == np.uint8
-    torso = "nature_cnn" if image else "mlp"
+    dtype = np.dtype(observation_space.dtype)
+    image = len(shape) == 3 and dtype == np.uint8
+    grid = len(shape) == 3 and dtype == np.bool_  # MinAtar: [10, 10, C] boolean channels
+    torso = "nature_cnn" if image else "minatar_cnn" if grid else "mlp"
     return {
         "kind": kind,
         "obs_shape": list(shape),
@@ -222,11 +227,15 @@ class CompiledUpdate:
         )
 
     def __call__(self, batch: Any) -> dict[str, float]:
-        """Run the step on a batch of numpy arrays; return its metrics as floats."""
+        """Run the step on a batch of numpy arrays; return its metrics.
+
+        Scalars come back as floats, anything else (per-sample outputs such as new
+        priorities) as numpy arrays.
+        """
         metrics, weights = self._step(*(getattr(batch, name) for name in self._fields))
         if self.network.supports_numpy:
             self.network.refresh_numpy(weights)
-        return {k: float(v) for k, v in metrics.items()}
+        return {k: float(v) if v.shape.rank == 0 else v.numpy() for k, v in metrics.items()}
 
     def experimental_get_tracing_count(self) -> int:
         """How many times the step was traced (1 unless something forced a retrace)."""

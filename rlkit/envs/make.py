@@ -24,7 +24,7 @@ from rlkit.errors import ConfigError, MissingExtraError, UnknownNameError
 
 # Env families that need an optional package: (id prefix or gymnasium entry-point prefix,
 # the module that must import, rlkit's extra that installs it).
-ID_EXTRAS = (("MinAtar/", "minatar", "minatar"),)
+ID_EXTRAS = (("MinAtar/", "minatar.gym", "minatar"),)
 ENTRY_POINT_EXTRAS = (
     ("gymnasium.envs.box2d", "Box2D", "box2d"),
     ("gymnasium.envs.mujoco", "mujoco", "mujoco"),
@@ -47,10 +47,7 @@ def check_env_id(env_id: str) -> None:
     """
     if is_atari(env_id):
         register_ale(env_id)  # raises MissingExtraError without ale-py
-    for prefix, module, extra in ID_EXTRAS:
-        if env_id.startswith(prefix):
-            require_module(module, extra, env_id)
-            importlib.import_module(module)  # registers its ids
+    register_family(env_id)
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as e:
@@ -59,6 +56,21 @@ def check_env_id(env_id: str) -> None:
     for prefix, module, extra in ENTRY_POINT_EXTRAS:
         if entry_point.startswith(prefix):
             require_module(module, extra, env_id)
+
+
+def register_family(env_id: str) -> None:
+    """Register the ids of ``env_id``'s family if an optional package provides them.
+
+    MinAtar's package registers its ids only when asked (a gymnasium plugin entry point
+    that gymnasium 1.x no longer loads by itself); subprocess workers call this too.
+
+    Raises:
+        MissingExtraError: if the family's package is not installed.
+    """
+    for prefix, module, extra in ID_EXTRAS:
+        if env_id.startswith(prefix) and env_id not in gym.registry:
+            require_module(module.partition(".")[0], extra, env_id)
+            importlib.import_module(module).register_envs()
 
 
 def vector_entry_point_ids() -> list[str]:
@@ -115,6 +127,7 @@ def _env_fn(
     wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
 ) -> gym.Env:
     # Module-level so that `spawn`ed workers can unpickle it.
+    register_family(env_id)  # a new process knows only gymnasium's own ids
     env = gym.make(env_id, **kwargs)
     if wrappers:
         # Statistics of the env's own rewards, before a wrapper changes them; the runner

@@ -1,0 +1,52 @@
+"""MinAtar (the minatar extra): its ids register on demand, in this process and in workers."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rlkit.agents.common import network_spec
+from rlkit.config import resolve
+from rlkit.envs.make import check_env_id, make_vector_env
+from rlkit.errors import ConfigError
+
+GAMES = ("SpaceInvaders", "Breakout", "Asterix", "Freeway", "Seaquest")
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_every_game_registers_and_steps(game):
+    env_id = f"MinAtar/{game}-v1"
+    check_env_id(env_id)  # registers the family (gymnasium 1.x does not load its plugin)
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=3)
+    assert obs.dtype == np.bool_ and obs.shape[:2] == (10, 10)
+    assert env.observation_space.contains(obs)
+    obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+    assert obs.shape == env.observation_space.shape
+    env.close()
+
+
+def test_spawned_workers_register_the_ids_themselves():
+    envs = make_vector_env("MinAtar/Breakout-v1", num_envs=2, vectorization="async")
+    try:
+        obs, _ = envs.reset(seed=0)
+        assert obs.shape == (2, 10, 10, 4) and obs.dtype == np.bool_
+    finally:
+        envs.close()
+
+
+def test_boolean_grids_get_the_minatar_torso():
+    space = gym.spaces.Box(0.0, 1.0, (10, 10, 6), bool)  # as MinAtar declares it
+    assert network_spec("q", space, 6, (128,), "relu")["torso"] == "minatar_cnn"
+    images = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)
+    assert network_spec("q", images, 6, (512,), "relu")["torso"] == "nature_cnn"
+    vectors = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    assert network_spec("q", vectors, 2, (64,), "relu")["torso"] == "mlp"
+
+
+def test_a_setting_of_another_agent_names_the_agents_that_have_it():
+    from rlkit.agents import A2C
+
+    with pytest.raises(ConfigError, match=r"gradient_steps is a setting of .*dqn.*not of 'a2c'"):
+        resolve(A2C, "CartPole-v1", overrides={"gradient_steps": 4})
