@@ -37,7 +37,39 @@ def observation_problem(space: gym.spaces.Space, obs: Any) -> str | None:
     )
 
 
-class CheckObservations(gym.Wrapper):
+class _FirstStepsChecked:
+    """Checks ``reset()`` and the next ``steps`` observations, then steps straight through.
+
+    After those steps ``step`` is replaced by the inner env's, so a long run pays nothing
+    for the check. Subclasses say what a problem is called (``_check``).
+    """
+
+    env: Any
+
+    def __init__(self, env: Any, steps: int = 2) -> None:
+        super().__init__(env)  # type: ignore[call-arg]
+        self._left = steps
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset and check the first observation(s)."""
+        obs, info = self.env.reset(**kwargs)
+        self._check(obs, "reset()")
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Step and check the observation(s) (the first ``steps`` times only)."""
+        out = self.env.step(action)
+        self._check(out[0], "step()")
+        self._left -= 1
+        if self._left <= 0:
+            self.step = self.env.step  # type: ignore[method-assign]
+        return out
+
+    def _check(self, obs: Any, call: str) -> None:
+        raise NotImplementedError
+
+
+class CheckObservations(_FirstStepsChecked, gym.Wrapper):
     """Check the reset observation and the next ``steps`` ones against the observation space.
 
     After that the wrapper steps straight through (its ``step`` is replaced by the inner
@@ -46,25 +78,6 @@ class CheckObservations(gym.Wrapper):
     Raises:
         EnvSpaceError: on the first observation outside the space, naming the value.
     """
-
-    def __init__(self, env: gym.Env, steps: int = 2) -> None:
-        super().__init__(env)
-        self._left = steps
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        """Reset and check the first observation."""
-        obs, info = self.env.reset(**kwargs)
-        self._check(obs, "reset()")
-        return obs, info
-
-    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        """Step and check the observation (the first ``steps`` times only)."""
-        out = self.env.step(action)
-        self._check(out[0], "step()")
-        self._left -= 1
-        if self._left <= 0:
-            self.step = self.env.step  # type: ignore[method-assign]
-        return out
 
     def _check(self, obs: Any, call: str) -> None:
         problem = observation_problem(self.observation_space, obs)
@@ -76,7 +89,7 @@ class CheckObservations(gym.Wrapper):
             )
 
 
-class CheckVectorObservations(gym.vector.VectorWrapper):
+class CheckVectorObservations(_FirstStepsChecked, gym.vector.VectorWrapper):
     """``CheckObservations`` for a vector env that has no per-env copies to wrap.
 
     An env's own vectorized implementation (``gym.make_vec(..., "vector_entry_point")``)
@@ -91,25 +104,6 @@ class CheckVectorObservations(gym.vector.VectorWrapper):
     Example:
         >>> envs = CheckVectorObservations(gym.make_vec("CartPole-v1", 8, "vector_entry_point"))
     """
-
-    def __init__(self, env: gym.vector.VectorEnv, steps: int = 2) -> None:
-        super().__init__(env)
-        self._left = steps
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        """Reset every env and check the first observations."""
-        obs, info = self.env.reset(**kwargs)
-        self._check(obs, "reset()")
-        return obs, info
-
-    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        """Step every env and check the observations (the first ``steps`` times only)."""
-        out = self.env.step(actions)
-        self._check(out[0], "step()")
-        self._left -= 1
-        if self._left <= 0:
-            self.step = self.env.step  # type: ignore[method-assign]
-        return out
 
     def _check(self, obs: Any, call: str) -> None:
         problem = observation_problem(self.observation_space, obs)
