@@ -270,13 +270,14 @@ class RunSaver:
         state["tf_global"] = tf_global_generator_state()
         arrays: dict[str, np.ndarray] = {}
         if self.buffer is not None:
-            # Only the rows written so far: a buffer 6 % full writes 6 % of its ring.
+            # Only the rows written so far: a buffer 6 % full writes 6 % of its ring. Its
+            # arrays go to the array file (named without their "array/" prefix), the rest
+            # (counters, generator state, prioritized replay's scalars) to state.json.
             replay = self.buffer.state()
-            arrays = {k.split("/", 1)[1]: v for k, v in replay.items() if k.startswith("array/")}
-            arrays["last_valid"] = replay["last_valid"]
-            if replay["last_next"] is not None:
-                arrays["last_next"] = replay["last_next"]
-            state["replay"] = {k: replay[k] for k in ("rows", "cursor", "count", "rng")}
+            names = {k: k.removeprefix("array/") for k, v in replay.items() if _is_array(v)}
+            arrays = {name: replay[k] for k, name in names.items()}
+            state["replay"] = {k: v for k, v in replay.items() if k not in names}
+            state["replay"]["array_keys"] = {name: k for k, name in names.items()}
         start = time.perf_counter()
         try:
             path = self.checkpointer.save(env_steps, self.agent, state, arrays)
@@ -334,14 +335,19 @@ class RunSaver:
         self.evaluator.restore(state["evaluator"])
         self.checkpointer.schedule_after(self.runner.env_steps)
         if self.buffer is not None:
-            replay = {
-                f"array/{k}": v for k, v in arrays.items() if k not in ("last_valid", "last_next")
-            }
-            replay.update(state["replay"])
-            replay["last_valid"] = arrays["last_valid"]
-            replay["last_next"] = arrays.get("last_next")
+            replay = dict(state["replay"])
+            keys = replay.pop("array_keys", None)
+            if keys is None:  # a checkpoint from before array_keys: the uniform buffer's
+                special = ("last_valid", "last_next")
+                keys = {k: k if k in special else f"array/{k}" for k in arrays}
+            replay.update({key: arrays[name] for name, key in keys.items()})
+            replay.setdefault("last_next", None)
             self.buffer.restore(replay)
         return state["loop"]
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray)
 
 
 def env_wrappers(run: RunConfig) -> list[Any]:
