@@ -34,6 +34,15 @@ class TrainResult:
     solved_at: dict[str, float] | None = None  # the evaluation whose confirmed mean stopped it
     env_restarts: int = 0  # env rebuilds after worker faults
     eval_seconds: float = 0.0  # spent in periodic evaluations (part of ``seconds``)
+    # A resumed run: training and evaluation seconds of the processes before this one, up
+    # to the checkpoint it continued from (not part of ``seconds``).
+    earlier_train_seconds: float = 0.0
+    earlier_eval_seconds: float = 0.0
+
+    @property
+    def train_seconds(self) -> float:
+        """Training wall seconds of the whole run, periodic evaluations excluded."""
+        return self.earlier_train_seconds + self.seconds - self.eval_seconds
 
 
 class PeriodicEvaluator:
@@ -75,6 +84,9 @@ class PeriodicEvaluator:
         self.solved_at: dict[str, float] | None = None
         self._start = time.perf_counter()
         self._eval_seconds = 0.0
+        # Training and evaluation seconds of the processes before a resume, up to the
+        # checkpoint this one continues from (what ``restore`` reads).
+        self.earlier_train_seconds = self.earlier_eval_seconds = 0.0
 
     def play(
         self, purpose: str, env_steps: int, episodes: int, record: list | None = None
@@ -108,14 +120,29 @@ class PeriodicEvaluator:
         self.play("video", env_steps, 1, record=frames)
         return save_video(frames, self.video_dir / f"step_{env_steps:09d}.gif")  # type: ignore[operator]
 
+    def train_seconds(self) -> float:
+        """Wall seconds of training so far, evaluations excluded, earlier processes included."""
+        own = time.perf_counter() - self._start - self._eval_seconds
+        return self.earlier_train_seconds + own
+
     def state(self) -> dict[str, Any]:
         """What a resumed run needs to evaluate on the same schedule (JSON-able)."""
-        return {"next_eval": self.next_eval, "history": self.history, "solved_at": self.solved_at}
+        return {
+            "next_eval": self.next_eval,
+            "history": self.history,
+            "solved_at": self.solved_at,
+            "train_seconds": self.train_seconds(),
+            "eval_seconds": self.earlier_eval_seconds + self._eval_seconds,
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from ``state()``."""
+        """Continue from ``state()``: its schedule, history and seconds so far."""
         self.next_eval, self.history = state["next_eval"], state["history"]
         self.solved_at = state["solved_at"]
+        # Checkpoints from before these were saved count from the resume, as they did.
+        self.earlier_train_seconds = float(state.get("train_seconds", 0.0))
+        self.earlier_eval_seconds = float(state.get("eval_seconds", 0.0))
+        self._start, self._eval_seconds = time.perf_counter(), 0.0
 
     def __call__(self, env_steps: int) -> bool:
         """Evaluate (and record a GIF) if due; return False to stop training."""
@@ -128,7 +155,7 @@ class PeriodicEvaluator:
         returns = self.play("periodic", env_steps, self.episodes)
         row = {
             "env_steps": env_steps,
-            "train_seconds": time.perf_counter() - self._start - self._eval_seconds,
+            "train_seconds": self.train_seconds(),
             "mean_reward": float(np.mean(returns)),
             "std_reward": float(np.std(returns)),
             "episodes": len(returns),
@@ -566,4 +593,6 @@ def learn(
         solved_at=evaluator.solved_at,
         env_restarts=runner.restarts,
         eval_seconds=evaluator.eval_seconds,
+        earlier_train_seconds=evaluator.earlier_train_seconds,
+        earlier_eval_seconds=evaluator.earlier_eval_seconds,
     )

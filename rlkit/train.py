@@ -357,8 +357,10 @@ def _train(args: argparse.Namespace) -> Path | None:
         "seed": run_cfg.seed,
         "eval_epsilon": run_cfg.eval_epsilon,
         "train_env_steps": result.env_steps,
-        "train_seconds": result.seconds - result.eval_seconds,  # periodic evaluations excluded
-        "eval_seconds": result.eval_seconds,
+        # The whole run's, earlier processes of a resumed one included; periodic
+        # evaluations excluded.
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.earlier_eval_seconds + result.eval_seconds,
     }
     if result.solved_at:
         extra["solved_at"] = result.solved_at

@@ -282,3 +282,15 @@ def test_resume_with_a_changed_network_is_refused_and_the_config_kept(tmp_path, 
     assert "does not fit this A2C" in err and "shape (4, 8)" in err
     assert (run_dir / "config.yaml").read_text() == saved  # nothing the user saved changed
     assert train.main(["--resume", str(run_dir), "--total-steps", "400", *base]) == 0
+
+
+def test_a_resumed_run_counts_the_training_seconds_of_the_process_before(tmp_path):
+    _, first = train_agent("a2c", 1000, tmp_path / "run")
+    newest = sorted((tmp_path / "run" / "checkpoints").glob("step_*"))[-1]
+    saved = json.loads((newest / "state.json").read_text())["evaluator"]
+    assert 0 < saved["train_seconds"] <= first.train_seconds
+    _, resumed = train_agent("a2c", 1500, tmp_path / "run", resume=True)
+    assert resumed.earlier_train_seconds == saved["train_seconds"]
+    own = resumed.seconds - resumed.eval_seconds
+    assert resumed.train_seconds == pytest.approx(saved["train_seconds"] + own)
+    assert first.earlier_train_seconds == 0.0  # a fresh run has no earlier process
