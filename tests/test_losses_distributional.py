@@ -274,3 +274,31 @@ def test_quantile_huber_loss_gradient_by_hand():
     # i = 1: u = [-1, 1], huber' = [-1, 1]: -(0.25 * -1 + 0.75 * 1) / 2 = -0.25
     np.testing.assert_allclose(tape.gradient(loss, theta).numpy(), [[-0.25, -0.25]], atol=1e-6)
     assert tape.gradient(loss, target) is None
+
+
+# -- in a compiled update -------------------------------------------------------------------
+
+
+def test_the_losses_compile_with_xla_and_agree_with_eager():
+    rng = np.random.default_rng(0)
+    b, a, k = 6, 3, 11
+    support = f32(np.linspace(-5.0, 5.0, k))
+    logits_tm1, logits_t = f32(rng.normal(size=(b, a, k))), f32(rng.normal(size=(b, a, k)))
+    theta_tm1, theta_t = f32(rng.normal(size=(b, a, k))), f32(rng.normal(size=(b, a, k)))
+    selector, actions = f32(rng.normal(size=(b, a))), tf.constant(rng.integers(0, a, b))
+    r_t, discount_t = f32(rng.normal(size=b)), f32(rng.uniform(0, 1, b))
+    weights = f32(rng.uniform(0.5, 1.5, b))
+
+    def both(logits_tm1, logits_t, theta_tm1, theta_t, selector, actions, r_t, discount_t):
+        target = losses.c51_target(support, r_t, discount_t, logits_t, selector)
+        c51, _ = losses.categorical_td_loss(logits_tm1, actions, target, weights)
+        theta_a = tf.gather(theta_tm1, tf.cast(actions, tf.int32), axis=1, batch_dims=1)
+        y = losses.qr_target(r_t, discount_t, theta_t, selector)
+        qr, _ = losses.quantile_huber_loss(theta_a, y, weights=weights)
+        return tf.stack([c51, qr])
+
+    args = (logits_tm1, logits_t, theta_tm1, theta_t, selector, actions, r_t, discount_t)
+    eager = both(*args).numpy()
+    compiled = tf.function(both, jit_compile=True)(*args).numpy()
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
+    assert np.all(np.isfinite(eager))
