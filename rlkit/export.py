@@ -14,8 +14,9 @@ from rlkit.errors import RlkitError
 
 
 def _obs_dtype(spec: dict[str, Any]) -> str:
-    # Image stacks are uint8 (scaled in the graph); vector observations float32.
-    return "uint8" if spec["torso"] == "nature_cnn" else "float32"
+    # Image stacks are uint8 (scaled in the graph), MinAtar grids bool (MinAtar's
+    # observation space); vector observations float32.
+    return {"nature_cnn": "uint8", "minatar_cnn": "bool"}.get(spec["torso"], "float32")
 
 
 def export_policy(run_dir: str | Path, out: str | Path | None = None, best: bool = False) -> Path:

@@ -1,9 +1,9 @@
-"""Pure TensorFlow loss maths: TD targets and losses, returns, GAE, A2C and REINFORCE losses.
+"""Pure TensorFlow loss maths: scalar and distributional TD losses, returns, GAE, policy losses.
 
 Names follow rlax/trfl: ``_tm1`` is time t-1 (where the action was taken), ``_t`` is time t
 (the next state). Every function is a pure function of tensors (no variables, no agent
 settings read), so each is tested against numbers worked out by hand in
-``tests/test_losses.py``.
+``tests/test_losses.py`` (the C51 and QR-DQN ones in ``tests/test_losses_distributional.py``).
 """
 
 from __future__ import annotations
@@ -85,6 +85,165 @@ def td_loss(
     if weights is not None:
         per_item = weights * per_item
     return tf.reduce_mean(per_item), td_error
+
+
+# -- distributional RL: C51 and QR-DQN ------------------------------------------------------
+
+
+def categorical_projection(
+    support: tf.Tensor, probs_t: tf.Tensor, r_t: tf.Tensor, discount_t: tf.Tensor
+) -> tf.Tensor:
+    """Project the distribution of r_t + discount_t * Z onto a fixed support (C51).
+
+    Bellemare et al. (2017): atom z_j with probability p_j moves to
+    Tz_j = clip(r_t + discount_t * z_j, v_min, v_max), and its mass is split between the
+    two atoms around Tz_j in proportion to closeness. Written as one sum over a "hat"
+    kernel (Rowland et al., 2018):
+        m_i = sum_j p_j * max(0, 1 - |Tz_j - z_i| / dz),  dz = (v_max - v_min) / (K - 1),
+    which gives an atom that lands exactly on z_i all of its mass (no special case for
+    the lower and upper neighbour being the same atom). With discount_t = 0 every atom
+    lands on clip(r_t), so the target is r_t's own projection.
+
+    Args:
+        support: the atoms z ``[K]``, evenly spaced from v_min = z_0 to v_max = z_{K-1}.
+        probs_t: probabilities over the atoms of the next state's chosen action ``[B, K]``.
+        r_t: rewards ``[B]``.
+        discount_t: ``gamma**n * (1 - terminated)``, ``[B]``.
+
+    Returns:
+        Projected probabilities ``[B, K]`` (each row sums to that of ``probs_t``;
+        gradients stopped).
+    """
+    support = tf.convert_to_tensor(support, tf.float32)
+    v_min, v_max = support[0], support[-1]
+    dz = (v_max - v_min) / tf.cast(tf.shape(support)[0] - 1, tf.float32)
+    moved = r_t[:, None] + discount_t[:, None] * support[None, :]  # [B, K] (index j)
+    moved = tf.clip_by_value(moved, v_min, v_max)
+    distance = tf.abs(moved[:, None, :] - support[None, :, None])  # [B, K_i, K_j]
+    share = tf.maximum(0.0, 1.0 - distance / dz)  # how much of atom j goes to atom i
+    return tf.stop_gradient(tf.reduce_sum(share * probs_t[:, None, :], axis=-1))  # [B, K]
+
+
+def c51_target(
+    support: tf.Tensor,
+    r_t: tf.Tensor,
+    discount_t: tf.Tensor,
+    logits_t: tf.Tensor,
+    q_t_selector: tf.Tensor,
+) -> tf.Tensor:
+    """The C51 target distribution: the projected distribution of the best next action.
+
+    a* = argmax_a q_t_selector[a]; target = Phi(r_t + discount_t * Z_t(a*)), with Z_t's
+    probabilities softmax(logits_t[a*]) and Phi the ``categorical_projection``. Pass the
+    target network's own expected Q-values as ``q_t_selector`` for C51 (Bellemare et al.,
+    2017), the online network's for the double-Q variant used by Rainbow.
+
+    Args:
+        support: the atoms ``[K]``.
+        r_t: rewards ``[B]``.
+        discount_t: ``gamma**n * (1 - terminated)``, ``[B]``.
+        logits_t: target-network logits of the next state ``[B, A, K]``.
+        q_t_selector: Q-values ``[B, A]`` that choose the next action.
+
+    Returns:
+        Target probabilities ``[B, K]`` (gradients stopped).
+    """
+    best = tf.argmax(q_t_selector, axis=-1, output_type=tf.int32)  # [B]
+    probs_t = tf.nn.softmax(tf.gather(logits_t, best, axis=1, batch_dims=1))  # [B, K]
+    return categorical_projection(support, probs_t, r_t, discount_t)
+
+
+def categorical_td_loss(
+    logits_tm1: tf.Tensor,
+    a_tm1: tf.Tensor,
+    target_probs: tf.Tensor,
+    weights: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Cross-entropy of the taken actions' distributions against fixed target distributions.
+
+    l_b = -sum_i m_i log softmax(logits_tm1[b, a_tm1[b]])_i,  L = mean_b w_b l_b.
+
+    Args:
+        logits_tm1: online logits ``[B, A, K]``.
+        a_tm1: actions taken ``[B]`` (int).
+        target_probs: projected target probabilities ``[B, K]`` (``c51_target``).
+        weights: importance weights ``[B]`` (prioritized replay); None weighs all as 1.
+
+    Returns:
+        ``(loss [], per_item [B])``: ``per_item`` is the unweighted cross-entropy (what a
+        prioritized replay takes as the new priority).
+    """
+    logits_a = tf.gather(logits_tm1, tf.cast(a_tm1, tf.int32), axis=1, batch_dims=1)  # [B, K]
+    target_probs = tf.stop_gradient(target_probs)
+    per_item = -tf.reduce_sum(target_probs * tf.nn.log_softmax(logits_a), axis=-1)  # [B]
+    weighted = per_item if weights is None else weights * per_item
+    return tf.reduce_mean(weighted), per_item
+
+
+def qr_target(
+    r_t: tf.Tensor, discount_t: tf.Tensor, quantiles_t: tf.Tensor, q_t_selector: tf.Tensor
+) -> tf.Tensor:
+    """The QR-DQN target quantiles: r_t + discount_t * theta_t(a*), a* = argmax q_t_selector.
+
+    Dabney et al. (2018). Pass the target network's own Q-values (mean of its quantiles)
+    as ``q_t_selector`` for QR-DQN, the online network's for the double-Q variant.
+
+    Args:
+        r_t: rewards ``[B]``.
+        discount_t: ``gamma**n * (1 - terminated)``, ``[B]``.
+        quantiles_t: target-network quantiles of the next state ``[B, A, N]``.
+        q_t_selector: Q-values ``[B, A]`` that choose the next action.
+
+    Returns:
+        Target quantiles ``[B, N]`` (gradients stopped).
+    """
+    best = tf.argmax(q_t_selector, axis=-1, output_type=tf.int32)  # [B]
+    theta = tf.gather(quantiles_t, best, axis=1, batch_dims=1)  # [B, N]
+    return tf.stop_gradient(r_t[:, None] + discount_t[:, None] * theta)
+
+
+def quantile_midpoints(num_quantiles: int) -> tf.Tensor:
+    """The quantile levels tau_i = (2i + 1) / (2N), i = 0..N-1, that QR-DQN fits ``[N]``."""
+    return (2.0 * tf.range(num_quantiles, dtype=tf.float32) + 1.0) / (2.0 * num_quantiles)
+
+
+def quantile_huber_loss(
+    quantiles_tm1: tf.Tensor,
+    target: tf.Tensor,
+    kappa: float = 1.0,
+    weights: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Quantile Huber loss of the taken actions' quantiles against target quantiles (QR-DQN).
+
+    Dabney et al. (2018), with tau_i = (2i + 1) / (2N) and, for every pair of a predicted
+    quantile i and a target quantile j, u_ij = target_j - theta_i:
+        rho_ij = |tau_i - 1{u_ij < 0}| * huber_kappa(u_ij) / kappa
+        l_b = sum_i mean_j rho_ij,  L = mean_b w_b l_b.
+    Sum over the predicted quantiles, mean over the targets: each predicted quantile has
+    its own regression problem whose loss is an expectation over the (equally likely)
+    target samples, and the N problems are added, as in the paper's equation (10) and in
+    SB3-contrib's QR-DQN (Dopamine's as well). ``kappa = 0`` gives the plain quantile
+    regression (pinball) loss |tau_i - 1{u < 0}| * |u|.
+
+    Args:
+        quantiles_tm1: online quantiles of the taken actions ``[B, N]``.
+        target: target quantiles ``[B, N']`` (``qr_target``).
+        kappa: the Huber threshold (1 in the paper), or 0.
+        weights: importance weights ``[B]`` (prioritized replay); None weighs all as 1.
+
+    Returns:
+        ``(loss [], per_item [B])``: ``per_item`` is the unweighted loss of each row.
+    """
+    if kappa < 0:
+        raise ValueError(f"kappa must be >= 0, got {kappa}")
+    tau = quantile_midpoints(quantiles_tm1.shape[-1])  # [N]
+    u = tf.stop_gradient(target)[:, None, :] - quantiles_tm1[:, :, None]  # [B, N, N']
+    below = tf.cast(u < 0.0, tf.float32)
+    scale = huber(u, kappa) / kappa if kappa > 0 else tf.abs(u)
+    rho = tf.abs(tau[None, :, None] - below) * scale  # [B, N, N']
+    per_item = tf.reduce_sum(tf.reduce_mean(rho, axis=-1), axis=-1)  # [B]
+    weighted = per_item if weights is None else weights * per_item
+    return tf.reduce_mean(weighted), per_item
 
 
 def reverse_recursion(x_t: tf.Tensor, c_t: tf.Tensor, y_last: tf.Tensor) -> tf.Tensor:

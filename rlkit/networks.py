@@ -1,7 +1,10 @@
 """Keras networks with a stated output contract: Q-values, dueling Q-values, actor-critic.
 
 Every network takes a batch of observations ``[B, *obs_shape]`` and returns either
-Q-values ``[B, A]`` (``QNetwork``) or ``(logits [B, A], value [B])`` (``ActorCriticNetwork``).
+Q-values ``[B, A]`` (``QNetwork``, ``DuelingQNetwork``) or ``(logits [B, A], value [B])``
+(``ActorCriticNetwork``). The Q-networks can be distributional (C51 logits or QR-DQN
+quantiles ``[B, A, K]`` from ``distribution``, Q-values their expectation) and noisy
+(``rlkit.noisy.NoisyDense`` in the fully connected layers, noise on request).
 A network is fully described by a JSON-able ``spec`` dict, so a saved policy is rebuilt from
 that description plus a ``.weights.h5`` file, with no pickle involved.
 
@@ -19,15 +22,26 @@ import numpy as np
 import tensorflow as tf
 
 from rlkit import numpy_mlp
+from rlkit.noisy import NoisyDense
 from rlkit.normalization import ObservationNormalizer
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu")
-TORSOS = ("mlp", "nature_cnn")
+TORSOS = ("mlp", "nature_cnn", "minatar_cnn")
+DISTRIBUTIONAL = ("c51", "qr")
+# Atoms of C51 (Bellemare et al., 2017) and quantiles of QR-DQN (Dabney et al., 2018).
+DEFAULT_NUM_ATOMS = {"c51": 51, "qr": 200}
+DEFAULT_V_RANGE = (-10.0, 10.0)  # C51's support on Atari
+DEFAULT_NOISY_SIGMA0 = 0.5  # factorised NoisyNets (Fortunato et al., 2018)
 
 
 def default_torso(obs_shape: tuple[int, ...]) -> str:
     """Pick the torso for an observation shape: the Nature CNN for images, else an MLP."""
     return "nature_cnn" if len(obs_shape) == 3 else "mlp"
+
+
+def apply_layer(layer: keras.layers.Layer, x: tf.Tensor, noise: bool) -> tf.Tensor:
+    """``layer(x)``, asking a ``NoisyDense`` layer for noisy weights if ``noise``."""
+    return layer(x, noise=noise) if isinstance(layer, NoisyDense) else layer(x)
 
 
 class _NumpyCache:
@@ -49,17 +63,21 @@ class _ActingCopy:
 
 
 class Network(keras.Model):
-    """Base class: a torso (MLP or Nature CNN) shared by the heads of a subclass.
+    """Base class: a torso (MLP, Nature CNN or MinAtar CNN) shared by the heads of a subclass.
 
     Args:
         obs_shape: shape of one observation. Image observations are ``[H, W, C]`` or
             ``[C, H, W]`` stacks of uint8 frames; they are scaled to [0, 1] in the graph.
+            MinAtar observations are ``[10, 10, C]`` booleans, taken as 0/1.
         num_actions: number of discrete actions.
-        torso: ``"mlp"`` or ``"nature_cnn"``.
-        hidden_sizes: MLP layer widths (for the CNN torso: the final dense width).
+        torso: ``"mlp"``, ``"nature_cnn"`` or ``"minatar_cnn"``.
+        hidden_sizes: MLP layer widths (for the CNN torsos: the final dense width).
         activation: activation of hidden layers.
         channels_first: for image observations, whether the stack axis comes first
             (gymnasium's ``FrameStackObservation`` gives ``[k, H, W]``).
+        noisy: make the torso's last dense layer a ``NoisyDense`` (subclasses make their
+            heads noisy too); Q-networks only.
+        noisy_sigma0: the noisy layers' initial noise scale (default 0.5).
     """
 
     kind: str = "base"
@@ -75,9 +93,19 @@ class Network(keras.Model):
         mixed_precision: bool = False,
         bfloat16_weights: bool = False,
         normalize_obs: bool = False,
+        noisy: bool = False,
+        noisy_sigma0: float | None = None,
         **kwargs: Any,
     ) -> None:
+        _check_noisy(noisy, noisy_sigma0)
+        if torso == "minatar_cnn" and (len(obs_shape) != 3 or channels_first):
+            raise ValueError(
+                f"the minatar_cnn torso takes channels-last observations [10, 10, C], got "
+                f"shape {tuple(obs_shape)} with channels_first={channels_first}"
+            )
         super().__init__(**kwargs)
+        self.noisy = noisy
+        self.noisy_sigma0 = DEFAULT_NOISY_SIGMA0 if noisy_sigma0 is None else float(noisy_sigma0)
         self.mixed_precision = bool(mixed_precision)
         # bfloat16 needs no loss scaling and runs fast on CPUs with AMX/AVX512-BF16 and on
         # recent GPUs; the heads stay float32 (see the subclasses). ``bfloat16_weights``
@@ -128,28 +156,61 @@ class Network(keras.Model):
             setattr(self, f"layer_{layer.name}", layer)
         return layers
 
+    def noisy_dense(self, units: int, activation: str | None, name: str, dtype: Any) -> NoisyDense:
+        """A ``NoisyDense`` layer with this network's ``noisy_sigma0``."""
+        return NoisyDense(units, activation, self.noisy_sigma0, name=name, dtype=dtype)
+
     def _torso_layers(self, prefix: str) -> list[keras.layers.Layer]:
-        if self.torso_name == "mlp":
-            return [
-                keras.layers.Dense(
-                    h,
-                    activation=self.activation_name,
-                    kernel_initializer="zeros" if self._zero_init else self.hidden_initializer(),
-                    name=f"{prefix}dense_{i}",
-                    dtype=self._torso_dtype,
-                )
-                for i, h in enumerate(self.hidden_sizes)
-            ]
-        # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
-        width = self.hidden_sizes[-1] if self.hidden_sizes else 512
+        # With ``noisy``, the last dense layer of the torso is a NoisyDense: the fully
+        # connected layer after the convolutions, as in Rainbow (Hessel et al., 2018), and
+        # for an MLP its last hidden layer (the earlier ones play the convolutions' part).
         dtype = self._torso_dtype
-        return [
-            keras.layers.Conv2D(32, 8, 4, activation="relu", name=f"{prefix}conv_0", dtype=dtype),
-            keras.layers.Conv2D(64, 4, 2, activation="relu", name=f"{prefix}conv_1", dtype=dtype),
-            keras.layers.Conv2D(64, 3, 1, activation="relu", name=f"{prefix}conv_2", dtype=dtype),
-            keras.layers.Flatten(name=f"{prefix}flatten", dtype=dtype),
-            keras.layers.Dense(width, activation="relu", name=f"{prefix}dense_0", dtype=dtype),
-        ]
+        if self.torso_name == "mlp":
+            layers = []
+            for i, h in enumerate(self.hidden_sizes):
+                name = f"{prefix}dense_{i}"
+                if self.noisy and i == len(self.hidden_sizes) - 1:
+                    layers.append(self.noisy_dense(h, self.activation_name, name, dtype))
+                    continue
+                init = "zeros" if self._zero_init else self.hidden_initializer()
+                layers.append(
+                    keras.layers.Dense(
+                        h,
+                        activation=self.activation_name,
+                        kernel_initializer=init,
+                        name=name,
+                        dtype=dtype,
+                    )
+                )
+            return layers
+        if self.torso_name == "minatar_cnn":
+            # Young & Tian (2019): one 16x3x3/1 convolution ('valid'), then 128 units.
+            width = self.hidden_sizes[-1] if self.hidden_sizes else 128
+            convs = [
+                keras.layers.Conv2D(
+                    16, 3, 1, activation="relu", name=f"{prefix}conv_0", dtype=dtype
+                ),
+            ]
+        else:
+            # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
+            width = self.hidden_sizes[-1] if self.hidden_sizes else 512
+            convs = [
+                keras.layers.Conv2D(
+                    32, 8, 4, activation="relu", name=f"{prefix}conv_0", dtype=dtype
+                ),
+                keras.layers.Conv2D(
+                    64, 4, 2, activation="relu", name=f"{prefix}conv_1", dtype=dtype
+                ),
+                keras.layers.Conv2D(
+                    64, 3, 1, activation="relu", name=f"{prefix}conv_2", dtype=dtype
+                ),
+            ]
+        name = f"{prefix}dense_0"
+        if self.noisy:
+            dense = self.noisy_dense(width, "relu", name, dtype)
+        else:
+            dense = keras.layers.Dense(width, activation="relu", name=name, dtype=dtype)
+        return [*convs, keras.layers.Flatten(name=f"{prefix}flatten", dtype=dtype), dense]
 
     # -- description -------------------------------------------------------------------
     @property
@@ -165,6 +226,7 @@ class Network(keras.Model):
             "channels_first": self.channels_first,
             "mixed_precision": self.mixed_precision,
             **({"normalize_obs": True} if self.obs_normalizer is not None else {}),
+            **({"noisy": True, "noisy_sigma0": self.noisy_sigma0} if self.noisy else {}),
         }
 
     def build_for_obs(self) -> Network:
@@ -173,9 +235,16 @@ class Network(keras.Model):
         return self
 
     # -- graph ----------------------------------------------------------------------------
-    def torso(self, obs: tf.Tensor, layers: list[keras.layers.Layer] | None = None) -> tf.Tensor:
-        """Features ``[B, F]`` from observations ``[B, *obs_shape]`` (default: the torso)."""
-        if self.torso_name == "nature_cnn":
+    def torso(
+        self, obs: tf.Tensor, layers: list[keras.layers.Layer] | None = None, noise: bool = False
+    ) -> tf.Tensor:
+        """Features ``[B, F]`` from observations ``[B, *obs_shape]`` (default: the torso).
+
+        ``noise`` (a Python bool) asks the noisy layers, if any, for noisy weights.
+        """
+        if self.torso_name == "minatar_cnn":
+            x = tf.cast(obs, tf.float32)  # booleans to 0/1, no scaling
+        elif self.torso_name == "nature_cnn":
             # uint8 frames are scaled in the graph, so the buffer keeps them as bytes.
             x = tf.cast(obs, tf.float32) / 255.0
             if self.channels_first:  # [B, C, H, W] -> [B, H, W, C]
@@ -188,17 +257,22 @@ class Network(keras.Model):
                 obs = self.obs_normalizer(obs)
             x = tf.reshape(tf.cast(obs, tf.float32), (-1, int(np.prod(self.obs_shape))))
         for layer in self.torso_layers if layers is None else layers:
-            x = layer(x)
+            x = apply_layer(layer, x, noise)
         return x
 
     # -- numpy mirror ---------------------------------------------------------------------
     @property
     def supports_numpy(self) -> bool:
-        """Whether ``numpy_forward`` is available (float32 MLPs with a numpy activation)."""
+        """Whether ``numpy_forward`` is available (float32 MLPs with a numpy activation).
+
+        Not for noisy networks: acting with noise goes through TensorFlow, where the noise
+        stream lives.
+        """
         return (
             self.torso_name == "mlp"
             and self.activation_name in numpy_mlp.ACTIVATIONS
             and not self.mixed_precision
+            and not self.noisy
         )
 
     def refresh_numpy(self, values: list[Any] | None = None) -> None:
@@ -228,7 +302,12 @@ class Network(keras.Model):
 
         The observation statistics (mean, var) if they are normalized, then (kernel, bias)
         of each torso and head layer.
+
+        Raises:
+            ValueError: for noisy networks, which have no numpy path.
         """
+        if self.noisy:
+            raise ValueError("a noisy network has no numpy path (see supports_numpy)")
         layers = [*self.torso_layers, *self.extra_torso_layers(), *self.head_layers()]
         stats = self.obs_normalizer
         return ([stats.mean, stats.var] if stats is not None else []) + [
@@ -244,8 +323,8 @@ class Network(keras.Model):
         """Inside a compiled update: the new weights for the numpy copy (none for CNNs)."""
         return [tf.identity(v) for v in self.numpy_variables()] if self.supports_numpy else []
 
-    def head_layers(self) -> list[keras.layers.Dense]:
-        """Dense head layers, in the order ``numpy_forward`` reads their weights."""
+    def head_layers(self) -> list[keras.layers.Layer]:
+        """Head layers, in the order ``numpy_forward`` reads their weights."""
         raise NotImplementedError
 
     def extra_torso_layers(self) -> list[keras.layers.Layer]:
@@ -290,60 +369,170 @@ class Network(keras.Model):
         return self._np_cache.params  # type: ignore[return-value]
 
 
-class QNetwork(Network):
-    """Q-values ``[B, A]`` from an MLP or CNN torso and a linear head."""
+class QValueNetwork(Network):
+    """Base of the Q-networks: per action a Q-value, or a C51 / QR-DQN distribution.
 
-    kind = "q"
+    Output contract: ``call(obs, noise=False)`` gives Q-values ``[B, A]`` whatever the
+    head, so acting, evaluation and export treat every Q-network alike; the distributional
+    heads give ``distribution(obs, noise=False)`` ``[B, A, K]`` as well, Q being its
+    expectation:
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    - C51 (Bellemare et al., 2017): logits over the fixed support ``support`` (K atoms
+      evenly spaced in [v_min, v_max]); Q = sum_k softmax(logits)_k z_k.
+    - QR-DQN (Dabney et al., 2018): K quantiles at the levels (2k + 1) / (2K);
+      Q = their mean.
+
+    With ``noisy``, every head layer (and the torso's last dense layer) is a
+    ``NoisyDense``; ``noise=True`` draws fresh noise for that call (one sample per layer,
+    shared by the batch), ``noise=False`` uses the mean weights.
+
+    Args:
+        *args: ``Network`` arguments.
+        distributional: ``"c51"``, ``"qr"``, or None for scalar Q-values.
+        num_atoms: C51 atoms or QR quantiles (default 51 for C51, 200 for QR).
+        v_min: the C51 support's lowest atom (default -10).
+        v_max: its highest atom (default 10).
+        **kwargs: ``Network`` keyword arguments.
+
+    Raises:
+        ValueError: for an unknown ``distributional``, ``num_atoms`` < 2, ``v_min`` >=
+            ``v_max``, or a setting given for a head that has no use for it.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        distributional: str | None = None,
+        num_atoms: int | None = None,
+        v_min: float | None = None,
+        v_max: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        num_atoms, v_range = _check_distributional(distributional, num_atoms, v_min, v_max)
         super().__init__(*args, **kwargs)
+        self.distributional = distributional
+        self.num_atoms = num_atoms  # 1 for scalar Q-values
+        self.v_min, self.v_max = v_range if v_range is not None else (None, None)
+        self._np_support = None
+        self.support: tf.Tensor | None = None
+        if distributional == "c51":
+            self._np_support = numpy_mlp.c51_support(self.v_min, self.v_max, num_atoms)
+            self.support = tf.constant(self._np_support)  # [K]
+
+    def head_dense(self, units: int, name: str) -> keras.layers.Layer:
+        """A float32 head layer: dense, or noisy dense with ``noisy``."""
         # Heads compute in float32 even under a mixed-precision policy: TD targets,
         # distributions and losses need it.
-        self.q_head = keras.layers.Dense(self.num_actions, name="q", dtype="float32")
+        if self.noisy:
+            return self.noisy_dense(units, None, name, "float32")
+        return keras.layers.Dense(units, name=name, dtype="float32")
 
-    def call(self, obs: tf.Tensor) -> tf.Tensor:
-        """Return Q-values ``[B, A]``."""
-        return self.q_head(self.torso(obs))
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The base spec plus the distributional settings, if any."""
+        spec = super().spec
+        if self.distributional is not None:
+            spec["distributional"] = self.distributional
+            spec["num_atoms"] = self.num_atoms
+        if self.distributional == "c51":
+            spec["v_min"], spec["v_max"] = self.v_min, self.v_max
+        return spec
 
-    def head_layers(self) -> list[keras.layers.Dense]:
-        """The Q head."""
-        return [self.q_head]
+    def heads(self, features: tf.Tensor, noise: bool) -> tf.Tensor:
+        """Q-values ``[B, A]`` or the distribution ``[B, A, K]`` from torso features."""
+        raise NotImplementedError
+
+    def call(self, obs: tf.Tensor, noise: bool = False) -> tf.Tensor:
+        """Return Q-values ``[B, A]`` (noisy weights if ``noise``, a Python bool)."""
+        out = self.heads(self.torso(obs, noise=noise), noise)
+        return out if self.distributional is None else self.q_from_distribution(out)
+
+    def distribution(self, obs: tf.Tensor, noise: bool = False) -> tf.Tensor:
+        """C51 logits or QR quantiles ``[B, A, K]`` (noisy weights if ``noise``).
+
+        Raises:
+            ValueError: if the network has a scalar Q head.
+        """
+        if self.distributional is None:
+            raise ValueError(
+                "this Q-network is not distributional (its spec has no distributional)"
+            )
+        return self.heads(self.torso(obs, noise=noise), noise)
+
+    def q_from_distribution(self, dist: tf.Tensor) -> tf.Tensor:
+        """Q-values ``[B, A]`` from a ``distribution`` output ``[B, A, K]`` (no second pass)."""
+        if self.distributional == "c51":
+            return tf.reduce_sum(tf.nn.softmax(dist) * self.support, axis=-1)
+        if self.distributional == "qr":
+            return tf.reduce_mean(dist, axis=-1)
+        raise ValueError("this Q-network is not distributional (its spec has no distributional)")
+
+    def _split_atoms(self, out: tf.Tensor, actions: int) -> tf.Tensor:
+        """``[B, actions * K]`` to ``[B, actions, K]`` for distributional heads."""
+        if self.distributional is None:
+            return out
+        return tf.reshape(out, (-1, actions, self.num_atoms))
 
     def numpy_forward(self, obs: np.ndarray) -> np.ndarray:
         """Q-values ``[B, A]`` computed in numpy with the weights of the last refresh."""
         p = self.numpy_params()
         x, i = self._numpy_torso(obs, p)
-        return x @ p[i] + p[i + 1]
+        return numpy_mlp.q_values(
+            x,
+            p,
+            i,
+            dueling=self.kind == "dueling_q",
+            num_actions=self.num_actions,
+            distributional=self.distributional,
+            num_atoms=self.num_atoms,
+            support=self._np_support,
+        )
 
 
-class DuelingQNetwork(Network):
-    """Dueling architecture (Wang et al., 2016): Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a')."""
+class QNetwork(QValueNetwork):
+    """Q-values ``[B, A]`` (or a distribution per action) from a torso and a linear head."""
+
+    kind = "q"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.q_head = self.head_dense(self.num_actions * self.num_atoms, "q")
+
+    def heads(self, features: tf.Tensor, noise: bool) -> tf.Tensor:
+        """Q-values ``[B, A]``, or logits / quantiles ``[B, A, K]``."""
+        return self._split_atoms(apply_layer(self.q_head, features, noise), self.num_actions)
+
+    def head_layers(self) -> list[keras.layers.Layer]:
+        """The Q head."""
+        return [self.q_head]
+
+
+class DuelingQNetwork(QValueNetwork):
+    """Dueling architecture (Wang et al., 2016): Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a').
+
+    Distributional heads duel per atom, as in Rainbow (Hessel et al., 2018): C51 logits
+    l(s, a) = l_V(s) + l_A(s, a) - mean_a' l_A(s, a') (then the softmax over atoms), and
+    QR quantiles theta(s, a) = theta_V(s) + theta_A(s, a) - mean_a' theta_A(s, a').
+    """
 
     kind = "dueling_q"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.value_head = keras.layers.Dense(1, name="value", dtype="float32")
-        self.advantage_head = keras.layers.Dense(
-            self.num_actions, name="advantage", dtype="float32"
-        )
+        self.value_head = self.head_dense(self.num_atoms, "value")
+        self.advantage_head = self.head_dense(self.num_actions * self.num_atoms, "advantage")
 
-    def call(self, obs: tf.Tensor) -> tf.Tensor:
-        """Return Q-values ``[B, A]``."""
-        x = self.torso(obs)
-        value = self.value_head(x)  # [B, 1]
-        advantage = self.advantage_head(x)  # [B, A]
-        return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+    def heads(self, features: tf.Tensor, noise: bool) -> tf.Tensor:
+        """Q-values ``[B, A]``, or logits / quantiles ``[B, A, K]``."""
+        value = self._split_atoms(apply_layer(self.value_head, features, noise), 1)  # [B, 1(, K)]
+        advantage = self._split_atoms(
+            apply_layer(self.advantage_head, features, noise), self.num_actions
+        )  # [B, A(, K)]
+        return value + advantage - tf.reduce_mean(advantage, axis=1, keepdims=True)
 
-    def head_layers(self) -> list[keras.layers.Dense]:
+    def head_layers(self) -> list[keras.layers.Layer]:
         """Value head, then advantage head."""
         return [self.value_head, self.advantage_head]
-
-    def numpy_forward(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values ``[B, A]`` computed in numpy."""
-        p = self.numpy_params()
-        x, i = self._numpy_torso(obs, p)
-        return numpy_mlp.dueling_q_values(x @ p[i] + p[i + 1], x @ p[i + 2] + p[i + 3])
 
 
 class ActorCriticNetwork(Network):
@@ -367,6 +556,8 @@ class ActorCriticNetwork(Network):
         log_std_init: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("noisy"):
+            raise ValueError("noisy layers are for Q-networks (kind 'q' or 'dueling_q')")
         super().__init__(*args, **kwargs)
         self.share_torso = bool(share_torso)
         # A Gaussian policy's state-independent log-std (``log_std_dim`` > 0): one learned
@@ -460,7 +651,12 @@ SPEC_KEYS = frozenset(
         "normalize_obs",
     }
 )
-KIND_KEYS = {"actor_critic": frozenset({"share_torso", "log_std_dim"})}
+Q_KEYS = frozenset({"distributional", "num_atoms", "v_min", "v_max", "noisy", "noisy_sigma0"})
+KIND_KEYS = {
+    "actor_critic": frozenset({"share_torso", "log_std_dim"}),
+    "q": Q_KEYS,
+    "dueling_q": Q_KEYS,
+}
 
 
 def build_network(spec: dict[str, Any]) -> Network:
@@ -472,10 +668,12 @@ def build_network(spec: dict[str, Any]) -> Network:
     missing = {"kind", "obs_shape", "num_actions"} - set(spec)
     if missing:
         raise ValueError(f"network spec lacks {sorted(missing)}")
-    unknown = set(spec) - SPEC_KEYS - KIND_KEYS.get(spec.get("kind"), frozenset())
+    valid = SPEC_KEYS | KIND_KEYS.get(spec.get("kind"), frozenset())
+    unknown = set(spec) - valid
     if unknown:
         raise ValueError(
-            f"network spec has unknown keys {sorted(unknown)}; valid: {sorted(SPEC_KEYS)}"
+            f"network spec has unknown keys {sorted(unknown)} for kind {spec.get('kind')!r}; "
+            f"valid: {sorted(valid)}"
         )
     kind = spec.get("kind")
     if kind not in NETWORKS:
@@ -489,3 +687,63 @@ def _constructor_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
     kwargs["obs_shape"] = tuple(kwargs["obs_shape"])
     kwargs["hidden_sizes"] = tuple(kwargs.get("hidden_sizes", (64, 64)))
     return kwargs
+
+
+def _check_noisy(noisy: Any, noisy_sigma0: Any) -> None:
+    """Raise ValueError unless ``noisy`` is a bool and ``noisy_sigma0`` fits it."""
+    if not isinstance(noisy, bool):
+        raise ValueError(f"noisy must be true or false, got {noisy!r}")
+    if noisy_sigma0 is None:
+        return
+    if not noisy:
+        raise ValueError("noisy_sigma0 is a setting of noisy layers: set noisy to true or drop it")
+    if isinstance(noisy_sigma0, bool) or not isinstance(noisy_sigma0, (int, float)):
+        raise ValueError(f"noisy_sigma0 must be a number, got {noisy_sigma0!r}")
+    if not np.isfinite(noisy_sigma0) or noisy_sigma0 < 0:
+        raise ValueError(f"noisy_sigma0 must be >= 0, got {noisy_sigma0}")
+
+
+def _check_distributional(
+    distributional: Any, num_atoms: Any, v_min: Any, v_max: Any
+) -> tuple[int, tuple[float, float] | None]:
+    """Validate a Q head's settings; return its atom count (1 if scalar) and C51's range.
+
+    Raises:
+        ValueError: naming the bad value and what would fit.
+    """
+    if distributional is None:
+        given = [
+            n
+            for n, v in (("num_atoms", num_atoms), ("v_min", v_min), ("v_max", v_max))
+            if v is not None
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} need a distributional head: set distributional to "
+                f"'c51' or 'qr', or drop them"
+            )
+        return 1, None
+    if distributional not in DISTRIBUTIONAL:
+        raise ValueError(
+            f"unknown distributional {distributional!r}; choose one of {DISTRIBUTIONAL} "
+            "(or leave it out for scalar Q-values)"
+        )
+    if num_atoms is None:
+        num_atoms = DEFAULT_NUM_ATOMS[distributional]
+    if isinstance(num_atoms, bool) or not isinstance(num_atoms, (int, np.integer)) or num_atoms < 2:
+        raise ValueError(f"num_atoms must be an integer >= 2, got {num_atoms!r}")
+    if distributional == "qr":
+        if v_min is not None or v_max is not None:
+            raise ValueError(
+                "v_min and v_max are C51 settings (QR-DQN learns where its quantiles are): "
+                "drop them"
+            )
+        return int(num_atoms), None
+    v_min = DEFAULT_V_RANGE[0] if v_min is None else v_min
+    v_max = DEFAULT_V_RANGE[1] if v_max is None else v_max
+    for name, v in (("v_min", v_min), ("v_max", v_max)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+    if v_min >= v_max:
+        raise ValueError(f"C51 needs v_min < v_max, got v_min={v_min} and v_max={v_max}")
+    return int(num_atoms), (float(v_min), float(v_max))

@@ -55,8 +55,60 @@ def torso(
 
 
 def dueling_q_values(value: np.ndarray, advantage: np.ndarray) -> np.ndarray:
-    """Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a'): ``[B, 1]`` and ``[B, A]`` to ``[B, A]``."""
-    return value + advantage - advantage.mean(axis=-1, keepdims=True)
+    """Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a'): ``[B, 1]`` and ``[B, A]`` to ``[B, A]``.
+
+    Also per atom: ``[B, 1, K]`` and ``[B, A, K]`` to ``[B, A, K]`` (the mean over axis 1).
+    """
+    return value + advantage - advantage.mean(axis=1, keepdims=True)
+
+
+def c51_support(v_min: float, v_max: float, num_atoms: int) -> np.ndarray:
+    """C51's atoms ``[K]``: ``num_atoms`` evenly spaced from v_min to v_max, float32."""
+    return np.linspace(v_min, v_max, num_atoms).astype(np.float32)
+
+
+def expected_q(
+    distributional: str, dist: np.ndarray, support: np.ndarray | None = None
+) -> np.ndarray:
+    """Q-values ``[B, A]`` from C51 logits (and their ``support``) or QR quantiles ``[B, A, K]``."""
+    if distributional == "c51":
+        e = np.exp(dist - dist.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)) @ support
+    if distributional == "qr":
+        return dist.mean(axis=-1)
+    raise ValueError(f"unknown distributional {distributional!r}")
+
+
+def q_values(
+    x: np.ndarray,
+    params: list[np.ndarray],
+    i: int,
+    *,
+    dueling: bool,
+    num_actions: int,
+    distributional: str | None = None,
+    num_atoms: int = 1,
+    support: np.ndarray | None = None,
+) -> np.ndarray:
+    """Q-values ``[B, A]`` from torso features ``x`` and the Q head(s) in ``params[i:]``.
+
+    The Q head (or the value and advantage heads of a dueling network) give one number
+    per action, or ``num_atoms`` C51 logits / QR quantiles per action whose expectation is
+    Q (C51 needs its ``support``).
+    """
+    b, a, k = len(x), num_actions, num_atoms
+    if dueling:
+        value = x @ params[i] + params[i + 1]  # [B, K]
+        advantage = x @ params[i + 2] + params[i + 3]  # [B, A * K]
+        if distributional is None:
+            return dueling_q_values(value, advantage)
+        out = dueling_q_values(value.reshape(b, 1, k), advantage.reshape(b, a, k))
+    else:
+        out = x @ params[i] + params[i + 1]  # [B, A * K]
+        if distributional is None:
+            return out
+        out = out.reshape(b, a, k)
+    return expected_q(distributional, out, support)
 
 
 def actor_critic_head_index(num_params: int, log_std_dim: int = 0) -> int:
@@ -69,7 +121,7 @@ def actor_critic_head_index(num_params: int, log_std_dim: int = 0) -> int:
 
 
 def action_scores(spec: dict[str, Any], params: list[np.ndarray], obs: np.ndarray) -> np.ndarray:
-    """What an MLP policy acts on: Q-values, or an actor-critic's policy head, ``[B, A]``.
+    """What an MLP policy acts on: Q-values (expected, if distributional), or logits ``[B, A]``.
 
     Args:
         spec: the network's ``spec`` (``kind``, ``hidden_sizes``, ``activation``, ...).
@@ -82,10 +134,22 @@ def action_scores(spec: dict[str, Any], params: list[np.ndarray], obs: np.ndarra
         obs, start = normalize(obs, params[0], params[1]), 2
     x, i = torso(obs, params, sizes, act, start)
     kind = spec["kind"]
-    if kind == "q":
-        return x @ params[i] + params[i + 1]
-    if kind == "dueling_q":
-        return dueling_q_values(x @ params[i] + params[i + 1], x @ params[i + 2] + params[i + 3])
+    if kind in ("q", "dueling_q"):
+        distributional = spec.get("distributional")
+        num_atoms = int(spec.get("num_atoms", 1)) if distributional else 1
+        support = None
+        if distributional == "c51":
+            support = c51_support(spec["v_min"], spec["v_max"], num_atoms)
+        return q_values(
+            x,
+            params,
+            i,
+            dueling=kind == "dueling_q",
+            num_actions=int(spec["num_actions"]),
+            distributional=distributional,
+            num_atoms=num_atoms,
+            support=support,
+        )
     if kind == "actor_critic":
         head = actor_critic_head_index(len(params), spec.get("log_std_dim", 0))
         return x @ params[head] + params[head + 1]
