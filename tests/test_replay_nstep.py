@@ -205,6 +205,21 @@ def test_literal_runner_reset_stops_before_the_cut_row():
     }
 
 
+@pytest.mark.parametrize("flag", ["terminated", "truncated"])
+def test_the_sum_stops_after_an_ended_row_even_if_a_valid_row_follows(flag):
+    # Gymnasium streams always follow an episode end with an autoreset row (invalid), so
+    # this cannot come from a runner; the rule still holds on its own: an episode end
+    # ends the window, whatever the next row says.
+    buffer = scalar_buffer(3)
+    add(buffer, 1, 2, 1.0, **{flag: True})
+    add(buffer, 2, 3, 2.0)
+    add(buffer, 3, 4, 3.0)
+    add(buffer, 4, 5, 4.0)
+    discount = 0.0 if flag == "terminated" else 0.5
+    term, trunc = (1.0, 0.0) if flag == "terminated" else (0.0, 1.0)
+    assert sampled(buffer) == {1: (1.0, 2, discount, term, trunc)}
+
+
 def test_literal_stacks_with_zero_padding_n2():
     # One env, stacks of 4, zero padding, episodes of 3 steps, rewards 1, 2, 3 (the fake
     # env pays the step index); gamma 0.5, n = 2.
