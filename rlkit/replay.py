@@ -103,6 +103,7 @@ class ReplayBuffer:
     """
 
     transient = False
+    _extra_bytes_per_transition = 0  # what a subclass keeps beside the arrays (memory check)
 
     def __init__(
         self,
@@ -172,6 +173,7 @@ class ReplayBuffer:
             "first": (shape, np.dtype(bool)),
         }
         need = sum(math.prod(s) * d.itemsize for s, d in specs.values())
+        need += self._extra_bytes_per_transition * self.rows * self.num_envs
         free = available_memory_bytes() if check_memory else None
         if free is not None and need > free:
             per_transition = need / (self.rows * self.num_envs)
