@@ -414,6 +414,22 @@ def test_restore_from_a_uniform_state_gives_unit_priorities():
     assert np.array_equal(per.priorities, mask.astype(float))
 
 
+@pytest.mark.parametrize(("saved_n", "restored_n"), [(1, 3), (3, 1)])
+def test_restore_into_another_n_step_keeps_mass_on_its_sampleable_set(saved_n, restored_n):
+    streams = RandomStreams(2, 4, "reset", seed=3)
+    a = per_from_streams(streams, 12, n_step=saved_n)
+    b = per_from_streams(streams, 12, n_step=restored_n)
+    for _ in range(30):
+        a.add(streams.step())
+    a.update_priorities(a.sample(8).indices, np.full(8, 5.0))
+    b.restore(a.state())
+    mask = b.sampleable_mask()
+    assert np.array_equal(b.priorities > 0, mask)
+    both = mask & a.sampleable_mask()
+    assert np.array_equal(b.priorities[both], a.priorities[both])  # kept where both sample
+    assert (b.priorities[mask & ~both] == a.max_priority).all()  # new ones at the max
+
+
 def test_restore_rejects_priorities_of_another_shape():
     a, b = scalar_per(20), scalar_per(20)
     fill_chain(a, 5)
