@@ -276,7 +276,13 @@ class RunSaver:
             arrays["last_valid"] = replay["last_valid"]
             if replay["last_next"] is not None:
                 arrays["last_next"] = replay["last_next"]
-            state["replay"] = {k: replay[k] for k in ("rows", "cursor", "count", "rng")}
+            # Counters, RNG state and whatever else is JSON-able (a prioritized buffer's
+            # max priority) go into state.json; arrays into arrays/.
+            state["replay"] = {
+                k: v
+                for k, v in replay.items()
+                if not k.startswith("array/") and k not in ("last_valid", "last_next")
+            }
         start = time.perf_counter()
         try:
             path = self.checkpointer.save(env_steps, self.agent, state, arrays)
