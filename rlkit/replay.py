@@ -348,8 +348,15 @@ class ReplayBuffer:
             truncated = flat["truncated"][index].astype(np.float32)
             discount = np.float32(self.gamma) * (1.0 - terminated)  # one-step: gamma**1
         else:
-            reward, terminated, truncated, discount, steps = self._n_step_returns(rows, envs)
-            obs, next_obs = self._gather_n_step_frames(rows, envs, steps)
+            reward, terminated, truncated, discount, steps = self._n_step_returns(index)
+            k, n = self.frame_stack, self.n_step
+            if n < k and steps.min() == n:
+                # Every window is whole: the stacks of t and t + n overlap in k - n frames,
+                # so one gather of rows t-k+1 .. t+n holds both (k + n frames, not 2k).
+                frames = self._gather_frames(rows, envs, span=n)  # [B, k + n, *frame]
+                obs, next_obs = frames[:, :k], frames[:, n:]
+            else:
+                obs, next_obs = self._gather_n_step_frames(rows, envs, steps)
         obs.flags.writeable = next_obs.flags.writeable = False
         return Batch(
             obs=obs,
@@ -366,33 +373,37 @@ class ReplayBuffer:
         )
 
     def _n_step_returns(
-        self, rows: np.ndarray, envs: np.ndarray
+        self, index: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The n-step sums of sampleable rows (see "n-step returns" in the module docstring).
+        """The n-step sums of sampleable slots ``index`` (``row * num_envs + env``, ``[B]``).
+
+        See "n-step returns" in the module docstring.
 
         Returns:
             ``reward``, ``terminated``, ``truncated`` and ``discount`` (float32 ``[B]``) and
             ``steps``, the number ``m`` of steps taken (int64 ``[B]``, 1 .. n).
         """
-        n, b = self.n_step, len(rows)
-        window = (rows[:, None] + np.arange(n)) % self.rows  # [B, n]: rows t .. t+n-1
-        index = window * self.num_envs + envs[:, None]  # [B, n]
-        flat = self._flat
-        reward = flat["reward"][index]  # [B, n]
-        terminated = flat["terminated"][index]  # [B, n]
-        truncated = flat["truncated"][index]  # [B, n]
+        n, flat = self.n_step, self._flat
+        # Slots of rows t .. t+n-1 of the same stream: a row further is num_envs slots on.
+        window = (index[:, None] + np.arange(0, n * self.num_envs, self.num_envs)) % (
+            self.rows * self.num_envs
+        )  # [B, n]
+        reward = flat["reward"][window]  # [B, n]
+        terminated = flat["terminated"][window]  # [B, n]
+        truncated = flat["truncated"][window]  # [B, n]
         # Step i > 0 is taken when row t+i is valid, step i-1 did not end the episode and
         # every step before was taken. Row t itself is valid: it was drawn as sampleable.
-        go = flat["valid"][index]  # [B, n]
+        go = flat["valid"][window]  # [B, n]
         go[:, 1:] &= ~(terminated[:, :-1] | truncated[:, :-1])
         taken = np.logical_and.accumulate(go, axis=1)  # [B, n]
         steps = taken.sum(axis=1)  # [B] m
         # gamma**i as Python computes it, summed in step order: sum_{i<m} gamma**i r[t+i].
         powers = np.array([self.gamma**i for i in range(n + 1)])  # [n + 1] float64
-        ret = np.zeros(b)  # [B] float64
-        for i in range(n):  # over the n steps, each vectorised over the batch
-            ret += powers[i] * np.where(taken[:, i], reward[:, i], 0.0)
-        last = np.arange(b), steps - 1  # step m - 1 of each window
+        reward = np.where(taken, reward, np.float32(0.0))  # [B, n]
+        ret = reward[:, 0].astype(np.float64)  # [B]
+        for i in range(1, n):  # over the n steps, each vectorised over the batch
+            ret += powers[i] * reward[:, i]
+        last = np.arange(len(index)), steps - 1  # step m - 1 of each window
         ended = terminated[last]  # [B] bool
         return (
             ret.astype(np.float32),
@@ -427,24 +438,31 @@ class ReplayBuffer:
             todo = todo[~valid[r, e]]
         return rows, envs
 
-    def _gather_frames(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        """Frames of rows ``t-k+1 .. t+1`` of each sampled stream: ``[B, k + 1, *frame]``.
+    def _gather_frames(self, rows: np.ndarray, envs: np.ndarray, span: int = 1) -> np.ndarray:
+        """Frames of rows ``t-k+1 .. t+s`` of each sampled stream: ``[B, k + s, *frame]``.
 
-        Positions ``:k`` are the stack of row ``t`` and ``1:`` the stack of ``t + 1``. Row
-        ``t + 1`` of a valid row ``t`` never starts an episode (``add`` invalidates ``t``
-        otherwise), so both stacks share one episode start and one padding mask. For
-        ``k == 1`` the result is ``[B, 2, *obs_shape]``: observation and successor.
+        ``s`` is ``span``. Positions ``:k`` are the stack of row ``t`` and ``s:`` the stack
+        of ``t + s``. Rows ``t .. t+s-1`` are valid (one-step replay: ``s = 1``), so rows
+        ``t+1 .. t+s`` never start an episode (``add`` flags the row after an invalid one
+        as a start): both stacks share one episode start and one padding mask. For
+        ``k == 1`` and ``s == 1`` the result is ``[B, 2, *obs_shape]``: observation and
+        successor.
         """
         k, n = self.frame_stack, self.num_envs
-        window = (rows[:, None] + self._offsets) % self.rows  # [B, k + 1], oldest first
+        if span == 1:
+            positions, offsets = self._positions, self._offsets
+        else:
+            positions = np.arange(k + span)[None, :]  # [1, k + s]
+            offsets = positions - (k - 1)
+        window = (rows[:, None] + offsets) % self.rows  # [B, k + s], oldest first
         pad = None
         if k > 1:
             first = self._arrays["first"][window[:, :k], envs[:, None]]  # [B, k]
             # The episode's first row is the newest position flagged `first` (0 if none);
             # positions before it belong to an earlier episode and are replaced by padding.
-            start = np.max(first * self._positions[:, :k], axis=1)  # [B]
+            start = np.max(first * positions[:, :k], axis=1)  # [B]
             if start.any():
-                pad = self._positions < start[:, None]  # [B, k + 1]
+                pad = positions < start[:, None]  # [B, k + s]
                 if self.padding == "reset":
                     window = np.where(pad, window[np.arange(len(rows)), start][:, None], window)
         # One contiguous copy per frame from the flattened [rows * N, *frame] ring
@@ -458,6 +476,9 @@ class ReplayBuffer:
         self, rows: np.ndarray, envs: np.ndarray, steps: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """The stacks of rows ``t`` and ``t + m``, views of one ``[B, 2k, *frame]`` gather.
+
+        For batches whose windows end at different steps (or ``n >= k``, where the stacks
+        share no frame); ``_gather_frames(span=n)`` serves batches of whole windows.
 
         Rows ``t .. t+m-1`` are valid, so rows ``t+1 .. t+m`` continue the episode of row
         ``t`` (``add`` flags a row after an invalid one as an episode start): both stacks

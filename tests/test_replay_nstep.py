@@ -77,6 +77,11 @@ def test_n_step_samples_equal_reference(n_step, num_envs, stack, padding, extra_
             continue
         assert buffer.can_sample()
         keys = check_against_reference(buffer.sample(16), expected, len(log), rows, num_envs)
+        # Single draws: a batch of whole windows takes the one-gather path (k + n frames),
+        # a batch with a window cut short the other (2k); a batch of 16 is nearly always
+        # the second kind here, a batch of one often the first.
+        for _ in range(4):
+            keys |= check_against_reference(buffer.sample(1), expected, len(log), rows, num_envs)
         if step % 7 == 0:  # now and then, every sampleable transition must be drawn
             for _ in range(20):
                 batch = buffer.sample(64, num_batches=2)
