@@ -399,6 +399,7 @@ class ReplayBuffer:
         steps = taken.sum(axis=1)  # [B] m
         # gamma**i as Python computes it, summed in step order: sum_{i<m} gamma**i r[t+i].
         powers = np.array([self.gamma**i for i in range(n + 1)])  # [n + 1] float64
+        # np.where, not a product: a NaN or Inf in a row not taken must not leak in.
         reward = np.where(taken, reward, np.float32(0.0))  # [B, n]
         ret = reward[:, 0].astype(np.float64)  # [B]
         for i in range(1, n):  # over the n steps, each vectorised over the batch

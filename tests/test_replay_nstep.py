@@ -225,6 +225,16 @@ def test_the_sum_stops_after_an_ended_row_even_if_a_valid_row_follows(flag):
     assert sampled(buffer) == {1: (1.0, 2, discount, term, trunc)}
 
 
+def test_rewards_of_rows_not_taken_never_leak_in():
+    # An invalid row may hold anything (a restarted env's row): NaN here.
+    buffer = scalar_buffer(3)
+    add(buffer, 1, 2, 1.0, terminated=True)
+    add(buffer, 2, 11, float("nan"), valid=False)
+    add(buffer, 11, 12, float("inf"))
+    add(buffer, 12, 13, 3.0)
+    assert sampled(buffer) == {1: (1.0, 2, 0.0, 1.0, 0.0)}
+
+
 def test_literal_stacks_with_zero_padding_n2():
     # One env, stacks of 4, zero padding, episodes of 3 steps, rewards 1, 2, 3 (the fake
     # env pays the step index); gamma 0.5, n = 2.
