@@ -123,9 +123,13 @@ class SumTree:
         if idx.size > 1:  # keep the last occurrence of each index: the first in reverse
             idx, last = np.unique(idx[::-1], return_index=True)
             vals = vals[::-1][last]
-        nodes = idx + self.size
-        self._tree[nodes] = vals
-        self.max_value = max(self.max_value, float(vals.max()))
+        self._assign(idx, vals)
+
+    def _assign(self, indices: np.ndarray, values: np.ndarray) -> None:
+        """``set`` without its checks: distinct int64 indices in range, values >= 0 ``[K]``."""
+        nodes = indices + self.size
+        self._tree[nodes] = values
+        self.max_value = max(self.max_value, float(values.max()))
         self._update_ancestors(nodes)
 
     def _update_ancestors(self, nodes: np.ndarray) -> None:
@@ -319,9 +323,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             rows.append(np.array([ready]))
             valid = self._arrays["valid"][ready]
             masses.append(np.where(valid, self._tree.max_value, 0.0)[None])
-        row = np.concatenate(rows)
+        row = np.concatenate(rows)  # distinct rows: no slot is set twice
         slots = row[:, None] * self.num_envs + np.arange(self.num_envs)  # [R, N]
-        self._tree.set(slots, np.concatenate(masses))
+        self._tree._assign(slots.reshape(-1), np.concatenate(masses).reshape(-1))
 
     def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
         """Set ``p = (|priority| + eps)**alpha`` for the slots ``indices`` of a batch.
