@@ -318,10 +318,11 @@ class ReplayBuffer:
         Returns:
             A ``Batch`` whose ``obs``/``next_obs`` are exactly what the env produced. They
             are read-only views of one gather of frames per transition (``k + 1`` for
-            one-step replay: a stack and its successor share ``k - 1`` frames; ``2 k`` for
-            n-step replay), so they share memory: copy them (``np.array(batch.obs)``) to
-            write into them. Every call returns new arrays; a batch stays valid after
-            later calls. ``weights`` are ones.
+            one-step replay: a stack and its successor share ``k - 1`` frames; for n-step
+            replay ``k + n`` when every window of the batch is whole and ``n < k``, else
+            ``2 k``), so they share memory: copy them (``np.array(batch.obs)``) to write
+            into them. Every call returns new arrays; a batch stays valid after later
+            calls. ``weights`` are ones.
 
         Raises:
             RuntimeError: if no transition can be sampled yet.
