@@ -17,8 +17,36 @@ exactly the ``obs`` and ``next_obs`` arrays the environment produced, including 
 final observation of truncated episodes; ``add`` checks the padding of each episode's first
 observation so that a mismatch is an error, never silently wrong data.
 
-Never sampled: the newest row (its successor is not stored yet), autoreset rows, and, once
-the ring has wrapped, the ``k - 1`` oldest rows (their stack history was overwritten).
+n-step returns
+--------------
+With ``n_step = n`` a sampled row ``t`` of a stream stands for up to ``n`` steps of it,
+computed at sample time from the stored rows (no second copy of anything)::
+
+    reward    = sum_{i<m} gamma**i * r[t+i]
+    next_obs  = the observation of row t+m (a stack, padded as above)
+    discount  = gamma**m * (1 - terminated[t+m-1])
+    terminated, truncated = the flags of row t+m-1
+
+where ``m <= n`` is the number of steps actually taken. Step ``i > 0`` (row ``t+i``) is
+taken only if row ``t+i`` is valid and no earlier step of the window ended the episode:
+the sum stops *after* a row that terminated (``discount`` 0) or was truncated (it then
+bootstraps from the true final observation, row ``t+m``), and *before* an invalid row
+(an autoreset row, or a row cut by a runner reset): that row still holds the successor of
+row ``t+m-1``, so bootstrapping from it is right. ``n_step = 1`` is one-step replay.
+
+Sampleable rows
+---------------
+A row is sampleable when it is valid and lies in one contiguous range of positions, the
+same range for uniform and prioritized sampling:
+
+- not among the ``n`` newest rows of the ring: a row's window needs rows ``t+1 .. t+n``
+  to be stored (and their ``valid`` flags final, which a row's is once its successor is
+  written). A row whose episode ends inside the stored rows waits for those ``n`` rows
+  too: it becomes sampleable at most ``n - 1`` adds later than it could, which keeps the
+  rule one range and the newest row excluded as before (``n = 1``: exactly that);
+- once the ring has wrapped, not among the ``k - 1`` oldest rows (their stack history was
+  overwritten);
+- never an invalid row (autoreset rows and rows cut by a runner reset).
 
 Memory: 1M Atari transitions (84x84 uint8, 4-stack) take 7.056 GB of frames plus 9 bytes a
 transition of action (uint8), reward (float32) and four flags, 7.065 GB in all.
@@ -67,13 +95,15 @@ class ReplayBuffer:
         seed: seed of the buffer's own sampling generator.
         check_memory: refuse to allocate more than the memory available.
         gamma: the discount factor, for the ``discount`` of sampled batches
-            (``gamma * (1 - terminated)``).
+            (``gamma**m * (1 - terminated)``, ``m`` the steps taken).
+        n_step: sample ``n``-step returns (see the module docstring); 1 is one-step.
 
     Raises:
         ValueError: on inconsistent arguments, or ``MemoryError`` if the buffer cannot fit.
     """
 
     transient = False
+    _extra_bytes_per_transition = 0  # what a subclass keeps beside the arrays (memory check)
 
     def __init__(
         self,
@@ -87,7 +117,12 @@ class ReplayBuffer:
         seed: int | None = None,
         check_memory: bool = True,
         gamma: float = 1.0,
+        n_step: int = 1,
     ) -> None:
+        if isinstance(n_step, bool) or not isinstance(n_step, int | np.integer) or n_step < 1:
+            raise ValueError(
+                f"n_step must be an integer >= 1 (1 for one-step returns), got {n_step!r}"
+            )
         if capacity < 2 * num_envs:
             raise ValueError(
                 f"buffer capacity {capacity} is too small for {num_envs} envs; use at least "
@@ -95,11 +130,12 @@ class ReplayBuffer:
             )
         if num_envs < 1 or frame_stack < 1:
             raise ValueError(f"num_envs ({num_envs}) and frame_stack ({frame_stack}) must be >= 1")
-        if math.ceil(capacity / num_envs) <= frame_stack:
+        if math.ceil(capacity / num_envs) < frame_stack + n_step:
+            # A full ring keeps k - 1 history rows, a sampleable row and its n successors.
             raise ValueError(
                 f"buffer capacity {capacity} leaves {math.ceil(capacity / num_envs)} rows per env "
-                f"stream, too few for stacks of {frame_stack}; use at least "
-                f"{(frame_stack + 1) * num_envs}"
+                f"stream, too few for stacks of {frame_stack} with n_step={n_step}; use at "
+                f"least {(frame_stack + n_step) * num_envs}"
             )
         if padding not in PADDINGS:
             raise ValueError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
@@ -114,6 +150,7 @@ class ReplayBuffer:
         self.frame_stack = int(frame_stack)
         self.padding = padding
         self.gamma = float(gamma)
+        self.n_step = int(n_step)
         self.obs_shape = obs_shape
         frame_shape = obs_shape[1:] if frame_stack > 1 else obs_shape
         action_shape = tuple(action_space.shape or ())
@@ -136,6 +173,7 @@ class ReplayBuffer:
             "first": (shape, np.dtype(bool)),
         }
         need = sum(math.prod(s) * d.itemsize for s, d in specs.values())
+        need += self._extra_bytes_per_transition * self.rows * self.num_envs
         free = available_memory_bytes() if check_memory else None
         if free is not None and need > free:
             per_transition = need / (self.rows * self.num_envs)
@@ -231,11 +269,28 @@ class ReplayBuffer:
 
     # -- sampling --------------------------------------------------------------------------
     def _sampleable_range(self) -> tuple[int, int, int]:
-        """(oldest row, first sampleable position, number of sampleable positions)."""
+        """(oldest row, first sampleable position, number of sampleable positions).
+
+        Positions count rows from the oldest stored one. The sampleable rows are the valid
+        ones at positions ``low .. low + count - 1``: after the ``k - 1`` history rows of
+        a wrapped ring, before the ``n_step`` newest rows (see "Sampleable rows" above).
+        """
         full = self._count == self.rows
         oldest = self._cursor if full else 0
         low = self.frame_stack - 1 if full else 0
-        return oldest, low, max(self._count - 1 - low, 0)
+        return oldest, low, max(self._count - self.n_step - low, 0)
+
+    def sampleable_mask(self) -> np.ndarray:
+        """``[rows, num_envs]`` bool: the (row, env) pairs ``sample()`` can draw now."""
+        oldest, low, n = self._sampleable_range()
+        position = (np.arange(self.rows) - oldest) % self.rows
+        return ((position >= low) & (position < low + n))[:, None] & self._arrays["valid"]
+
+    def _is_sampleable(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Whether each (row, env) pair is sampleable now: ``sampleable_mask()[rows, envs]``."""
+        oldest, low, n = self._sampleable_range()
+        position = (rows - oldest) % self.rows
+        return (position >= low) & (position < low + n) & self._arrays["valid"][rows, envs]
 
     def can_sample(self) -> bool:
         """Whether at least one sampleable transition is stored.
@@ -262,41 +317,103 @@ class ReplayBuffer:
 
         Returns:
             A ``Batch`` whose ``obs``/``next_obs`` are exactly what the env produced. They
-            are read-only views of one gather of ``k + 1`` frames per transition (a stack
-            and its successor share ``k - 1`` frames), so they share memory: copy them
-            (``np.array(batch.obs)``) to write into them. Every call returns new arrays;
-            a batch stays valid after later calls.
+            are read-only views of one gather of frames per transition (``k + 1`` for
+            one-step replay: a stack and its successor share ``k - 1`` frames; for n-step
+            replay ``k + n`` when every window of the batch is whole and ``n < k``, else
+            ``2 k``), so they share memory: copy them (``np.array(batch.obs)``) to write
+            into them. Every call returns new arrays; a batch stays valid after later
+            calls. ``weights`` are ones.
 
         Raises:
             RuntimeError: if no transition can be sampled yet.
         """
         total = batch_size * (num_batches or 1)
         rows, envs = self._draw(total)
+        batch = self._batch(rows, envs, np.ones(total, np.float32))  # uniform: no correction
+        if num_batches is None:
+            return batch
+        return Batch(*(x.reshape(num_batches, batch_size, *x.shape[1:]) for x in batch))
+
+    def _batch(self, rows: np.ndarray, envs: np.ndarray, weights: np.ndarray) -> Batch:
+        """The ``[B]`` batch of sampleable (row, env) pairs ``rows``, ``envs``."""
         index = rows * self.num_envs + envs  # [B] into the flattened [rows * N] arrays
         flat = self._flat
-        frames = self._gather_frames(rows, envs)  # [B, k + 1, *frame] or [B, 2, *obs]
-        if self.frame_stack > 1:
-            obs, next_obs = frames[:, :-1], frames[:, 1:]
+        if self.n_step == 1:
+            frames = self._gather_frames(rows, envs)  # [B, k + 1, *frame] or [B, 2, *obs]
+            if self.frame_stack > 1:
+                obs, next_obs = frames[:, :-1], frames[:, 1:]
+            else:
+                obs, next_obs = frames[:, 0], frames[:, 1]
+            reward = flat["reward"][index]
+            terminated = flat["terminated"][index].astype(np.float32)
+            truncated = flat["truncated"][index].astype(np.float32)
+            discount = np.float32(self.gamma) * (1.0 - terminated)  # one-step: gamma**1
         else:
-            obs, next_obs = frames[:, 0], frames[:, 1]
+            reward, terminated, truncated, discount, steps = self._n_step_returns(index)
+            k, n = self.frame_stack, self.n_step
+            if n < k and steps.min() == n:
+                # Every window is whole: the stacks of t and t + n overlap in k - n frames,
+                # so one gather of rows t-k+1 .. t+n holds both (k + n frames, not 2k).
+                frames = self._gather_frames(rows, envs, span=n)  # [B, k + n, *frame]
+                obs, next_obs = frames[:, :k], frames[:, n:]
+            else:
+                obs, next_obs = self._gather_n_step_frames(rows, envs, steps)
         obs.flags.writeable = next_obs.flags.writeable = False
-        terminated = flat["terminated"][index].astype(np.float32)
-        batch = Batch(
+        return Batch(
             obs=obs,
             action=flat["action"][index].astype(
                 np.int64 if self._discrete else flat["action"].dtype
             ),
-            reward=flat["reward"][index],
+            reward=reward,
             next_obs=next_obs,
             terminated=terminated,
-            truncated=flat["truncated"][index].astype(np.float32),
-            discount=np.float32(self.gamma) * (1.0 - terminated),  # one-step: gamma**1
-            weights=np.ones(total, np.float32),  # uniform replay: no correction
+            truncated=truncated,
+            discount=discount,
+            weights=weights,
             indices=index,
         )
-        if num_batches is None:
-            return batch
-        return Batch(*(x.reshape(num_batches, batch_size, *x.shape[1:]) for x in batch))
+
+    def _n_step_returns(
+        self, index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The n-step sums of sampleable slots ``index`` (``row * num_envs + env``, ``[B]``).
+
+        See "n-step returns" in the module docstring.
+
+        Returns:
+            ``reward``, ``terminated``, ``truncated`` and ``discount`` (float32 ``[B]``) and
+            ``steps``, the number ``m`` of steps taken (int64 ``[B]``, 1 .. n).
+        """
+        n, flat = self.n_step, self._flat
+        # Slots of rows t .. t+n-1 of the same stream: a row further is num_envs slots on.
+        window = (index[:, None] + np.arange(0, n * self.num_envs, self.num_envs)) % (
+            self.rows * self.num_envs
+        )  # [B, n]
+        reward = flat["reward"][window]  # [B, n]
+        terminated = flat["terminated"][window]  # [B, n]
+        truncated = flat["truncated"][window]  # [B, n]
+        # Step i > 0 is taken when row t+i is valid, step i-1 did not end the episode and
+        # every step before was taken. Row t itself is valid: it was drawn as sampleable.
+        go = flat["valid"][window]  # [B, n]
+        go[:, 1:] &= ~(terminated[:, :-1] | truncated[:, :-1])
+        taken = np.logical_and.accumulate(go, axis=1)  # [B, n]
+        steps = taken.sum(axis=1)  # [B] m
+        # gamma**i as Python computes it, summed in step order: sum_{i<m} gamma**i r[t+i].
+        powers = np.array([self.gamma**i for i in range(n + 1)])  # [n + 1] float64
+        # np.where, not a product: a NaN or Inf in a row not taken must not leak in.
+        reward = np.where(taken, reward, np.float32(0.0))  # [B, n]
+        ret = reward[:, 0].astype(np.float64)  # [B]
+        for i in range(1, n):  # over the n steps, each vectorised over the batch
+            ret += powers[i] * reward[:, i]
+        last = np.arange(len(index)), steps - 1  # step m - 1 of each window
+        ended = terminated[last]  # [B] bool
+        return (
+            ret.astype(np.float32),
+            ended.astype(np.float32),
+            truncated[last].astype(np.float32),
+            np.where(ended, 0.0, powers[steps]).astype(np.float32),  # gamma**m (1 - term)
+            steps,
+        )
 
     def _draw(self, total: int) -> tuple[np.ndarray, np.ndarray]:
         """Uniform (row, env) pairs ``[total]`` of valid sampleable transitions.
@@ -323,24 +440,31 @@ class ReplayBuffer:
             todo = todo[~valid[r, e]]
         return rows, envs
 
-    def _gather_frames(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        """Frames of rows ``t-k+1 .. t+1`` of each sampled stream: ``[B, k + 1, *frame]``.
+    def _gather_frames(self, rows: np.ndarray, envs: np.ndarray, span: int = 1) -> np.ndarray:
+        """Frames of rows ``t-k+1 .. t+s`` of each sampled stream: ``[B, k + s, *frame]``.
 
-        Positions ``:k`` are the stack of row ``t`` and ``1:`` the stack of ``t + 1``. Row
-        ``t + 1`` of a valid row ``t`` never starts an episode (``add`` invalidates ``t``
-        otherwise), so both stacks share one episode start and one padding mask. For
-        ``k == 1`` the result is ``[B, 2, *obs_shape]``: observation and successor.
+        ``s`` is ``span``. Positions ``:k`` are the stack of row ``t`` and ``s:`` the stack
+        of ``t + s``. Rows ``t .. t+s-1`` are valid (one-step replay: ``s = 1``), so rows
+        ``t+1 .. t+s`` never start an episode (``add`` flags the row after an invalid one
+        as a start): both stacks share one episode start and one padding mask. For
+        ``k == 1`` and ``s == 1`` the result is ``[B, 2, *obs_shape]``: observation and
+        successor.
         """
         k, n = self.frame_stack, self.num_envs
-        window = (rows[:, None] + self._offsets) % self.rows  # [B, k + 1], oldest first
+        if span == 1:
+            positions, offsets = self._positions, self._offsets
+        else:
+            positions = np.arange(k + span)[None, :]  # [1, k + s]
+            offsets = positions - (k - 1)
+        window = (rows[:, None] + offsets) % self.rows  # [B, k + s], oldest first
         pad = None
         if k > 1:
             first = self._arrays["first"][window[:, :k], envs[:, None]]  # [B, k]
             # The episode's first row is the newest position flagged `first` (0 if none);
             # positions before it belong to an earlier episode and are replaced by padding.
-            start = np.max(first * self._positions[:, :k], axis=1)  # [B]
+            start = np.max(first * positions[:, :k], axis=1)  # [B]
             if start.any():
-                pad = self._positions < start[:, None]  # [B, k + 1]
+                pad = positions < start[:, None]  # [B, k + s]
                 if self.padding == "reset":
                     window = np.where(pad, window[np.arange(len(rows)), start][:, None], window)
         # One contiguous copy per frame from the flattened [rows * N, *frame] ring
@@ -349,6 +473,41 @@ class ReplayBuffer:
         if pad is not None and self.padding == "zero":
             out[pad] = 0
         return out
+
+    def _gather_n_step_frames(
+        self, rows: np.ndarray, envs: np.ndarray, steps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The stacks of rows ``t`` and ``t + m``, views of one ``[B, 2k, *frame]`` gather.
+
+        For batches whose windows end at different steps (or ``n >= k``, where the stacks
+        share no frame); ``_gather_frames(span=n)`` serves batches of whole windows.
+
+        Rows ``t .. t+m-1`` are valid, so rows ``t+1 .. t+m`` continue the episode of row
+        ``t`` (``add`` flags a row after an invalid one as an episode start): both stacks
+        share the episode start found in the stack of row ``t``, and one padding mask.
+        """
+        k, n = self.frame_stack, self.num_envs
+        if k == 1:
+            window = np.stack([rows, (rows + steps) % self.rows], axis=1)  # [B, 2]
+            out = np.take(self._flat["frames"], window * n + envs[:, None], axis=0, mode="clip")
+            return out[:, 0], out[:, 1]
+        positions = self._positions[:, :k]  # [1, k]
+        # Rows of both stacks counted from row t-k+1: 0..k-1 for obs, m..m+k-1 for next_obs.
+        relative = np.concatenate(
+            [np.broadcast_to(positions, (len(rows), k)), positions + steps[:, None]], axis=1
+        )  # [B, 2k]
+        window = (rows[:, None] - (k - 1) + relative) % self.rows  # [B, 2k]
+        first = self._arrays["first"][window[:, :k], envs[:, None]]  # [B, k]
+        start = np.max(first * positions, axis=1)  # [B], as in _gather_frames
+        pad = None
+        if start.any():
+            pad = relative < start[:, None]  # [B, 2k]
+            if self.padding == "reset":
+                window = np.where(pad, window[np.arange(len(rows)), start][:, None], window)
+        out = np.take(self._flat["frames"], window * n + envs[:, None], axis=0, mode="clip")
+        if pad is not None and self.padding == "zero":
+            out[pad] = 0
+        return out[:, :k], out[:, k:]
 
     # -- checkpoints -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
