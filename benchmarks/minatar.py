@@ -298,11 +298,14 @@ def plan_arm(arm: str, game: str, max_steps: int | None = None) -> tuple[Plan, A
     agent, overrides = RLKIT_ARMS.get(arm) or (SB3_ARMS[arm], {})
     run, cfg = resolve_arm(agent, game, overrides)
     budget, every = protocol(max_steps)
-    cli: list[str] = []
-    if arm in RLKIT_ARMS:
-        cli = [*protocol_args(run, budget, every), *arm_args(arm)[2:]]
-    plan = Plan(arm, game, env_id(game), budget, every, EVAL_EPISODES, FINAL_EPISODES, tuple(cli))
+    cli = cli_args(arm, run, budget, every) if arm in RLKIT_ARMS else ()
+    plan = Plan(arm, game, env_id(game), budget, every, EVAL_EPISODES, FINAL_EPISODES, cli)
     return plan, run, cfg
+
+
+def cli_args(arm: str, run: Any, budget: int, eval_every: int) -> tuple[str, ...]:
+    """An rlkit arm's CLI arguments after ``--quiet``: the protocol's flags, then its ``--set``."""
+    return (*protocol_args(run, budget, eval_every), *arm_args(arm)[2:])
 
 
 def rlkit_command(plan: Plan, seed: int, run_dir: Path, resume: bool = False) -> list[str]:
