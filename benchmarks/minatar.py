@@ -65,7 +65,7 @@ Stopping and resuming (``run`` is safe to kill at any moment and to rerun):
 Each run folder (``<runs-dir>/<tag or main>/<arm>/<game>/seed<S>``, outside git) also holds
 ``minatar.log`` (the children's output) and, for rlkit, ``minatar.json`` (every process that
 worked on it: the step it started from, its command, dates and exit code). A finished rlkit
-run keeps its last two checkpoints (the replay buffer: tens of MB each).
+run keeps its last two checkpoints (each with the replay buffer).
 
 What still differs between the ``dqn`` and ``sb3-dqn`` arms: SB3 acts uniformly at random
 for its first ``learning_starts`` steps, rlkit epsilon-greedily (epsilon near 1 there); SB3
@@ -76,10 +76,11 @@ gradient steps; weight initializations differ (Keras' Glorot uniform vs PyTorch'
 defaults), as do the Adam implementations. Seconds are wall time with each library's
 default thread count (``--sb3-threads N`` sets PyTorch's): comparable only between runs of
 one sitting on a quiet machine. On a loaded 2-core machine PyTorch's default threads can
-slow SB3 by an order of magnitude (a 3,000-step smoke run, load average 5: over 10 minutes
-with PyTorch's 2 threads, 39 s with ``--sb3-threads 1``).
+slow SB3 by an order of magnitude: a 3,000-step Breakout smoke run with the DQN ``default``
+section (4 gradient steps of 128 per 4 env steps), load average 5, had not finished after
+10 minutes with PyTorch's 2 threads and took 39 s with ``--sb3-threads 1``.
 
-Output (``benchmarks/results/minatar/``):
+Output (``benchmarks/results/minatar/``, or ``--results-dir``):
 - ``runs.csv``: one row per finished run (lib, arm, game, seed, budget, env_steps,
   train_seconds, resumed_from, steps_per_second, final_mean, final_std, final_returns,
   versions, date, tag, command). ``train_seconds`` is the training time (periodic
@@ -911,7 +912,7 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     res = run_rlkit(plan, seed, run_dir, (lock_fd,))
                     versions, command = rlkit_versions, rlkit_command(plan, seed, run_dir)
-            except RuntimeError as e:
+            except (RuntimeError, RlkitError) as e:  # RlkitError: a checkpoint too new to read
                 failures += 1
                 print(f"  failed: {e}", flush=True)
                 continue
