@@ -664,6 +664,115 @@ def run_sb3(python: str, plan: Plan, settings: dict[str, Any], seed: int, run_di
     return json.loads((run_dir / "result.json").read_text())
 
 
+def sb3_evaluation_callback(
+    base: type,
+    play: Callable[[Any, list[int]], list[float]],
+    *,
+    seed: int,
+    every: int,
+    eval_episodes: int,
+    budget: int,
+    rollout_steps: int,
+    update_follows: Callable[[int], bool],
+    stop: float | None = None,
+    confirm_episodes: int = 30,
+) -> Any:
+    """rlkit's periodic evaluation, confirmation and stop as an SB3 callback (SB3's Python).
+
+    Every ``every`` env steps the model plays ``eval_episodes`` greedy episodes from
+    ``evaluation_seeds(seed, "periodic", step, n)``; when an update follows that step (the
+    last step of a rollout for which ``update_follows`` is true) it plays after the update,
+    as rlkit's loop does. A mean at ``stop`` is confirmed on ``confirm_episodes`` more; a
+    confirmed stop ends training. Training stops at ``budget`` without the extra update SB3
+    would make to finish a partial rollout. Evaluation time is kept out of the row's
+    ``train_seconds`` (as in rlkit's history).
+
+    Args:
+        base: SB3's ``BaseCallback`` (passed in: this module imports without SB3).
+        play: ``play(model, seeds) -> returns``, one greedy episode per seed.
+        seed: the run seed.
+        every: env steps between evaluations (0: none).
+        eval_episodes: episodes per periodic evaluation.
+        budget: the run's env steps.
+        rollout_steps: env steps per rollout (DQN's ``train_freq``, A2C's ``n_steps``).
+        update_follows: whether an update follows a rollout that ends at this step.
+        stop: the mean that stops training once confirmed (None: never stop).
+        confirm_episodes: episodes of a confirmation.
+
+    Returns:
+        The callback; after ``learn`` its ``history`` holds the evaluations, ``solved_at``
+        the confirmed one (or None) and ``eval_seconds`` the time spent evaluating.
+    """
+    from rlkit.evaluate import evaluation_seeds  # the caller put the checkout on sys.path
+
+    class Evaluation(base):
+        """rlkit's periodic evaluation, confirmation and stop, on rlkit's episode seeds."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_eval, self.pending = every, None
+            self.history: list[dict[str, float]] = []
+            self.solved_at: dict[str, float] | None = None
+            self.eval_seconds, self.in_rollout, self.start = 0.0, 0, 0.0
+
+        def _play(self, purpose: str, env_steps: int, episodes: int) -> list[float]:
+            t0 = time.perf_counter()
+            returns = play(self.model, evaluation_seeds(seed, purpose, env_steps, episodes))
+            self.eval_seconds += time.perf_counter() - t0
+            return returns
+
+        def _evaluate(self, env_steps: int) -> None:
+            returns = self._play("periodic", env_steps, eval_episodes)
+            row = {
+                "env_steps": env_steps,
+                "train_seconds": time.perf_counter() - self.start - self.eval_seconds,
+                "mean_reward": float(np.mean(returns)),
+                "std_reward": float(np.std(returns)),
+                "episodes": len(returns),
+            }
+            if stop is not None and row["mean_reward"] >= stop:
+                confirm = self._play("confirm", env_steps, confirm_episodes)
+                row["confirm_mean_reward"] = float(np.mean(confirm))
+                row["confirm_episodes"] = len(confirm)
+                if row["confirm_mean_reward"] >= stop:
+                    self.solved_at = row
+            self.history.append(row)
+
+        def _run_pending(self) -> None:
+            if self.pending is not None:
+                step, self.pending = self.pending, None
+                self._evaluate(step)
+
+        def _on_training_start(self) -> None:
+            self.start = time.perf_counter()
+
+        def _on_rollout_start(self) -> None:  # after the previous rollout's update
+            self.in_rollout = 0
+            self._run_pending()
+
+        def _on_training_end(self) -> None:
+            self._run_pending()
+
+        def _on_step(self) -> bool:
+            if self.solved_at is not None:  # confirmed after the last update: learn no more
+                return False
+            self.in_rollout += 1
+            t = self.num_timesteps
+            then_update = self.in_rollout == rollout_steps and update_follows(t)
+            if every > 0 and t >= self.next_eval:
+                self.next_eval = (t // every + 1) * every
+                if then_update:
+                    self.pending = t  # rlkit evaluates after the update of the same step
+                else:
+                    self._evaluate(t)
+            if self.solved_at is not None:
+                return False
+            # At the budget, SB3 would finish a partial DQN rollout and update once more.
+            return not (t >= budget and not then_update)
+
+    return Evaluation()
+
+
 def sb3_child(spec_path: str) -> int:
     """Run one SB3 training as the spec says; write the result JSON. Runs in SB3's Python."""
     import gymnasium as gym
@@ -783,72 +892,18 @@ def sb3_child(spec_path: str) -> int:
         def update_follows(env_steps: int) -> bool:
             return True
 
-    class Evaluation(BaseCallback):
-        """rlkit's periodic evaluation, confirmation and stop, on rlkit's episode seeds."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.next_eval, self.pending = every, None
-            self.history: list[dict[str, float]] = []
-            self.solved_at: dict[str, float] | None = None
-            self.eval_seconds, self.in_rollout, self.start = 0.0, 0, 0.0
-
-        def _play(self, purpose: str, env_steps: int, episodes: int) -> list[float]:
-            t0 = time.perf_counter()
-            returns = play(self.model, evaluation_seeds(seed, purpose, env_steps, episodes))
-            self.eval_seconds += time.perf_counter() - t0
-            return returns
-
-        def _evaluate(self, env_steps: int) -> None:
-            returns = self._play("periodic", env_steps, spec["eval_episodes"])
-            row = {
-                "env_steps": env_steps,
-                "train_seconds": time.perf_counter() - self.start - self.eval_seconds,
-                "mean_reward": float(np.mean(returns)),
-                "std_reward": float(np.std(returns)),
-                "episodes": len(returns),
-            }
-            if row["mean_reward"] >= stop:
-                confirm = self._play("confirm", env_steps, spec["confirm_episodes"])
-                row["confirm_mean_reward"] = float(np.mean(confirm))
-                row["confirm_episodes"] = len(confirm)
-                if row["confirm_mean_reward"] >= stop:
-                    self.solved_at = row
-            self.history.append(row)
-
-        def _run_pending(self) -> None:
-            if self.pending is not None:
-                step, self.pending = self.pending, None
-                self._evaluate(step)
-
-        def _on_training_start(self) -> None:
-            self.start = time.perf_counter()
-
-        def _on_rollout_start(self) -> None:  # after the previous rollout's update
-            self.in_rollout = 0
-            self._run_pending()
-
-        def _on_training_end(self) -> None:
-            self._run_pending()
-
-        def _on_step(self) -> bool:
-            if self.solved_at is not None:  # confirmed after the last update: learn no more
-                return False
-            self.in_rollout += 1
-            t = self.num_timesteps
-            then_update = self.in_rollout == rollout_steps and update_follows(t)
-            if every > 0 and t >= self.next_eval:
-                self.next_eval = (t // every + 1) * every
-                if then_update:
-                    self.pending = t  # rlkit evaluates after the update of the same step
-                else:
-                    self._evaluate(t)
-            if self.solved_at is not None:
-                return False
-            # At the budget, SB3 would finish a partial DQN rollout and update once more.
-            return not (t >= budget and not then_update)
-
-    callback = Evaluation()
+    callback = sb3_evaluation_callback(
+        BaseCallback,
+        play,
+        seed=seed,
+        every=every,
+        eval_episodes=spec["eval_episodes"],
+        budget=budget,
+        rollout_steps=rollout_steps,
+        update_follows=update_follows,
+        stop=stop,
+        confirm_episodes=spec["confirm_episodes"],
+    )
     t0 = time.perf_counter()
     model.learn(total_timesteps=budget, callback=callback)
     seconds = time.perf_counter() - t0

@@ -20,11 +20,14 @@ from rlkit.envs.atari import (
 )
 from rlkit.envs.checks import CheckVectorObservations
 from rlkit.envs.vector import VECTORIZATIONS, vectorize
+from rlkit.envs.wrappers import WideSeeds
 from rlkit.errors import ConfigError, MissingExtraError, UnknownNameError
 
 # Env families that need an optional package: (id prefix or gymnasium entry-point prefix,
 # the module that must import, rlkit's extra that installs it).
 ID_EXTRAS = (("MinAtar/", "minatar.gym", "minatar"),)
+# Families whose envs seed a 32-bit RNG: wider seeds (rlkit's evaluation seeds) are hashed.
+NARROW_SEED_PREFIXES = ("MinAtar/",)
 ENTRY_POINT_EXTRAS = (
     ("gymnasium.envs.box2d", "Box2D", "box2d"),
     ("gymnasium.envs.mujoco", "mujoco", "mujoco"),
@@ -118,7 +121,14 @@ def make_env(
     check_env_id(env_id)
     if is_atari(env_id):
         return make_atari_env(env_id, protocol or AtariProtocol(), render_mode=render_mode)
-    return gym.make(env_id, render_mode=render_mode, **kwargs)
+    return _family_wrappers(env_id, gym.make(env_id, render_mode=render_mode, **kwargs))
+
+
+def _family_wrappers(env_id: str, env: gym.Env) -> gym.Env:
+    """``env`` wrapped as its family needs (``WideSeeds`` for MinAtar's 32-bit seeding)."""
+    if env_id.startswith(NARROW_SEED_PREFIXES):
+        env = WideSeeds(env)
+    return env
 
 
 def _env_fn(
@@ -128,7 +138,7 @@ def _env_fn(
 ) -> gym.Env:
     # Module-level so that `spawn`ed workers can unpickle it.
     register_family(env_id)  # a new process knows only gymnasium's own ids
-    env = gym.make(env_id, **kwargs)
+    env = _family_wrappers(env_id, gym.make(env_id, **kwargs))
     if wrappers:
         # Statistics of the env's own rewards, before a wrapper changes them; the runner
         # reports these as the episode returns.

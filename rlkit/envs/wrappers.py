@@ -1,4 +1,4 @@
-"""Reward wrappers for experiments: ``RewardNoise`` replaces each reward with a normal sample."""
+"""Env wrappers: ``RewardNoise`` (noisy rewards, for experiments) and ``WideSeeds`` (seeds)."""
 
 from __future__ import annotations
 
@@ -75,3 +75,22 @@ class RewardNoise(gym.RewardWrapper):
         if self.noise_rng is None:  # stepped before any reset: gymnasium allows it for some envs
             self.noise_rng = np.random.default_rng()
         return float(self.noise_rng.normal(self.mean, self.std))
+
+
+class WideSeeds(gym.Wrapper):
+    """Let an env whose RNG takes 32-bit seeds (MinAtar's ``RandomState``) take any seed.
+
+    rlkit's evaluation seeds are >= 2**100 (``rlkit.evaluate.evaluation_seeds``), which
+    ``numpy.random.RandomState`` refuses. A seed of 2**32 or more is hashed to 32 bits
+    with ``numpy.random.SeedSequence``: the same seed gives the same episode, and distinct
+    seeds stay distinct but for a hash collision (odds about 1 in 2**32 per pair). Smaller
+    seeds (the training envs' run seed plus index) pass unchanged.
+    """
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the env, with ``seed`` hashed to 32 bits if it is wider."""
+        if seed is not None and seed >= 2**32:
+            seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
+        return self.env.reset(seed=seed, options=options)
