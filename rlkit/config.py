@@ -199,6 +199,11 @@ def _range_problem(name: str, value: Any, meta: dict[str, Any]) -> str | None:
     return None
 
 
+def defaults(cls: type) -> dict[str, Any]:
+    """The default value of each field of a config dataclass."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
 def field_names(cls: type) -> list[str]:
     """Names of a config dataclass's fields."""
     return [f.name for f in dataclasses.fields(cls)]
@@ -279,10 +284,13 @@ def resolve(
         ConfigError: listing every unknown key, wrong type and out-of-range value at once.
     """
     values = load_preset(agent_cls.name, env_id)
-    explicit = set(overrides or {})  # what the user chose, as opposed to the preset
+    # What the user chose, as opposed to the preset: every --set, and what a config file
+    # changes (a run's own config.yaml names every setting, most of them the preset's).
+    explicit = set(overrides or {})
     if config_file is not None:
         from_file = read_yaml(Path(config_file))
-        explicit |= set(from_file)
+        base = {**defaults(RunConfig), **defaults(agent_cls.config_cls), **values}
+        explicit |= {k for k, v in from_file.items() if k not in base or base[k] != v}
         values.update(from_file)
     values.update(overrides or {})
     values.pop("agent", None)

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--agent", help="dqn, double_dqn, dueling_dqn, reinforce, a2c, ppo")
+    p.add_argument("--agent", help="dqn, double_dqn, dueling_dqn, rainbow, reinforce, a2c, ppo")
     p.add_argument("--env", help="gymnasium env id, e.g. CartPole-v1")
     p.add_argument(
         "--resume",

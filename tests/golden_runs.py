@@ -39,6 +39,7 @@ STEPS = {
     "a2c": 6_000,
     "reinforce": 6_000,
     "ppo": 6_000,
+    "rainbow": 3_000,
 }
 
 
@@ -46,6 +47,19 @@ STEPS = {
 # changes later (the DQN family's CartPole network became 256x256) does not change the runs.
 PINNED = {"dqn": ["hidden_sizes=[64,64]"], "double_dqn": ["hidden_sizes=[64,64]"]}
 PINNED["dueling_dqn"] = PINNED["dqn"]
+# Rainbow: its first CartPole preset's settings, pinned, with a 64x64 network.
+PINNED["rainbow"] = [
+    "hidden_sizes=[64,64]",
+    "learning_rate=0.001",
+    "batch_size=64",
+    "buffer_size=100000",
+    "learning_starts=1000",
+    "train_frequency=64",
+    "gradient_steps=32",
+    "target_update_period=128",
+    "v_min=0",
+    "v_max=100",
+]
 
 
 def train_args(agent: str, run_dir: Path, seed: int | None = None) -> list[str]:

@@ -215,8 +215,11 @@ def test_act_returns_valid_int_actions(agent):
             assert actions.shape == (n,)
             assert np.issubdtype(actions.dtype, np.integer)
             assert all(ACTION_SPACE.contains(int(a)) for a in actions)
-    # Exploring agents take both actions on a large batch (epsilon ~1, or sampling).
-    assert set(agent.act(obs_batch(rng, 200), explore=True).tolist()) == {0, 1}
+    # Exploring agents take both actions on a large batch (epsilon ~1, or sampling); noisy
+    # nets draw one noise sample per call for the whole batch, so over a few calls.
+    calls = 20 if getattr(agent.config, "noisy", False) else 1
+    taken = {a for _ in range(calls) for a in agent.act(obs_batch(rng, 200), explore=True)}
+    assert taken == {0, 1}
 
 
 def test_network_kinds(agent):
@@ -224,7 +227,7 @@ def test_network_kinds(agent):
         assert agent.policy_network() is agent.network
         return
     assert agent.policy_network() is agent.q_network
-    dueling = agent.name == "dueling_dqn"
+    dueling = agent.name in ("dueling_dqn", "rainbow")
     for net in (agent.q_network, agent.target_network):
         assert isinstance(net, DuelingQNetwork) == dueling
         assert isinstance(net, QNetwork) == (not dueling)
@@ -330,7 +333,12 @@ def test_network_checkpoint_holds_every_weight(name, tmp_path):
     network = make_agent(name).policy_network()
     path = tf.train.Checkpoint(network=network).save(str(tmp_path / "net"))
     shapes = sorted(tuple(s) for n, s in tf.train.list_variables(path) if n.startswith("network/"))
-    assert shapes == sorted(tuple(v.shape) for v in network.variables)
+    # Noisy layers' noise streams are checkpointed (resume continues them) but are not
+    # weights (copies to the target network or a saved policy leave them out).
+    streams = [
+        layer.noise_state for layer in network._flatten_layers() if hasattr(layer, "noise_state")
+    ]
+    assert shapes == sorted(tuple(v.shape) for v in [*network.variables, *streams])
 
 
 @pytest.mark.parametrize("name", ["dqn", "a2c"])

@@ -24,7 +24,7 @@ from rlkit.policy_io import load_policy
 
 REPO = Path(rlkit.__file__).resolve().parents[1]
 ENV = "CartPole-v1"
-DQN_FAMILY = ("dqn", "double_dqn", "dueling_dqn")
+DQN_FAMILY = ("dqn", "double_dqn", "dueling_dqn", "rainbow")
 
 
 def tiny_args(name: str) -> list[str]:

@@ -135,7 +135,7 @@ def test_evaluating_a_pendulum_policy_on_cartpole_names_the_action_spaces(
     assert not (run_dir / "evaluations").exists()
 
 
-@pytest.mark.parametrize("agent", ["dqn", "double_dqn", "dueling_dqn"])
+@pytest.mark.parametrize("agent", ["dqn", "double_dqn", "dueling_dqn", "rainbow"])
 def test_a_q_learning_agent_on_pendulum_is_one_line_naming_the_box_and_ppo(
     agent: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

@@ -261,8 +261,10 @@ def ray_run(ray_session, tmp_path_factory) -> Callable[[str], Path]:
         if agent not in runs:
             settings = {"runner": "ray", "num_workers": 2, "num_envs": 2, "final_eval_episodes": 1}
             settings["checkpoint_every"] = 300
-            if agent.endswith("dqn"):
+            if agent.endswith("dqn") or agent == "rainbow":
                 settings.update(learning_starts=200, train_frequency=64, gradient_steps=4)
+            if agent == "rainbow":  # workers act epsilon-greedy: no noisy nets with Ray
+                settings.update(noisy=False)
             if agent == "ppo":  # the CartPole preset's 256-row minibatches need 8 envs
                 settings.update(batch_size=32, n_epochs=2)
             runs[agent] = rlkit.train.run(

@@ -15,7 +15,7 @@ from rlkit.agents import AGENTS
 from rlkit.policy_io import load_policy, save_policy
 
 
-@pytest.fixture(scope="module", params=["dueling_dqn", "a2c"])
+@pytest.fixture(scope="module", params=["dueling_dqn", "a2c", "rainbow"])
 def run_dir(request, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp(request.param) / "run"
     argv = [

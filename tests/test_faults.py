@@ -290,6 +290,7 @@ def test_a_nan_policy_gradient_update_leaves_weights_and_optimizer_untouched(nam
 # finite: with ReLU, value or Q errors ~s and activations ~s give weight gradients ~s**2
 # (A2C, REINFORCE's baseline), or gradients ~s whose squares overflow (DQN's Huber loss).
 INF_GRADIENT_SCALE = {"dqn": 1e25, "double_dqn": 1e25, "dueling_dqn": 1e25, "a2c": 1e12}
+INF_GRADIENT_SCALE["rainbow"] = 1e25
 INF_GRADIENT_SCALE["reinforce"] = INF_GRADIENT_SCALE["ppo"] = 1e12
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -74,3 +76,23 @@ def test_evaluation_seeds_beyond_32_bits_play_reproducible_episodes():
         assert obs.shape == (1, 10, 10, 4)
     finally:
         envs.close()
+
+
+@pytest.mark.parametrize("agent", ["dqn", "rainbow"])
+def test_train_on_minatar_saves_a_policy_that_evaluates(agent, tmp_path):
+    from rlkit import evaluate, train
+    from rlkit.policy_io import load_policy
+
+    run_dir = tmp_path / agent
+    argv = ["--agent", agent, "--env", "MinAtar/Breakout-v1", "--total-steps", "400"]
+    argv += ["--final-eval-episodes", "2", "--eval-every", "0", "--quiet"]
+    argv += ["--set", "learning_starts=100", "--set", "buffer_size=1000"]
+    assert train.main([*argv, "--run-dir", str(run_dir)]) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["train_env_steps"] >= 400 and len(results["returns"]) == 2
+    saved = json.loads((run_dir / "policy" / "policy.json").read_text())
+    assert saved["network"]["torso"] == "minatar_cnn"
+    policy = load_policy(run_dir)
+    obs, _ = gym.make("MinAtar/Breakout-v1").reset(seed=0)
+    assert policy(obs[None]).shape == (1,)
+    assert evaluate.main(["--run", str(run_dir), "--episodes", "2"]) == 0

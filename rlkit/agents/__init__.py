@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlkit.agent_io import read_agent_meta
 from rlkit.agents.a2c import A2C, A2CConfig
-from rlkit.agents.dqn import DQN, DoubleDQN, DQNConfig, DuelingDQN
+from rlkit.agents.dqn import DQN, DoubleDQN, DQNConfig, DuelingDQN, Rainbow, RainbowConfig
 from rlkit.agents.policy_gradient import PolicyGradient
 from rlkit.agents.ppo import PPO, PPOConfig
 from rlkit.agents.reinforce import Reinforce, ReinforceConfig
@@ -87,6 +87,8 @@ __all__ = [
     "PPO",
     "PPOConfig",
     "PolicyGradient",
+    "Rainbow",
+    "RainbowConfig",
     "Reinforce",
     "ReinforceConfig",
     "discover",

@@ -26,8 +26,12 @@ from rlkit.core import Agent
 from rlkit.networks import Network, build_network
 from rlkit.policies import EpsilonGreedyPolicy, LinearSchedule
 from rlkit.precision import MIXED_PRECISION_CHOICES
+from rlkit.prioritized import PrioritizedReplayBuffer
 from rlkit.replay import ReplayBuffer
 from rlkit.types import Batch
+
+DISTRIBUTIONAL = ("none", "c51", "qr")
+EPSILON_KEYS = ("exploration_initial_eps", "exploration_final_eps", "exploration_steps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +55,21 @@ class DQNConfig:
     adam_epsilon: float = hp(1e-7, gt=0, help="Adam's epsilon")
     hidden_sizes: tuple[int, ...] = hp((64, 64), ge=1, help="MLP widths (CNN: dense width)")
     activation: str = hp("relu", choices=("relu", "tanh", "elu"), help="hidden activation")
+    n_step: int = hp(1, ge=1, help="steps summed in each TD target (n-step returns)")
+    prioritized_replay: bool = hp(False, help="sample transitions by their TD error (PER)")
+    per_alpha: float = hp(0.6, ge=0, le=1, help="PER: how much priorities count (0: uniform)")
+    per_beta0: float = hp(
+        0.4, ge=0, le=1, help="PER: importance-weight exponent at the start, annealed to 1"
+    )
+    per_eps: float = hp(1e-6, gt=0, help="PER: added to every priority")
+    distributional: str = hp(
+        "none", choices=DISTRIBUTIONAL, help="return distribution: none, c51 or qr (QR-DQN)"
+    )
+    num_atoms: int = hp(51, ge=2, help="c51: atoms of the support; qr: quantiles")
+    v_min: float = hp(-10.0, help="c51: smallest return of the support")
+    v_max: float = hp(10.0, help="c51: largest return of the support")
+    noisy: bool = hp(False, help="noisy-net layers explore instead of epsilon-greedy")
+    noisy_sigma0: float = hp(0.5, gt=0, help="noisy nets: initial noise scale")
     jit_compile: bool = hp(False, help="compile the update step with XLA")
     mixed_precision: bool | str = hp(
         False,
@@ -67,7 +86,19 @@ class DQNConfig:
             )
         if self.exploration_final_eps > self.exploration_initial_eps:
             out.append("exploration_final_eps must be <= exploration_initial_eps")
+        if self.v_min >= self.v_max:
+            out.append(f"v_min ({self.v_min}) must be < v_max ({self.v_max})")
         return out
+
+    def explicit_problems(self, explicit: set[str]) -> list[str]:
+        """Problems with the settings the user gave (config file or ``--set``)."""
+        chosen = sorted(explicit & set(EPSILON_KEYS))
+        if self.noisy and chosen:
+            return [
+                f"noisy: noisy nets replace epsilon-greedy exploration, but you set {chosen}; "
+                "drop them or set noisy=false"
+            ]
+        return []
 
     def run_problems(self, run: RunConfig) -> list[str]:
         """Problems that involve the run settings."""
@@ -79,7 +110,24 @@ class DQNConfig:
             )
         if self.buffer_size < 2 * run.num_envs:
             out.append(f"buffer_size ({self.buffer_size}) must be >= 2 * num_envs")
+        if self.noisy and run.runner == "ray":
+            out.append(
+                "noisy: Ray workers act with epsilon-greedy copies of the policy, not noisy "
+                "nets; use runner=local or noisy=false"
+            )
         return out
+
+
+def head_spec(config: DQNConfig) -> dict[str, Any]:
+    """Network spec keys of the Q head: distributional and noisy settings, if any."""
+    spec: dict[str, Any] = {}
+    if config.distributional != "none":
+        spec.update(distributional=config.distributional, num_atoms=config.num_atoms)
+        if config.distributional == "c51":
+            spec.update(v_min=config.v_min, v_max=config.v_max)
+    if config.noisy:
+        spec.update(noisy=True, noisy_sigma0=config.noisy_sigma0)
+    return spec
 
 
 class DQN(SaveLoad, Agent):
@@ -90,7 +138,17 @@ class DQN(SaveLoad, Agent):
         y = r + discount * max_a' Q_target(s', a')
         L = w * huber(y - Q(s, a))
     Truncated transitions bootstrap (the replay returns the true final observation as s').
-    Variants override ``next_state_target`` (Double DQN) or ``network_kind`` (Dueling).
+    Variants override ``next_state_target`` and ``next_action_values`` (Double DQN) or
+    ``network_kind`` (Dueling).
+
+    Rainbow's components are settings that combine with every variant: ``n_step`` (the
+    replay sums n rewards and sets discount = gamma^k (1 - terminated)), prioritized
+    replay (w are importance weights and each gradient step's |TD error| or per-sample
+    loss becomes its transitions' priority before the next step is sampled), a
+    distributional head (``c51``: cross-entropy to the projected target distribution;
+    ``qr``: quantile Huber loss; the bootstrap action is the argmax of the expected
+    values) and noisy nets (fresh noise in every learning and exploring forward pass;
+    greedy acting and evaluation use the mean weights).
 
     Args:
         observation_space: single-env observation space (``Box``).
@@ -122,6 +180,7 @@ class DQN(SaveLoad, Agent):
             config.hidden_sizes,
             config.activation,
             mixed_precision=config.mixed_precision,
+            **head_spec(config),
         )
         self.q_network: Network = build_network(spec)
         # Acting reads a bfloat16 twin under mixed precision (see ``Network.acting_copy``).
@@ -134,6 +193,10 @@ class DQN(SaveLoad, Agent):
         self.guard = FiniteGuard()
         # The schedule runs in Python; this variable carries its position into checkpoints.
         self.explore_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="explore_steps")
+        # Noisy nets draw fresh noise in every forward pass that learns or explores.
+        self.noise: dict[str, bool] = {"noise": True} if config.noisy else {}
+        self.horizon = 0  # the run's budget (set_horizon): PER's beta anneals over it
+        self._priorities: np.ndarray | None = None  # of the last update, for after_update
         self.rng = np.random.default_rng(seed)
         self.explore_policy = EpsilonGreedyPolicy(
             self.q_values,
@@ -165,10 +228,12 @@ class DQN(SaveLoad, Agent):
             self.guard,
             jit_compile=config.jit_compile,
         )
-        self._q_fn = CompiledStep(
-            self.acting_network.call,
-            input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)],
-            lazy=True,
+        obs_spec = [tf.TensorSpec([None, *obs_shape], obs_dtype)]
+        self._q_fn = CompiledStep(self.acting_network.call, input_signature=obs_spec, lazy=True)
+        # Noisy acting goes through the online network itself: its noise stream is in the
+        # checkpoints (a mixed-precision acting twin's would not be).
+        self._noisy_q_fn = CompiledStep(
+            lambda obs: self.q_network(obs, noise=True), input_signature=obs_spec, lazy=True
         )
 
     # -- storage and schedule --------------------------------------------------------------
@@ -182,17 +247,36 @@ class DQN(SaveLoad, Agent):
         padding: str = "reset",
         seed: int | None = None,
     ) -> ReplayBuffer:
-        """A uniform replay of ``buffer_size`` transitions whose batches carry ``gamma``."""
-        return ReplayBuffer(
-            self.config.buffer_size,
-            num_envs,
-            observation_space,
-            action_space,
-            frame_stack=frame_stack,
-            padding=padding,
-            seed=seed,
-            gamma=self.config.gamma,
-        )
+        """A replay of ``buffer_size`` transitions (prioritized if asked), n-step returns."""
+        cfg = self.config
+        common = {
+            "frame_stack": frame_stack,
+            "padding": padding,
+            "seed": seed,
+            "gamma": cfg.gamma,
+            "n_step": cfg.n_step,
+        }
+        if cfg.prioritized_replay:
+            return PrioritizedReplayBuffer(
+                cfg.buffer_size,
+                num_envs,
+                observation_space,
+                action_space,
+                alpha=cfg.per_alpha,
+                eps=cfg.per_eps,
+                **common,
+            )
+        return ReplayBuffer(cfg.buffer_size, num_envs, observation_space, action_space, **common)
+
+    def set_horizon(self, total_steps: int) -> None:
+        """The run's budget: prioritized replay's beta reaches 1 at its end."""
+        self.horizon = int(total_steps)
+
+    def per_beta(self, env_steps: int) -> float:
+        """PER's importance-weight exponent: ``per_beta0`` at step 0, 1 at the budget's end."""
+        b0 = self.config.per_beta0
+        progress = min(1.0, env_steps / self.horizon) if self.horizon else 0.0
+        return b0 + (1.0 - b0) * progress
 
     def next_batch(
         self, storage: Any, env_steps: int, last_obs: np.ndarray, schedule: dict[str, Any]
@@ -204,12 +288,21 @@ class DQN(SaveLoad, Agent):
         compiled call. ``schedule["next_update"]`` is the env step of the next update.
         """
         cfg = self.config
+        if cfg.prioritized_replay and schedule.get("pending", 0):
+            # Each gradient step is sampled after the priorities of the one before it.
+            schedule["pending"] -= 1
+            beta = self.per_beta(env_steps)
+            return storage.sample(cfg.batch_size, num_batches=1, beta=beta)
         due_at = schedule.setdefault("next_update", max(cfg.learning_starts, cfg.train_frequency))
         if env_steps < due_at or not storage.can_sample():
             return None
         periods = 1 + (env_steps - due_at) // cfg.train_frequency
         schedule["next_update"] = due_at + periods * cfg.train_frequency
-        return storage.sample(cfg.batch_size, num_batches=periods * cfg.gradient_steps)
+        steps = periods * cfg.gradient_steps
+        if cfg.prioritized_replay:
+            schedule["pending"] = steps - 1
+            return storage.sample(cfg.batch_size, num_batches=1, beta=self.per_beta(env_steps))
+        return storage.sample(cfg.batch_size, num_batches=steps)
 
     # -- acting ----------------------------------------------------------------------------
     def q_values(self, obs: np.ndarray) -> np.ndarray:
@@ -219,7 +312,13 @@ class DQN(SaveLoad, Agent):
         return self._q_fn(obs).numpy()
 
     def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
-        """Epsilon-greedy actions ``[N]`` when exploring, greedy ones otherwise."""
+        """Actions ``[N]``: greedy, or epsilon-greedy when exploring.
+
+        With noisy nets, exploring is greedy in the Q-values of freshly drawn noisy weights.
+        """
+        if explore and self.config.noisy:
+            self.explore_policy.step += len(obs)
+            return np.argmax(self._noisy_q_fn(obs).numpy(), axis=-1)
         if explore:
             return self.explore_policy(obs)
         return np.argmax(self.q_values(obs), axis=-1)
@@ -239,7 +338,9 @@ class DQN(SaveLoad, Agent):
 
     @property
     def epsilon(self) -> float:
-        """The current exploration rate."""
+        """The current exploration rate (0 with noisy nets)."""
+        if self.config.noisy:
+            return 0.0
         return self.explore_policy.epsilon(self.explore_policy.step)
 
     # -- learning --------------------------------------------------------------------------
@@ -247,7 +348,49 @@ class DQN(SaveLoad, Agent):
         self, r_t: tf.Tensor, discount_t: tf.Tensor, obs_t: tf.Tensor
     ) -> tf.Tensor:
         """TD target ``[B]``: r_t + discount_t * max_a Q_target(obs_t, a)."""
-        return losses.q_learning_target(r_t, discount_t, self.target_network(obs_t))
+        return losses.q_learning_target(r_t, discount_t, self.target_network(obs_t, **self.noise))
+
+    def next_action_values(self, obs_t: tf.Tensor, q_t_target: tf.Tensor) -> tf.Tensor:
+        """Q-values ``[B, A]`` whose argmax picks a distributional target's bootstrap action.
+
+        The target network's own (``q_t_target``); Double DQN asks the online network.
+        """
+        return q_t_target
+
+    def bootstrap_target(
+        self, r_t: tf.Tensor, discount_t: tf.Tensor, obs_t: tf.Tensor
+    ) -> tf.Tensor:
+        """What the online network learns towards.
+
+        Values ``[B]``, or for a distributional head the target distribution (C51:
+        probabilities ``[B, K]``; QR: quantiles ``[B, N]``).
+        """
+        kind = self.config.distributional
+        if kind == "none":
+            return self.next_state_target(r_t, discount_t, obs_t)
+        params = self.target_network.distribution(obs_t, **self.noise)  # [B, A, K]
+        selector = self.next_action_values(obs_t, self.target_network.q_from_distribution(params))
+        if kind == "c51":
+            return losses.c51_target(self.q_network.support, r_t, discount_t, params, selector)
+        return losses.qr_target(r_t, discount_t, params, selector)
+
+    def online_loss(
+        self, obs: tf.Tensor, action: tf.Tensor, target: tf.Tensor, weights: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """``(loss [], per-sample loss or |TD error| [B] (new priorities), mean Q [])``."""
+        cfg = self.config
+        if cfg.distributional == "none":
+            q_tm1 = self.q_network(obs, **self.noise)  # [B, A]
+            loss, td_error = losses.td_loss(q_tm1, action, target, cfg.loss, weights=weights)
+            return loss, tf.abs(td_error), tf.reduce_mean(q_tm1)
+        params = self.q_network.distribution(obs, **self.noise)  # [B, A, K]
+        q_mean = tf.reduce_mean(self.q_network.q_from_distribution(params))
+        if cfg.distributional == "c51":
+            loss, per_item = losses.categorical_td_loss(params, action, target, weights=weights)
+        else:
+            taken = tf.gather(params, tf.cast(action, tf.int32), axis=1, batch_dims=1)  # [B, N]
+            loss, per_item = losses.quantile_huber_loss(taken, target, weights=weights)
+        return loss, per_item, q_mean
 
     def _update_steps(self, batch: Batch) -> dict[str, tf.Tensor]:
         """G gradient steps on ``[G, B, ...]`` batches, fused into one compiled call."""
@@ -255,14 +398,12 @@ class DQN(SaveLoad, Agent):
         variables = self.q_network.trainable_variables
         num_steps = tf.shape(batch.obs)[0]
         totals = tf.zeros(3)  # loss, mean Q, gradient norm
+        per_item = tf.TensorArray(tf.float32, size=num_steps)
         for g in tf.range(num_steps):
-            target = self.next_state_target(
-                batch.reward[g], batch.discount[g], batch.next_obs[g]
-            )  # [B]
+            target = self.bootstrap_target(batch.reward[g], batch.discount[g], batch.next_obs[g])
             with tf.GradientTape() as tape:
-                q_tm1 = self.q_network(batch.obs[g])  # [B, A]
-                loss, _ = losses.td_loss(
-                    q_tm1, batch.action[g], target, cfg.loss, weights=batch.weights[g]
+                loss, errors, q_mean = self.online_loss(
+                    batch.obs[g], batch.action[g], target, batch.weights[g]
                 )
             grads = tape.gradient(loss, variables)
             norm, applied = self.guard.apply(
@@ -272,18 +413,32 @@ class DQN(SaveLoad, Agent):
                 self.updates.assign_add(1)
                 if self.updates % cfg.target_update_period == 0:
                     polyak_update(self.q_network.variables, self.target_network.variables, cfg.tau)
-            totals += tf.stack([loss, tf.reduce_mean(q_tm1), norm])
+            totals += tf.stack([loss, q_mean, norm])
+            if cfg.prioritized_replay:
+                per_item = per_item.write(g, errors)
         means = totals / tf.cast(num_steps, tf.float32)
-        return {"train/loss": means[0], "train/q_mean": means[1], "train/grad_norm": means[2]}
+        out = {"train/loss": means[0], "train/q_mean": means[1], "train/grad_norm": means[2]}
+        if cfg.prioritized_replay:
+            out["priorities"] = per_item.stack()  # [G, B]
+        return out
 
     def update(self, batch: Batch) -> dict[str, float]:
         """Learn from a ``Batch`` of ``[B, ...]`` or ``[G, B, ...]`` (G fused steps)."""
         if np.ndim(batch.reward) == 1:
             batch = Batch(*(None if x is None else np.asarray(x)[None] for x in batch))
         out = self._update_fn(batch)
+        self._priorities = out.pop("priorities", None)
         out["train/epsilon"] = self.epsilon
         out["train/updates"] = float(self.updates.numpy())
         return out
+
+    def after_update(self, storage: Any, batch: Batch) -> None:
+        """Prioritized replay: the sampled transitions' new priorities (their TD errors)."""
+        if self.config.prioritized_replay and self._priorities is not None:
+            storage.update_priorities(
+                np.reshape(batch.indices, -1), np.reshape(self._priorities, -1)
+            )
+            self._priorities = None
 
     # -- state -----------------------------------------------------------------------------
     def checkpoint_items(self) -> dict[str, Any]:
@@ -323,12 +478,51 @@ class DoubleDQN(DQN):
     ) -> tf.Tensor:
         """Double-Q target ``[B]``."""
         return losses.double_q_learning_target(
-            r_t, discount_t, self.target_network(obs_t), self.q_network(obs_t)
+            r_t,
+            discount_t,
+            self.target_network(obs_t, **self.noise),
+            self.q_network(obs_t, **self.noise),
         )
+
+    def next_action_values(self, obs_t: tf.Tensor, q_t_target: tf.Tensor) -> tf.Tensor:
+        """The online network picks the bootstrap action of a distributional target."""
+        return self.q_network(obs_t, **self.noise)
 
 
 class DuelingDQN(DQN):
     """Dueling DQN: DQN with Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a') as its network."""
 
     name: ClassVar[str] = "dueling_dqn"
+    network_kind: ClassVar[str] = "dueling_q"
+
+
+@dataclasses.dataclass(frozen=True)
+class RainbowConfig(DQNConfig):
+    """DQN settings with every Rainbow component on (Hessel et al., 2018).
+
+    Multi-step returns (n = 3), prioritized replay (alpha 0.5, beta 0.4 -> 1), C51 (51
+    atoms on [-10, 10]) and noisy nets (sigma0 0.5), with Double DQN's target and the
+    dueling head (the agent class). The epsilon settings stay DQN's: they act only when
+    ``noisy`` is turned off.
+    """
+
+    n_step: int = hp(3, ge=1, help="steps summed in each TD target (n-step returns)")
+    prioritized_replay: bool = hp(True, help="sample transitions by their TD error (PER)")
+    per_alpha: float = hp(0.5, ge=0, le=1, help="PER: how much priorities count (0: uniform)")
+    distributional: str = hp(
+        "c51", choices=DISTRIBUTIONAL, help="return distribution: none, c51 or qr (QR-DQN)"
+    )
+    noisy: bool = hp(True, help="noisy-net layers explore instead of epsilon-greedy")
+
+
+class Rainbow(DoubleDQN):
+    """Rainbow (Hessel et al., 2018): all of DQN's improvements in one agent.
+
+    Double DQN's target on a dueling head, plus n-step returns, prioritized replay, a C51
+    head and noisy nets (``RainbowConfig``); each can be switched off by its setting, for
+    ablations.
+    """
+
+    name: ClassVar[str] = "rainbow"
+    config_cls: ClassVar[type] = RainbowConfig
     network_kind: ClassVar[str] = "dueling_q"
