@@ -1,4 +1,4 @@
-"""Tests of the MinAtar benchmark's planning, resuming and report (benchmarks/minatar.py).
+"""Tests of the MinAtar benchmark's planning, resuming and report (benchmarks/minatar_ablation.py).
 
 Expected numbers are worked out by hand in the comments. Nothing here trains except the
 ``slow`` tests (an SB3 smoke run in SB3's Python, and an rlkit CartPole run stopped and
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "minatar.py"
+SCRIPT = REPO / "benchmarks" / "minatar_ablation.py"
 SB3_PYTHON = os.environ.get("RLKIT_SB3_PYTHON", "/work/sb3venv/bin/python")
 
 
