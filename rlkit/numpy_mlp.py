@@ -17,6 +17,7 @@ The layers are read in order from an index ``i`` into ``params``; a ``Linear`` f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -102,6 +103,21 @@ def torso(
     return x, i
 
 
+@functools.lru_cache(maxsize=16)
+def im2col_index(h: int, w: int, c: int, kh: int, kw: int) -> np.ndarray:
+    """For each kh x kw window of an ``[H, W, C]`` image, where its values sit in the image.
+
+    ``[Ho * Wo, kh * kw * C]`` indices into the flattened image (Ho = H - kh + 1,
+    Wo = W - kw + 1), each row in the (kh, kw, C) order of a Keras kernel's first axes.
+    Made once per shape: gathering with it costs less than a new window view per call.
+    """
+    image = np.arange(h * w * c).reshape(h, w, c)
+    windows = sliding_window_view(image, (kh, kw), axis=(0, 1))  # [Ho, Wo, C, kh, kw]
+    index = windows.transpose(0, 1, 3, 4, 2).reshape(-1, kh * kw * c)
+    index.flags.writeable = False
+    return index
+
+
 def conv2d_valid(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Keras' ``Conv2D`` with stride 1 and 'valid' padding, NHWC, as one matrix product.
 
@@ -112,8 +128,8 @@ def conv2d_valid(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndar
     kh, kw, c, f = kernel.shape
     b, h, w = x.shape[:3]
     ho, wo = h - kh + 1, w - kw + 1
-    windows = sliding_window_view(x, (kh, kw), axis=(1, 2))  # [B, Ho, Wo, C, kh, kw]
-    cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(b * ho * wo, kh * kw * c)
+    cols = x.reshape(b, -1)[:, im2col_index(h, w, c, kh, kw)]  # [B, Ho * Wo, kh * kw * C]
+    cols = cols.reshape(b * ho * wo, kh * kw * c)
     return (cols @ kernel.reshape(kh * kw * c, f) + bias).reshape(b, ho, wo, f)
 
 
