@@ -8,9 +8,10 @@ quantiles ``[B, A, K]`` from ``distribution``, Q-values their expectation) and n
 A network is fully described by a JSON-able ``spec`` dict, so a saved policy is rebuilt from
 that description plus a ``.weights.h5`` file, with no pickle involved.
 
-Small MLPs also run as plain numpy (``numpy_forward``): acting on a handful of CartPole
-observations costs ~0.5 ms as a TF call but ~20 us in numpy, and per-step calls, not the
-maths, decide the speed of small-network agents. The numpy path reads the same weights.
+Small networks (MLPs and the MinAtar CNN, noisy or not) also run as plain numpy
+(``numpy_forward``): acting on a handful of CartPole observations costs ~0.5 ms as a TF
+call but ~20 us in numpy, and per-step calls, not the maths, decide the speed of
+small-network agents. The numpy path reads the same weights.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def apply_layer(layer: keras.layers.Layer, x: tf.Tensor, noise: bool) -> tf.Tens
 
 
 class _NumpyCache:
-    """Numpy copies of a network's weights for ``numpy_forward``."""
+    """Numpy copies of a network's weights for ``numpy_forward``, and where its sigmas are."""
 
-    __slots__ = ("params",)
+    __slots__ = ("params", "sigma_at")
 
     def __init__(self) -> None:
         self.params: list[np.ndarray] | None = None
+        # index of a noisy layer's mu kernel in params -> index of its sigma kernel
+        self.sigma_at: dict[int, int] | None = None
 
 
 class _ActingCopy:
@@ -263,17 +266,16 @@ class Network(keras.Model):
     # -- numpy mirror ---------------------------------------------------------------------
     @property
     def supports_numpy(self) -> bool:
-        """Whether ``numpy_forward`` is available (float32 MLPs with a numpy activation).
+        """Whether ``numpy_forward`` is available.
 
-        Not for noisy networks: acting with noise goes through TensorFlow, where the noise
-        stream lives.
+        For float32 networks (no mixed precision) with an MLP torso of a numpy activation
+        or the MinAtar CNN torso (ReLU whatever ``activation`` says); noisy or not.
         """
-        return (
-            self.torso_name == "mlp"
-            and self.activation_name in numpy_mlp.ACTIVATIONS
-            and not self.mixed_precision
-            and not self.noisy
-        )
+        if self.mixed_precision:
+            return False
+        if self.torso_name == "mlp":
+            return self.activation_name in numpy_mlp.ACTIVATIONS
+        return self.torso_name in numpy_mlp.TORSOS
 
     def refresh_numpy(self, values: list[Any] | None = None) -> None:
         """Copy the current weights for ``numpy_forward``; call after every weight change.
@@ -292,27 +294,72 @@ class Network(keras.Model):
             return obs, 0
         return numpy_mlp.normalize(obs, params[0], params[1]), 2
 
-    def _numpy_torso(self, obs: np.ndarray, params: list[np.ndarray]) -> tuple[np.ndarray, int]:
-        """Torso features of raw observations; returns them and the index after the torso."""
-        obs, i = self._numpy_inputs(obs, params)
-        return numpy_mlp.torso(obs, params, self.hidden_sizes, self.activation_name, i)
+    def _numpy_torso(
+        self,
+        obs: np.ndarray,
+        params: list[np.ndarray],
+        i: int = 0,
+        linear: numpy_mlp.Linear | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Torso features of observations as the torso sees them (``_numpy_inputs``).
+
+        Reads the torso from ``params[i:]``; returns the features and the index after it.
+        """
+        return numpy_mlp.features(
+            self.torso_name, obs, params, self.hidden_sizes, self.activation_name, i, linear
+        )
+
+    def _weight_layers(self) -> list[keras.layers.Layer]:
+        """The layers with weights, in the order the numpy path reads them."""
+        layers = [*self.torso_layers, *self.extra_torso_layers(), *self.head_layers()]
+        return [layer for layer in layers if layer.weights]  # not Flatten
 
     def numpy_variables(self) -> list[tf.Variable]:
-        """What the numpy path reads, in order.
+        """What the numpy path reads, in order (``rlkit.numpy_mlp``'s ``params``).
 
         The observation statistics (mean, var) if they are normalized, then (kernel, bias)
-        of each torso and head layer.
+        of each torso and head layer with weights: a convolution's kernel is
+        ``[kh, kw, C, F]``, a noisy layer's pair is its mean weights (mu_kernel, mu_bias).
+        Then (sigma_kernel, sigma_bias) of each noisy layer, in the same order: only
+        ``numpy_forward(obs, noise_rng)`` reads them, so greedy readers (``action_scores``)
+        can ignore everything after the heads.
+        """
+        layers = self._weight_layers()
+        stats = self.obs_normalizer
+        noisy = [layer for layer in layers if isinstance(layer, NoisyDense)]
+        return (
+            ([stats.mean, stats.var] if stats is not None else [])
+            + [v for layer in layers for v in _mean_weights(layer)]
+            + [v for layer in noisy for v in (layer.sigma_kernel, layer.sigma_bias)]
+        )
+
+    def _numpy_noisy_linear(self, params: list[np.ndarray], rng: np.random.Generator) -> Any:
+        """``numpy_mlp.Linear`` adding one draw of noise from ``rng`` to each noisy layer.
 
         Raises:
-            ValueError: for noisy networks, which have no numpy path.
+            ValueError: if the network has no noisy layers.
         """
-        if self.noisy:
-            raise ValueError("a noisy network has no numpy path (see supports_numpy)")
-        layers = [*self.torso_layers, *self.extra_torso_layers(), *self.head_layers()]
-        stats = self.obs_normalizer
-        return ([stats.mean, stats.var] if stats is not None else []) + [
-            v for layer in layers for v in (layer.kernel, layer.bias)
-        ]
+        if not self.noisy:
+            raise ValueError("noise_rng is for noisy networks; this one has no noisy layers")
+        sigma_at = self._np_cache.sigma_at
+        if sigma_at is None:  # the layout of numpy_variables(), found once
+            layers = self._weight_layers()
+            i = 2 if self.obs_normalizer is not None else 0
+            j = i + 2 * len(layers)  # the first sigma pair
+            sigma_at = {}
+            for layer in layers:
+                if isinstance(layer, NoisyDense):
+                    sigma_at[i], j = j, j + 2
+                i += 2
+            self._np_cache.sigma_at = sigma_at
+
+        def linear(x: np.ndarray, k: int) -> np.ndarray:
+            s = sigma_at.get(k)
+            if s is None:
+                return x @ params[k] + params[k + 1]
+            return numpy_mlp.noisy_dense(x, params[k], params[k + 1], params[s], params[s + 1], rng)
+
+        return linear
 
     def update_obs_stats(self, obs: tf.Tensor, mask: tf.Tensor) -> None:
         """Merge observations ``[B, *obs_shape]`` (rows where ``mask`` is 1) into the statistics."""
@@ -320,7 +367,10 @@ class Network(keras.Model):
             self.obs_normalizer.update(obs, mask)
 
     def numpy_weight_outputs(self) -> list[tf.Tensor]:
-        """Inside a compiled update: the new weights for the numpy copy (none for CNNs)."""
+        """Inside a compiled update: the new weights for the numpy copy.
+
+        ``numpy_variables()``, or none without a numpy path (the Nature CNN).
+        """
         return [tf.identity(v) for v in self.numpy_variables()] if self.supports_numpy else []
 
     def head_layers(self) -> list[keras.layers.Layer]:
@@ -473,10 +523,29 @@ class QValueNetwork(Network):
             return out
         return tf.reshape(out, (-1, actions, self.num_atoms))
 
-    def numpy_forward(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values ``[B, A]`` computed in numpy with the weights of the last refresh."""
+    def numpy_forward(
+        self, obs: np.ndarray, noise_rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Q-values ``[B, A]`` computed in numpy with the weights of the last refresh.
+
+        Args:
+            obs: observations ``[B, *obs_shape]``.
+            noise_rng: for a noisy network, draw fresh noise from this generator: each
+                noisy layer, in the order the forward pass calls them (the torso's, then
+                the value head's and the advantage head's, or the Q head's), draws
+                eps_in ``[p]`` then eps_out ``[q]`` from it, one draw for the whole batch
+                (``numpy_mlp.noisy_dense``). This is a noise stream of its own: the
+                layers' TF stream (``NoisyDense.noise_state``, which the learning update
+                draws from) is neither read nor advanced. None: the mean weights, as
+                ``call(obs, noise=False)``.
+
+        Raises:
+            ValueError: if ``noise_rng`` is given to a network without noisy layers.
+        """
         p = self.numpy_params()
-        x, i = self._numpy_torso(obs, p)
+        linear = None if noise_rng is None else self._numpy_noisy_linear(p, noise_rng)
+        obs, i = self._numpy_inputs(obs, p)
+        x, i = self._numpy_torso(obs, p, i, linear)
         return numpy_mlp.q_values(
             x,
             p,
@@ -486,6 +555,7 @@ class QValueNetwork(Network):
             distributional=self.distributional,
             num_atoms=self.num_atoms,
             support=self._np_support,
+            linear=linear,
         )
 
 
@@ -620,18 +690,11 @@ class ActorCriticNetwork(Network):
         p = self.numpy_params()
         head = numpy_mlp.actor_critic_head_index(len(p), self.log_std_dim)
         obs, start = self._numpy_inputs(obs, p)
-        x, value_torso_start = numpy_mlp.torso(
-            obs, p, self.hidden_sizes, self.activation_name, start
-        )
+        x, value_torso_start = self._numpy_torso(obs, p, start)
         logits = x @ p[head] + p[head + 1]
         if not value:
             return logits, None
-        if self.share_torso:
-            x_v = x
-        else:
-            x_v = numpy_mlp.torso(
-                obs, p, self.hidden_sizes, self.activation_name, value_torso_start
-            )[0]
+        x_v = x if self.share_torso else self._numpy_torso(obs, p, value_torso_start)[0]
         return logits, (x_v @ p[head + 2] + p[head + 3])[:, 0]
 
 
@@ -687,6 +750,13 @@ def _constructor_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
     kwargs["obs_shape"] = tuple(kwargs["obs_shape"])
     kwargs["hidden_sizes"] = tuple(kwargs.get("hidden_sizes", (64, 64)))
     return kwargs
+
+
+def _mean_weights(layer: keras.layers.Layer) -> tuple[Any, Any]:
+    """(kernel, bias) of a layer: a noisy layer's mean weights (mu)."""
+    if isinstance(layer, NoisyDense):
+        return layer.mu_kernel, layer.mu_bias
+    return layer.kernel, layer.bias
 
 
 def _check_noisy(noisy: Any, noisy_sigma0: Any) -> None:

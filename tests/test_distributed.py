@@ -378,6 +378,41 @@ def test_a_cnn_acting_policy_is_built_once_and_loads_each_new_version(mixed_prec
         policy.load(other)
 
 
+def test_a_minatar_dqn_worker_acts_in_numpy_from_its_snapshot():
+    import dataclasses
+
+    from rlkit.distributed.acting import ActingPolicy, take_snapshot
+    from rlkit.types import Batch
+
+    grids = gym.spaces.Box(0, 1, (10, 10, 4), bool)
+    cfg = dataclasses.replace(DQNConfig(), hidden_sizes=(32,), batch_size=4, buffer_size=8)
+    agent = DQN(grids, gym.spaces.Discrete(3), cfg, seed=0)
+    rng = np.random.default_rng(0)
+    obs = rng.random((5, *grids.shape)) < 0.3
+    policy = ActingPolicy(take_snapshot(agent), np.random.default_rng(1))
+    assert policy.snapshot.numpy and policy.network is None  # no TensorFlow in the worker
+    np.testing.assert_array_equal(policy.scores(obs), agent.q_values(obs))
+    before = policy.scores(obs)
+    agent.update(
+        Batch(
+            obs=rng.random((4, *grids.shape)) < 0.3,
+            action=rng.integers(0, 3, 4),
+            reward=rng.normal(size=4).astype(np.float32),
+            next_obs=rng.random((4, *grids.shape)) < 0.3,
+            terminated=None,
+            truncated=None,
+            discount=np.full(4, 0.99, np.float32),
+            weights=np.ones(4, np.float32),
+            indices=None,
+        )
+    )
+    policy.load(take_snapshot(agent))
+    assert not np.array_equal(policy.scores(obs), before)  # the update's weights
+    np.testing.assert_array_equal(policy.scores(obs), agent.q_values(obs))
+    tf_q = agent._q_fn(obs).numpy()  # the TF path, same weights
+    np.testing.assert_allclose(policy.scores(obs), tf_q, rtol=1e-5, atol=1e-6)
+
+
 # -- the documented promises, one by one --------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 
@@ -177,12 +178,88 @@ def test_where_the_noisy_layers_sit():
     np.testing.assert_allclose(sigma.numpy(), 0.1 / np.sqrt(8))  # sigma0 / sqrt(p), p = 8
 
 
-def test_noisy_networks_have_no_numpy_path():
-    net = build_network(spec_for("q", "c51", True))
-    assert not net.supports_numpy
-    assert net.numpy_weight_outputs() == []
+@pytest.mark.parametrize("torso", ["mlp", "minatar_cnn"])
+def test_noisy_networks_act_greedily_in_numpy_with_the_mean_weights(torso):
+    net = build_network(spec_for("dueling_q", "c51", True, torso))
+    randomize_weights(net, seed=3, scale=0.2)
+    assert net.supports_numpy
+    variables = net.numpy_variables()
+    assert {id(v) for v in variables} == {id(v) for v in net.weights}  # sigmas too
+    assert len(net.numpy_weight_outputs()) == len(variables)
+    # mu pairs in layer order, then the sigma pairs of the noisy layers in the same order
+    noisy = [layer for layer in [*net.torso_layers, *net.head_layers()] if layer.weights]
+    noisy = [layer for layer in noisy if isinstance(layer, NoisyDense)]
+    assert [v.name for v in variables[-2 * len(noisy) :]] == ["sigma_kernel", "sigma_bias"] * 3
+    assert variables[-6] is noisy[0].sigma_kernel and variables[-1] is noisy[-1].sigma_bias
+    net.refresh_numpy()
+    obs = obs_for(net.spec)
+    want = net(tf.constant(obs), noise=False).numpy()
+    np.testing.assert_allclose(net.numpy_forward(obs), want, rtol=1e-5, atol=1e-5)
+    # Ray workers and saved policies: greedy from the spec and params, sigmas ignored
+    got = numpy_mlp.action_scores(net.spec, net.numpy_params(), obs)
+    np.testing.assert_array_equal(got, net.numpy_forward(obs))
+
+
+def test_noise_rng_needs_noisy_layers():
+    net = build_network(spec_for("q", "c51"))
     with pytest.raises(ValueError, match="noisy"):
-        net.numpy_variables()
+        net.numpy_forward(obs_for(net.spec), noise_rng=np.random.default_rng(0))
+
+
+def explicit_noisy_forward(net, obs, rng):
+    """Q-values of ``net`` with one noise draw from ``rng``, through TF: a plain copy of the
+    network whose weights are w = mu + sigma * outer(f(eps_in), f(eps_out)) and
+    b = mu_b + sigma_b * f(eps_out), eps_in then eps_out drawn per noisy layer in call order."""
+    spec = {k: v for k, v in net.spec.items() if k not in ("noisy", "noisy_sigma0")}
+    plain = build_network(spec)
+
+    def f(x):
+        return np.sign(x) * np.sqrt(np.abs(x))
+
+    for src, dst in zip(
+        [*net.torso_layers, *net.head_layers()],
+        [*plain.torso_layers, *plain.head_layers()],
+        strict=True,
+    ):
+        if not src.weights:
+            continue
+        if not isinstance(src, NoisyDense):
+            dst.set_weights(src.get_weights())
+            continue
+        p, q = src.mu_kernel.shape
+        f_in = f(rng.standard_normal(p, dtype=np.float32))
+        f_out = f(rng.standard_normal(q, dtype=np.float32))
+        w = src.mu_kernel.numpy() + src.sigma_kernel.numpy() * np.outer(f_in, f_out)
+        b = src.mu_bias.numpy() + src.sigma_bias.numpy() * f_out
+        dst.set_weights([w, b])
+    return plain(tf.constant(obs)).numpy()
+
+
+@pytest.mark.parametrize("torso", ["mlp", "minatar_cnn"])
+@pytest.mark.parametrize("head", [None, "c51", "qr"])
+@pytest.mark.parametrize("kind", ["q", "dueling_q"])
+def test_numpy_noisy_forward_draws_factorised_noise_from_the_generator(kind, head, torso):
+    net = build_network(spec_for(kind, head, True, torso))
+    randomize_weights(net, seed=4, scale=0.2)
+    net.refresh_numpy()
+    obs = obs_for(net.spec)
+    stream = net.q_head if kind == "q" else net.value_head
+    counter = stream.noise_state.numpy().copy()
+    rng = np.random.default_rng(7)
+    want = explicit_noisy_forward(net, obs, copy.deepcopy(rng))
+    got = net.numpy_forward(obs, noise_rng=rng)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    again = net.numpy_forward(obs, noise_rng=rng)
+    assert not np.allclose(again, got)  # fresh noise every call
+    same = np.random.default_rng(7)  # the same seed, the same noise
+    np.testing.assert_array_equal(net.numpy_forward(obs, noise_rng=same), got)
+    np.testing.assert_array_equal(net.numpy_forward(obs, noise_rng=same), again)
+    assert not np.allclose(got, net.numpy_forward(obs))  # the noise changes Q
+    # one draw shared by the batch: each row is what it gets alone
+    alone = net.numpy_forward(obs[2:3], noise_rng=np.random.default_rng(7))
+    np.testing.assert_allclose(alone, got[2:3], rtol=1e-5, atol=1e-5)
+    # the layers' TF stream (the learning update's) is neither read nor advanced
+    np.testing.assert_array_equal(stream.noise_state.numpy(), counter)
 
 
 def test_gradients_reach_sigma_through_noisy_calls_only():
@@ -315,7 +392,42 @@ def test_minatar_torso_layers_and_boolean_inputs():
         first[:, i, j] = np.einsum("bhwc,hwcf->bf", x[:, i : i + 3, j : j + 3], k) + b
     hidden = np.maximum(first, 0).reshape(BATCH, -1) @ dense.kernel.numpy() + dense.bias.numpy()
     np.testing.assert_allclose(features, np.maximum(hidden, 0), rtol=1e-4, atol=1e-4)
-    assert not net.supports_numpy
+    assert net.supports_numpy
+    params = [v.numpy() for v in net.numpy_variables()]
+    got, end = numpy_mlp.minatar_torso(grids, params)
+    np.testing.assert_allclose(got, np.maximum(hidden, 0), rtol=1e-4, atol=1e-4)
+    assert end == 4  # conv kernel and bias, dense kernel and bias: the Q head is next
+
+
+def randomize_by_fan_in(net, seed):
+    """Random weights of a realistic scale: kernels N(0, 1 / fan_in), biases N(0, 0.1^2)."""
+    rng = np.random.default_rng(seed)
+    for v in net.weights:
+        scale = 1 / np.sqrt(np.prod(v.shape[:-1])) if len(v.shape) > 1 else 0.1
+        v.assign(scale * rng.normal(size=v.shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+@pytest.mark.parametrize("noisy", [False, True], ids=["plain", "noisy"])
+@pytest.mark.parametrize("head", [None, "c51", "qr"])
+@pytest.mark.parametrize("kind", ["q", "dueling_q"])
+def test_minatar_numpy_path_equals_tf_path(kind, head, noisy, batch):
+    spec = spec_for(kind, head, noisy, "minatar_cnn", hidden_sizes=[128])
+    spec["obs_shape"] = [10, 10, 6]  # Space Invaders' channels
+    net = build_network(spec)
+    randomize_by_fan_in(net, seed=batch)
+    assert net.supports_numpy
+    obs = obs_for(net.spec, seed=batch, batch=batch)
+    net.refresh_numpy()
+    want = net(tf.constant(obs)).numpy()
+    got = net.numpy_forward(obs)
+    assert got.shape == (batch, NUM_ACTIONS) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(numpy_mlp.action_scores(net.spec, net.numpy_params(), obs), got)
+    # the compiled update's copy is the same list, in the same order
+    outputs = [np.asarray(v) for v in net.numpy_weight_outputs()]
+    for a, b in zip(outputs, net.numpy_params(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 # -- specs ----------------------------------------------------------------------------------
@@ -420,7 +532,8 @@ def test_a_noisy_distributional_policy_exports_its_greedy_q_without_noise(spec, 
     save_policy(run_dir / "policy", net, agent="rainbow", env_id="Test-v0")
     policy = load_policy(run_dir)
     want = net(tf.constant(obs)).numpy()
-    np.testing.assert_array_equal(policy.scores(obs), want)
+    assert policy.network.supports_numpy  # a loaded policy acts in numpy, with mu
+    np.testing.assert_allclose(policy.scores(obs), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(policy(obs), want.argmax(-1))
     assert export.main([str(run_dir), "--out", str(tmp_path / "out")]) == 0
     served = tf.saved_model.load(str(tmp_path / "out" / "saved_model"))

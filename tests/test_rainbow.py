@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import gymnasium as gym
 import keras
 import numpy as np
@@ -167,6 +169,58 @@ def test_noisy_exploration_varies_and_greedy_acting_does_not():
     assert all(np.array_equal(greedy[0], g) for g in greedy)
     explored = [agent.act(obs, explore=True) for _ in range(5)]
     assert any(not np.array_equal(explored[0], e) for e in explored[1:])
+
+
+def noise_counters(network) -> list[int]:
+    """Where each noisy layer's TF noise stream stands (its counter)."""
+    layers = [*network.torso_layers, *network.head_layers()]
+    return [int(layer.noise_state.numpy()[1]) for layer in layers if hasattr(layer, "noise_state")]
+
+
+def test_noisy_exploration_draws_from_the_agents_generator_in_numpy():
+    agent = make_agent("rainbow")
+    obs = np.random.default_rng(3).normal(size=(8, 4)).astype(np.float32)
+    network = agent.q_network
+    assert network.supports_numpy
+    counters = noise_counters(network)
+    assert len(counters) == 3  # the torso's last layer, the value and advantage heads
+    twin = copy.deepcopy(agent.rng)
+    step = agent.explore_policy.step
+    for _ in range(3):
+        want = np.argmax(network.numpy_forward(obs, noise_rng=twin), axis=-1)
+        np.testing.assert_array_equal(agent.act(obs, explore=True), want)
+    assert agent.rng.bit_generator.state == twin.bit_generator.state
+    assert agent.explore_policy.step == step + 3 * len(obs)
+    # the layers' TF stream is the learning update's alone now
+    assert noise_counters(network) == counters
+    greedy = agent.act(obs, explore=False)
+    np.testing.assert_array_equal(greedy, np.argmax(network.numpy_forward(obs), axis=-1))
+    np.testing.assert_allclose(agent.q_values(obs), network(obs).numpy(), rtol=1e-5, atol=1e-6)
+    assert agent.rng.bit_generator.state == twin.bit_generator.state  # greedy draws nothing
+
+
+def test_minatar_acting_is_numpy_and_matches_the_tf_path():
+    keras.utils.set_random_seed(0)
+    grids = gym.spaces.Box(0, 1, (10, 10, 6), bool)
+    agent = Rainbow(grids, gym.spaces.Discrete(6), Rainbow.config_cls(hidden_sizes=(32,)), seed=0)
+    obs = np.random.default_rng(1).random((3, *grids.shape)) < 0.3
+    assert agent.q_network.supports_numpy
+    np.testing.assert_allclose(agent.q_values(obs), agent._q_fn(obs).numpy(), rtol=1e-5, atol=1e-6)
+    twin = copy.deepcopy(agent.rng)
+    want = np.argmax(agent.q_network.numpy_forward(obs, noise_rng=twin), axis=-1)
+    np.testing.assert_array_equal(agent.act(obs, explore=True), want)
+
+
+def test_noisy_exploration_without_a_numpy_path_uses_the_tf_stream():
+    keras.utils.set_random_seed(0)
+    frames = gym.spaces.Box(0, 255, (4, 36, 36), np.uint8)  # the Nature CNN: no numpy path
+    agent = Rainbow(frames, ACTIONS, Rainbow.config_cls(hidden_sizes=(16,)), seed=0)
+    assert not agent.q_network.supports_numpy
+    obs = np.random.default_rng(1).integers(0, 256, (2, *frames.shape), dtype=np.uint8)
+    counters, state = noise_counters(agent.q_network), agent.rng.bit_generator.state
+    agent.act(obs, explore=True)
+    assert noise_counters(agent.q_network) == [c + 1 for c in counters]
+    assert agent.rng.bit_generator.state == state
 
 
 # -- training with the loop ------------------------------------------------------------------

@@ -148,7 +148,8 @@ class DQN(SaveLoad, Agent):
     distributional head (``c51``: cross-entropy to the projected target distribution;
     ``qr``: quantile Huber loss; the bootstrap action is the argmax of the expected
     values) and noisy nets (fresh noise in every learning and exploring forward pass;
-    greedy acting and evaluation use the mean weights).
+    greedy acting and evaluation use the mean weights; with a numpy path, exploring noise
+    is drawn from the agent's ``rng``, see ``noisy_q_values``).
 
     Args:
         observation_space: single-env observation space (``Box``).
@@ -230,8 +231,9 @@ class DQN(SaveLoad, Agent):
         )
         obs_spec = [tf.TensorSpec([None, *obs_shape], obs_dtype)]
         self._q_fn = CompiledStep(self.acting_network.call, input_signature=obs_spec, lazy=True)
-        # Noisy acting goes through the online network itself: its noise stream is in the
-        # checkpoints (a mixed-precision acting twin's would not be).
+        # Without a numpy path (the Nature CNN, mixed precision), noisy acting goes through
+        # the online network itself: its noise stream is in the checkpoints (a
+        # mixed-precision acting twin's would not be).
         self._noisy_q_fn = CompiledStep(
             lambda obs: self.q_network(obs, noise=True), input_signature=obs_spec, lazy=True
         )
@@ -306,10 +308,23 @@ class DQN(SaveLoad, Agent):
 
     # -- acting ----------------------------------------------------------------------------
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values ``[N, A]`` of the online network (numpy path for small MLPs)."""
+        """Q-values ``[N, A]`` of the online network (numpy path for small networks).
+
+        A noisy network's mean weights.
+        """
         if self.q_network.supports_numpy:
             return self.q_network.numpy_forward(obs)
         return self._q_fn(obs).numpy()
+
+    def noisy_q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values ``[N, A]`` of freshly drawn noisy weights (one draw for the batch).
+
+        With a numpy path the noise comes from the agent's generator ``rng`` (in checkpoints,
+        so a resumed run draws the same noise); otherwise from the noisy layers' TF stream.
+        """
+        if self.q_network.supports_numpy:
+            return self.q_network.numpy_forward(obs, noise_rng=self.rng)
+        return self._noisy_q_fn(obs).numpy()
 
     def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
         """Actions ``[N]``: greedy, or epsilon-greedy when exploring.
@@ -318,7 +333,7 @@ class DQN(SaveLoad, Agent):
         """
         if explore and self.config.noisy:
             self.explore_policy.step += len(obs)
-            return np.argmax(self._noisy_q_fn(obs).numpy(), axis=-1)
+            return np.argmax(self.noisy_q_values(obs), axis=-1)
         if explore:
             return self.explore_policy(obs)
         return np.argmax(self.q_values(obs), axis=-1)
