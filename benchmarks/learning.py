@@ -835,58 +835,39 @@ def sb3_child(spec_path: str) -> int:
         def update_follows(env_steps: int) -> bool:
             return env_steps > learning_starts
 
-    elif spec["agent"] == "ppo":
+    else:  # A2C and PPO: the on-policy settings they share, then PPO's own
         envs = make_vec_env(env_id, n_envs=s["n_envs"], seed=seed)
-
-        def schedule(value: float) -> Any:  # rl-zoo3's lin_<value>: to 0 over the run
-            return (lambda remaining: value * remaining) if s["anneal"] else value
-
-        model = PPO(
-            "MlpPolicy",
-            envs,
-            learning_rate=schedule(s["learning_rate"]),
-            n_steps=s["n_steps"],
-            batch_size=s["batch_size"],
-            n_epochs=s["n_epochs"],
-            gamma=s["gamma"],
-            gae_lambda=s["gae_lambda"],
-            clip_range=schedule(s["clip_range"]),
-            ent_coef=s["ent_coef"],
-            vf_coef=s["vf_coef"],
-            max_grad_norm=s["max_grad_norm"],
-            normalize_advantage=s["normalize_advantage"],
-            policy_kwargs={
+        shared = {
+            "n_steps": s["n_steps"],
+            "gamma": s["gamma"],
+            "gae_lambda": s["gae_lambda"],
+            "ent_coef": s["ent_coef"],
+            "vf_coef": s["vf_coef"],
+            "max_grad_norm": s["max_grad_norm"],
+            "normalize_advantage": s["normalize_advantage"],
+            "policy_kwargs": {
                 "net_arch": {"pi": s["net_arch"], "vf": s["net_arch"]},
                 "activation_fn": activation_fn,
             },
-            seed=seed,
-            device="cpu",
-        )
-        rollout_steps = s["n_steps"]
+            "seed": seed,
+            "device": "cpu",
+        }
+        if spec["agent"] == "ppo":
 
-        def update_follows(env_steps: int) -> bool:
-            return True
+            def schedule(value: float) -> Any:  # rl-zoo3's lin_<value>: to 0 over the run
+                return (lambda remaining: value * remaining) if s["anneal"] else value
 
-    else:
-        envs = make_vec_env(env_id, n_envs=s["n_envs"], seed=seed)
-        model = A2C(
-            "MlpPolicy",
-            envs,
-            learning_rate=s["learning_rate"],
-            n_steps=s["n_steps"],
-            gamma=s["gamma"],
-            gae_lambda=s["gae_lambda"],
-            ent_coef=s["ent_coef"],
-            vf_coef=s["vf_coef"],
-            max_grad_norm=s["max_grad_norm"],
-            normalize_advantage=s["normalize_advantage"],
-            policy_kwargs={
-                "net_arch": {"pi": s["net_arch"], "vf": s["net_arch"]},
-                "activation_fn": activation_fn,
-            },
-            seed=seed,
-            device="cpu",
-        )
+            model = PPO(
+                "MlpPolicy",
+                envs,
+                learning_rate=schedule(s["learning_rate"]),
+                batch_size=s["batch_size"],
+                n_epochs=s["n_epochs"],
+                clip_range=schedule(s["clip_range"]),
+                **shared,
+            )
+        else:
+            model = A2C("MlpPolicy", envs, learning_rate=s["learning_rate"], **shared)
         rollout_steps = s["n_steps"]
 
         def update_follows(env_steps: int) -> bool:
