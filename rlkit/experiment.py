@@ -301,7 +301,9 @@ class RunSaver:
             # arrays go to the array file (named without their "array/" prefix), the rest
             # (counters, generator state, prioritized replay's scalars) to state.json.
             replay = self.buffer.state()
-            names = {k: k.removeprefix("array/") for k, v in replay.items() if _is_array(v)}
+            names = {
+                k: k.removeprefix("array/") for k, v in replay.items() if isinstance(v, np.ndarray)
+            }
             arrays = {name: replay[k] for k, name in names.items()}
             state["replay"] = {k: v for k, v in replay.items() if k not in names}
             state["replay"]["array_keys"] = {name: k for k, name in names.items()}
@@ -371,10 +373,6 @@ class RunSaver:
             replay.setdefault("last_next", None)
             self.buffer.restore(replay)
         return state["loop"]
-
-
-def _is_array(value: Any) -> bool:
-    return isinstance(value, np.ndarray)
 
 
 def env_wrappers(run: RunConfig) -> list[Any]:
