@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rlkit import interrupts
+from rlkit.callbacks import Callback, CallbackList, StopOnReward
 from rlkit.config import RunConfig
 from rlkit.core import Agent
 from rlkit.envs.atari import env_protocol
@@ -38,6 +39,8 @@ class TrainResult:
     # to the checkpoint it continued from (not part of ``seconds``).
     earlier_train_seconds: float = 0.0
     earlier_eval_seconds: float = 0.0
+    # The callback and hook that stopped the run before its budget ("StopOnReward.on_evaluation").
+    stopped_by: str | None = None
 
     @property
     def train_seconds(self) -> float:
@@ -45,14 +48,16 @@ class TrainResult:
         return self.earlier_train_seconds + self.seconds - self.eval_seconds
 
 
-class PeriodicEvaluator:
+class PeriodicEvaluator(Callback):
     """Every ``every`` env steps, play greedy episodes from fresh seeds and log the mean.
 
     Each evaluation plays ``episodes`` episodes whose seeds come from the run seed and the
     step count (``rlkit.evaluate.evaluation_seeds``), so no start state is replayed and a
     resumed run evaluates on the same seeds. A stop needs confirmation: when an evaluation
-    reaches ``stop_reward``, ``confirm_episodes`` further fresh episodes must reach it too;
-    then ``__call__`` returns False and the loop stops with the confirmed policy.
+    reaches ``stop_reward``, ``confirm_episodes`` further fresh episodes must reach it too.
+    Each evaluation's row goes to ``listeners.on_evaluation`` (the run's callbacks, with
+    ``StopOnReward`` for ``stop_reward``); when one of them returns False, so does
+    ``on_step`` and the loop stops with the policy just evaluated.
     """
 
     def __init__(
@@ -71,8 +76,13 @@ class PeriodicEvaluator:
         video_every: int = 0,
         video_dir: Path | None = None,
         best_dir: Path | None = None,
+        listeners: CallbackList | None = None,
     ) -> None:
         self.agent, self.env_id, self.logger = agent, env_id, logger
+        if listeners is None:
+            listeners = CallbackList([StopOnReward(stop_reward)] if stop_reward is not None else [])
+        self.listeners = listeners
+        self.stopped_by: str | None = None  # the listener that stopped the run, if one did
         self.every, self.episodes, self.seed, self.stop_reward = every, episodes, seed, stop_reward
         self.confirm_episodes = confirm_episodes
         self.protocol, self.epsilon = protocol, epsilon
@@ -144,7 +154,7 @@ class PeriodicEvaluator:
         self.earlier_eval_seconds = float(state.get("eval_seconds", 0.0))
         self._start, self._eval_seconds = time.perf_counter(), 0.0
 
-    def __call__(self, env_steps: int) -> bool:
+    def on_step(self, env_steps: int) -> bool:
         """Evaluate (and record a GIF) if due; return False to stop training."""
         if self.video_every > 0 and self.video_dir is not None and env_steps >= self.next_video:
             self.next_video = (env_steps // self.video_every + 1) * self.video_every
@@ -161,27 +171,29 @@ class PeriodicEvaluator:
             "episodes": len(returns),
         }
         metrics = {"eval/mean_reward": row["mean_reward"], "eval/std_reward": row["std_reward"]}
-        reached = self.stop_reward is not None and row["mean_reward"] >= self.stop_reward
-        if reached:
+        solved = self.stop_reward is not None and row["mean_reward"] >= self.stop_reward
+        if solved:
             confirm = self.play("confirm", env_steps, self.confirm_episodes)
             row["confirm_mean_reward"] = float(np.mean(confirm))
             row["confirm_std_reward"] = float(np.std(confirm))
             row["confirm_episodes"] = len(confirm)
             metrics["eval/confirm_mean_reward"] = row["confirm_mean_reward"]
-            reached = row["confirm_mean_reward"] >= self.stop_reward  # type: ignore[operator]
+            solved = row["confirm_mean_reward"] >= self.stop_reward  # type: ignore[operator]
         self.history.append(row)
         self.save_if_best(row)
         self.logger.write(metrics, env_steps)
         self.logger.dump(env_steps, echo=False)  # one progress row per evaluation, unaveraged
+        if solved:
+            self.solved_at = row
+        go_on = self.listeners.on_evaluation(env_steps, row)
+        if not go_on:
+            self.stopped_by = self.listeners.stopped_by
         self.logger.note(
-            describe_evaluation(row, self.stop_reward, stops=reached),
+            describe_evaluation(row, self.stop_reward, stops=not go_on),
             env_steps,
             short=f"{row['mean_reward']:.1f}",
         )
-        if reached:
-            self.solved_at = row
-            return False
-        return True
+        return go_on
 
     def save_if_best(self, row: dict[str, float]) -> None:
         """Save the policy as ``best_dir`` when this evaluation's mean beats every earlier one."""
@@ -206,11 +218,15 @@ def describe_evaluation(row: dict[str, float], stop_reward: float | None, stops:
         f"± {row['std_reward']:.1f} over {int(row['episodes'])} fresh episodes"
     )
     if "confirm_mean_reward" in row:
+        confirmed = stop_reward is not None and row["confirm_mean_reward"] >= stop_reward
         text += (
             f"; reached {stop_reward:g}, confirmation on {int(row['confirm_episodes'])} more: "
             f"mean {row['confirm_mean_reward']:.1f} "
-            + ("(confirmed: training stops)" if stops else "(not confirmed: training goes on)")
+            + ("(confirmed" if confirmed else "(not confirmed")
+            + (": training stops)" if stops else ": training goes on)")
         )
+    elif stops:
+        text += "; a callback stops training"
     return text
 
 
@@ -475,6 +491,7 @@ def learn(
     envs: Any = None,
     resume: bool = False,
     rebuild_envs: Callable[[], Any] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train ``agent`` on ``env_id``: ``rlkit.loops.train`` on the storage the agent builds.
 
@@ -494,6 +511,8 @@ def learn(
             Training N steps, then resuming to N + M gives the same weights as N + M in
             one go when N is a multiple of ``run.checkpoint_every`` (see
             ``rlkit.loops.segment_seed``).
+        callbacks: ``rlkit.callbacks.Callback`` objects called during training; any hook
+            may stop it by returning False. ``run.stop_reward`` adds a ``StopOnReward``.
 
     Returns:
         A ``TrainResult``.
@@ -516,6 +535,8 @@ def learn(
     protocol = env_protocol(env_id, run)
     runner = make_runner(agent, env_id, run, protocol, envs, rebuild_envs)
     logger = Logger(run_dir, run.total_steps, run.log_interval, verbose)
+    stop_rule = [StopOnReward(run.stop_reward)] if run.stop_reward is not None else []
+    listeners = CallbackList([*stop_rule, *callbacks])
     evaluator = PeriodicEvaluator(
         agent,
         env_id,
@@ -530,7 +551,9 @@ def learn(
         seed=run.seed,
         stop_reward=run.stop_reward,
         confirm_episodes=run.confirm_episodes,
+        listeners=listeners,
     )
+    every_step = CallbackList([evaluator, listeners])
     start = time.perf_counter()
     try:  # from here on, whatever fails, the envs (and their workers) are closed
         # The agent builds its own storage (replay or rollouts) for these envs.
@@ -554,6 +577,7 @@ def learn(
             if checkpoints is None:
                 raise ValueError("resume=True needs the run_dir to resume from")
             loop_state = checkpoints.restore()
+        listeners.on_training_start(agent, runner.env_steps)
         try:
             loops.train(
                 agent,
@@ -561,7 +585,7 @@ def learn(
                 storage,
                 logger,
                 run,
-                callback=evaluator,
+                callback=every_step,
                 checkpoints=checkpoints,
                 schedule=loop_state,
             )
@@ -582,7 +606,7 @@ def learn(
     finally:
         logger.close()
         runner.close()
-    return TrainResult(
+    result = TrainResult(
         env_steps=runner.env_steps,
         seconds=time.perf_counter() - start,
         episodes=runner.episodes,
@@ -593,4 +617,7 @@ def learn(
         eval_seconds=evaluator.eval_seconds,
         earlier_train_seconds=evaluator.earlier_train_seconds,
         earlier_eval_seconds=evaluator.earlier_eval_seconds,
+        stopped_by=every_step.stopped_by,
     )
+    listeners.on_training_end(result)
+    return result

@@ -6,13 +6,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from rlkit.callbacks import Callback
 from rlkit.config import RunConfig
 from rlkit.core import Agent, Storage
 from rlkit.errors import NumericalError
 from rlkit.logger import Logger
 from rlkit.runner import derive_seed
-
-Callback = Callable[[int], bool]  # called with env_steps after each step; False stops
 
 
 class RunSaver(Protocol):
@@ -22,8 +21,8 @@ class RunSaver(Protocol):
         """Whether to checkpoint now."""
         ...
 
-    def __call__(self, env_steps: int, loop_state: dict[str, Any]) -> None:
-        """Save everything needed to continue from here."""
+    def __call__(self, env_steps: int, loop_state: dict[str, Any]) -> Any:
+        """Save everything needed to continue from here; return the checkpoint's folder."""
         ...
 
 
@@ -76,7 +75,7 @@ def train(
     storage: Storage,
     logger: Logger,
     run: RunConfig,
-    callback: Callback | None = None,
+    callback: Callback | Callable[[int], bool] | None = None,
     checkpoints: RunSaver | None = None,
     schedule: dict[str, Any] | None = None,
 ) -> None:
@@ -95,13 +94,20 @@ def train(
         storage: the agent's storage.
         logger: receives update metrics and finished episodes.
         run: ``total_steps``, ``seed`` and ``max_bad_updates``.
-        callback: called with env_steps after each step; False stops (evaluation).
+        callback: its hooks ``on_step`` (after each step), ``on_update`` (after each
+            update) and ``on_checkpoint`` are called; any returning False stops training
+            at the end of that step (``rlkit.callbacks``). A plain function of env_steps
+            is called as ``on_step``.
         checkpoints: saves the run when due (and the envs are then reset, see
             ``segment_seed``).
         schedule: the agent's update schedule, from a checkpoint when resuming; updated in
             place and saved with each checkpoint.
     """
     schedule = {} if schedule is None else schedule
+    if callback is None:
+        callback = Callback()
+    elif not isinstance(callback, Callback):
+        callback = _StepFunction(callback)
     agent.set_horizon(run.total_steps)
     # Ray rollout workers act with their own copy of the policy: the runner hands out the
     # steps they took (and moves the agent's exploration schedule on).
@@ -119,7 +125,7 @@ def train(
             if storage.transient:
                 storage.clear()  # the partial rollout's episodes were cut
         storage.add(transition)
-        updated = False
+        updated, go_on = False, True
         # Usually one update at most; an agent may hand out several in a row (prioritized
         # replay samples each gradient step after the priorities of the one before).
         while (batch := agent.next_batch(storage, runner.env_steps, obs, schedule)) is not None:
@@ -127,15 +133,29 @@ def train(
             agent.after_update(storage, batch)
             logger.write(metrics, runner.env_steps)
             updated = True
+            go_on &= callback.on_update(runner.env_steps, metrics) is not False
         at_boundary = updated or not storage.transient
         logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
-        if callback is not None and not callback(runner.env_steps):
+        go_on &= callback.on_step(runner.env_steps) is not False
+        if not go_on:
             break
         if at_boundary and checkpoints is not None and checkpoints.due(runner.env_steps):
-            checkpoints(runner.env_steps, schedule)
+            path = checkpoints(runner.env_steps, schedule)
             if storage.transient:
                 storage.clear()  # the reset cuts the episodes in progress
             obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
+            if path is not None and callback.on_checkpoint(runner.env_steps, path) is False:
+                break
+
+
+class _StepFunction(Callback):
+    """A plain function of env_steps (False stops) as a callback's ``on_step``."""
+
+    def __init__(self, function: Callable[[int], bool]) -> None:
+        self.function = function
+
+    def on_step(self, env_steps: int) -> bool:
+        return bool(self.function(env_steps))
 
 
 def train_off_policy(
@@ -144,7 +164,7 @@ def train_off_policy(
     buffer: Storage,
     logger: Logger,
     run: RunConfig,
-    callback: Callback | None = None,
+    callback: Callback | Callable[[int], bool] | None = None,
     checkpoints: RunSaver | None = None,
     state: dict[str, Any] | None = None,
 ) -> None:
@@ -157,7 +177,7 @@ def train_on_policy(
     runner: Any,
     logger: Logger,
     run: RunConfig,
-    callback: Callback | None = None,
+    callback: Callback | Callable[[int], bool] | None = None,
     checkpoints: RunSaver | None = None,
 ) -> None:
     """``train`` with the agent's own storage for the runner's envs (rollouts)."""

@@ -11,10 +11,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlkit import interrupts
 from rlkit.errors import RlkitError, TrainingFault
+
+if TYPE_CHECKING:
+    from rlkit.callbacks import Callback
 
 EPILOG = """examples:
   python -m rlkit.train --agent a2c --env CartPole-v1
@@ -188,8 +191,12 @@ def run(
     run_dir: str | Path | None = None,
     config: str | Path | None = None,
     verbose: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> Path:
     """Train like the CLI does, from Python; return the run folder.
+
+    ``callbacks`` (``rlkit.callbacks.Callback``) are called during training and may stop
+    it; the final evaluation and ``results.json`` follow as usual.
 
     Example:
         >>> run_dir = rlkit.train.run(agent="a2c", env="CartPole-v1", seed=1,
@@ -207,6 +214,7 @@ def run(
     args.config = None if config is None else str(config)
     # JSON is valid YAML for numbers, booleans, null and lists: --set parses it back.
     args.set = [f"{k}={json.dumps(v)}" for k, v in (overrides or {}).items()]
+    args.callbacks = list(callbacks)
     folder = _train(args)
     if folder is None:  # pragma: no cover - --show-config is not reachable from here
         raise RlkitError("nothing was trained")
@@ -335,6 +343,7 @@ def _train(args: argparse.Namespace) -> Path | None:
                 envs=envs,
                 resume=bool(args.resume),
                 rebuild_envs=lambda: make_run_envs(args.env, run_cfg, protocol),
+                callbacks=getattr(args, "callbacks", ()),
             )
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the workers are closed (learn's cleanup) and, stopped at a step
@@ -362,9 +371,13 @@ def _train(args: argparse.Namespace) -> Path | None:
         "train_seconds": result.train_seconds,
         "eval_seconds": result.earlier_eval_seconds + result.eval_seconds,
     }
+    if result.stopped_by:
+        extra["stopped_by"] = result.stopped_by
     if result.solved_at:
         extra["solved_at"] = result.solved_at
         summary += f"; {describe_stop(result.solved_at, run_cfg.stop_reward)}"
+    elif result.stopped_by:
+        summary += f"; stopped by {result.stopped_by} at {result.env_steps:,} env steps"
     if run_cfg.final_eval_episodes:
         t0 = time.perf_counter()
         frames: list | None = [] if args.video else None
