@@ -41,7 +41,7 @@ plus only the flags that bring the preset to the protocol where it differs
 (``--total-steps``, ``--eval-every``, ``--eval-episodes``, ``--final-eval-episodes``, and
 ``--set stop_reward=null`` / ``eval_epsilon=0``): with the MinAtar preset sections none is
 needed. The SB3 side evaluates through ``learning.sb3_evaluation_callback`` (after the update
-that follows the step, as rlkit's loop does) with rlkit's ``evaluate_policy`` on rlkit's
+that follows the step, as rlkit's loop does) with rlkit's ``play_episodes`` on rlkit's
 seeds. rlkit's curve is its evaluator's own history (``learning.read_eval_history``).
 
 Stopping and resuming (``run`` is safe to kill at any moment and to rerun):
@@ -674,7 +674,7 @@ def sb3_child(spec_path: str) -> int:
 
     sys.path.insert(0, str(REPO))  # rlkit's env and evaluation code need no TensorFlow
     from rlkit.envs import make_env
-    from rlkit.evaluate import evaluate_policy, evaluation_seeds
+    from rlkit.evaluate import evaluation_seeds, play_episodes
 
     spec = json.loads(Path(spec_path).read_text())
     s, env_name, seed, budget = spec["settings"], spec["env_id"], spec["seed"], spec["budget"]
@@ -700,7 +700,7 @@ def sb3_child(spec_path: str) -> int:
         def greedy(obs: np.ndarray) -> np.ndarray:
             return model.predict(obs, deterministic=True)[0]  # [1, ...] -> [1]
 
-        return [float(r) for r in evaluate_policy(greedy, env_name, len(seeds), seed=seeds)]
+        return [float(r) for r in play_episodes(greedy, env_name, len(seeds), seed=seeds)]
 
     envs = make_vec_env(lambda: make_env(env_name), n_envs=1, seed=seed)
     model = DQN(

@@ -71,7 +71,7 @@ def main() -> int:
     from rlkit.agents import get_agent_class
     from rlkit.agents.common import seed_everything
     from rlkit.config import parse_overrides, resolve
-    from rlkit.evaluate import evaluate_policy, evaluation_seeds
+    from rlkit.evaluate import evaluation_seeds, play_episodes
     from rlkit.experiment import learn
 
     env_info = environment()
@@ -97,7 +97,7 @@ def main() -> int:
             wall = time.perf_counter() - t0
             seeds = evaluation_seeds(seed, "final", result.env_steps, args.final_episodes)
             greedy = functools.partial(agent.act, explore=False)
-            final = evaluate_policy(greedy, args.env, len(seeds), seeds)
+            final = play_episodes(greedy, args.env, len(seeds), seeds)
             row = {
                 "agent": agent_name,
                 "env": args.env,

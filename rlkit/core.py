@@ -173,6 +173,36 @@ class Agent(abc.ABC):
             Actions, ``[N, *action_shape]``.
         """
 
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        """Actions for one observation or a batch, as Stable-Baselines3's ``predict``.
+
+        Args:
+            observation: one observation (the observation space's shape) or a batch
+                ``[N, *obs_shape]``.
+            state: unused (recurrent state in SB3); accepted so SB3 code runs unchanged.
+            episode_start: unused, as ``state``.
+            deterministic: the greedy action (argmax, the mode) if True; the agent's
+                exploration if False (epsilon-greedy with its current epsilon, or a sample
+                from the policy), as in SB3.
+
+        Returns:
+            ``(action, None)``: one action for one observation, ``[N, ...]`` for a batch.
+
+        Raises:
+            ValueError: if the observation's shape fits neither.
+        """
+        del state, episode_start
+        space = self.observation_space
+        batch, single = as_batch(observation, space.shape or (), space.dtype)
+        actions = self.act(batch, explore=not deterministic)
+        return (actions[0] if single else actions), None
+
     @abc.abstractmethod
     def update(self, batch: Any) -> dict[str, float]:
         """Run one learning step on a batch (``Batch`` or ``Rollout``) and return metrics."""
@@ -246,3 +276,23 @@ class Agent(abc.ABC):
 
         Keeps an exploration schedule where ``act`` would have left it; no-op by default.
         """
+
+
+def as_batch(
+    observation: Any, shape: tuple[int, ...], dtype: Any = None
+) -> tuple[np.ndarray, bool]:
+    """``observation`` as a batch ``[N, *shape]``, and whether it was a single observation.
+
+    Raises:
+        ValueError: if its shape is neither ``shape`` nor a batch of it.
+    """
+    array = np.asarray(observation, dtype=dtype)
+    shape = tuple(shape)
+    if array.shape == shape:
+        return array[None], True
+    if array.ndim == len(shape) + 1 and array.shape[1:] == shape:
+        return array, False
+    raise ValueError(
+        f"an observation of shape {array.shape} fits neither the observation space's shape "
+        f"{shape} nor a batch of it [N, *{shape}]"
+    )

@@ -49,7 +49,7 @@ def evaluation_seeds(run_seed: int, purpose: str, env_steps: int, episodes: int)
     return [head << _EPISODE_BITS | i for i in range(episodes)]
 
 
-def evaluate_policy(
+def play_episodes(
     policy: Callable[[np.ndarray], np.ndarray],
     env_id: str,
     episodes: int = 10,
@@ -79,7 +79,6 @@ def evaluate_policy(
     """
     import gymnasium as gym
 
-    from rlkit.distributions import clip_to_space
     from rlkit.envs import make_env
 
     try:
@@ -91,30 +90,112 @@ def evaluate_policy(
     seeds = [seed + i for i in range(episodes)] if isinstance(seed, int) else list(seed)
     if len(seeds) != episodes:
         raise ValueError(f"{episodes} episodes need {episodes} seeds, got {len(seeds)}")
-    rng = np.random.default_rng(seeds[0] if seeds else 0)
-    returns = np.zeros(episodes)
     try:
         if check is not None:
             check(env)
-        env.action_space.seed(seeds[0] if seeds else 0)
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seeds[i])
-            done = False
-            while not done:
-                if record is not None and i == 0:
-                    record.append(np.asarray(env.render()))
-                if epsilon > 0 and rng.random() < epsilon:
-                    action = env.action_space.sample()
-                else:
-                    action = policy(np.asarray(obs)[None])[0]
-                obs, reward, terminated, truncated, _ = env.step(
-                    clip_to_space(env.action_space, action)
-                )
-                returns[i] += float(reward)
-                done = terminated or truncated
+        returns, _ = _play(env, policy, seeds, epsilon=epsilon, record=record)
     finally:
         env.close()
     return returns
+
+
+def _play(
+    env: Any,
+    policy: Callable[[np.ndarray], np.ndarray],
+    seeds: Sequence[int | None],
+    *,
+    epsilon: float = 0.0,
+    record: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Play one episode per seed on ``env``; return their returns and lengths."""
+    from rlkit.distributions import clip_to_space
+
+    first = seeds[0] if seeds else None
+    rng = np.random.default_rng(first if first is not None else 0)
+    returns, lengths = np.zeros(len(seeds)), np.zeros(len(seeds), np.int64)
+    env.action_space.seed(first if first is not None else 0)
+    for i, episode_seed in enumerate(seeds):
+        obs, _ = env.reset(seed=episode_seed)
+        done = False
+        while not done:
+            if record is not None and i == 0:
+                record.append(np.asarray(env.render()))
+            if epsilon > 0 and rng.random() < epsilon:
+                action = env.action_space.sample()
+            else:
+                action = policy(np.asarray(obs)[None])[0]
+            obs, reward, terminated, truncated, _ = env.step(
+                clip_to_space(env.action_space, action)
+            )
+            returns[i] += float(reward)
+            lengths[i] += 1
+            done = terminated or truncated
+    return returns, lengths
+
+
+def evaluate_policy(
+    model: Any,
+    env: Any,
+    n_eval_episodes: int = 10,
+    deterministic: bool = True,
+    return_episode_rewards: bool = False,
+    *,
+    seed: int | None = None,
+) -> tuple[float, float] | tuple[list[float], list[int]]:
+    """Play ``n_eval_episodes`` episodes with ``model`` on ``env``: Stable-Baselines3's API.
+
+    Args:
+        model: an rlkit agent, a loaded policy (``rlkit.policy_io.load_policy``), anything
+            with SB3's ``predict(obs, deterministic=...)``, or a function from a batch of
+            observations to a batch of actions (always deterministic).
+        env: a gymnasium env id, or a gymnasium env (one env, not a vector env; left open).
+        n_eval_episodes: episodes to play.
+        deterministic: greedy actions (the mode) if True; the agent's exploration (epsilon-
+            greedy, or sampling from the policy) if False.
+        return_episode_rewards: return every episode's return and length instead of the
+            mean and standard deviation of the returns.
+        seed: seed of the first episode (episode i gets ``seed + i``); None: the env's own
+            randomness.
+
+    Returns:
+        ``(mean_reward, std_reward)``, or ``(episode_rewards, episode_lengths)``.
+
+    Raises:
+        ValueError: for ``n_eval_episodes < 1``, a vector env, or a model of another kind.
+
+    Example:
+        >>> mean, std = evaluate_policy(agent, "CartPole-v1", n_eval_episodes=10)
+    """
+    import gymnasium as gym
+
+    from rlkit.envs import make_env
+
+    if n_eval_episodes < 1:
+        raise ValueError(f"n_eval_episodes must be >= 1, got {n_eval_episodes}")
+    if isinstance(env, gym.vector.VectorEnv):
+        raise ValueError("evaluate_policy plays one env: give an env id or a gymnasium.Env")
+    if hasattr(model, "predict"):
+
+        def policy(obs: np.ndarray) -> np.ndarray:
+            return model.predict(obs, deterministic=deterministic)[0]
+
+    elif callable(model):
+        policy = model
+    else:
+        raise ValueError(f"model must be an agent, a policy or a function, got {model!r}")
+    own = isinstance(env, str)
+    if own:
+        protocol = model.protocol() if hasattr(model, "protocol") else None
+        env = make_env(env, protocol=protocol)
+    seeds = [None if seed is None else seed + i for i in range(n_eval_episodes)]
+    try:
+        returns, lengths = _play(env, policy, seeds)
+    finally:
+        if own:
+            env.close()
+    if return_episode_rewards:
+        return [float(r) for r in returns], [int(n) for n in lengths]
+    return float(np.mean(returns)), float(np.std(returns))
 
 
 def check_evaluation_env(env_id: str, *, protocol: Any = None, render: bool = False) -> None:
@@ -248,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RlkitError(f"--epsilon must be in [0, 1], got {epsilon}")
         frames: list[np.ndarray] | None = [] if args.video is not None else None
         act = policy.stochastic(np.random.default_rng(args.seed)) if args.stochastic else policy
-        returns = evaluate_policy(
+        returns = play_episodes(
             act,
             env_id,
             args.episodes,

@@ -102,10 +102,10 @@ class PeriodicEvaluator(Callback):
         self, purpose: str, env_steps: int, episodes: int, record: list | None = None
     ) -> np.ndarray:
         """Play ``episodes`` greedy episodes from this evaluation's fresh seeds."""
-        from rlkit.evaluate import evaluate_policy, evaluation_seeds
+        from rlkit.evaluate import evaluation_seeds, play_episodes
 
         t0 = time.perf_counter()
-        returns = evaluate_policy(
+        returns = play_episodes(
             lambda o: self.agent.act(o, explore=False),
             self.env_id,
             episodes,

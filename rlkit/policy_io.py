@@ -88,6 +88,7 @@ class SavedPolicy:
 
     def __init__(self, meta: dict[str, Any], network: Any) -> None:
         self.meta, self.network = meta, network
+        self._rng: np.random.Generator | None = None  # for predict(deterministic=False)
         spec = meta["network"]
         if "action" in meta:
             self.dist = ActionDist.from_json(meta["action"])
@@ -134,6 +135,35 @@ class SavedPolicy:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions ``[N, *action_shape]`` (argmax of Q-values, or the mode)."""
         return self.dist.mode(self.scores(obs))
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """Actions for one observation or a batch, as Stable-Baselines3's ``predict``.
+
+        ``deterministic=False`` samples from the policy's action distribution (actor-critic
+        policies only; a Q-network has none). Returns ``(action, None)``: one action for one
+        observation, ``[N, ...]`` for a batch.
+
+        Raises:
+            ValueError: if the observation's shape fits neither.
+            RlkitError: for ``deterministic=False`` with a Q-value policy.
+        """
+        from rlkit.core import as_batch
+
+        del state, episode_start
+        batch, single = as_batch(observation, tuple(self.meta["network"]["obs_shape"]))
+        if deterministic:
+            actions = self(batch)
+        else:
+            if self._rng is None:
+                self._rng = np.random.default_rng()
+            actions = self.stochastic(self._rng)(batch)
+        return (actions[0] if single else actions), None
 
     def stochastic(self, rng: np.random.Generator) -> Any:
         """A policy sampling from its action distribution with ``rng`` (actor-critic only).

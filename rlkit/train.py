@@ -318,7 +318,7 @@ def _train(args: argparse.Namespace) -> Path | None:
             torso = agent.policy_network().torso_name
             print(f"precision: {describe_precision(agent_cfg.mixed_precision, torso)}", flush=True)
 
-    from rlkit.evaluate import evaluate_policy, evaluation_seeds, write_results
+    from rlkit.evaluate import evaluation_seeds, play_episodes, write_results
     from rlkit.experiment import describe_stop, learn
     from rlkit.policy_io import save_policy
 
@@ -386,7 +386,7 @@ def _train(args: argparse.Namespace) -> Path | None:
         )
         # Consecutive integers: `python -m rlkit.evaluate --seed FIRST` replays them.
         extra["first_eval_seed"] = seeds[0]
-        returns = evaluate_policy(
+        returns = play_episodes(
             lambda o: agent.act(o, explore=False),
             args.env,
             run_cfg.final_eval_episodes,

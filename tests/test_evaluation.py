@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlkit.evaluate import EVAL_PURPOSES, evaluate_policy, evaluation_seeds, write_results
+from rlkit.evaluate import EVAL_PURPOSES, evaluation_seeds, play_episodes, write_results
 
 
 def test_seeds_differ_by_run_purpose_step_and_episode():
@@ -44,13 +44,13 @@ def test_each_seed_starts_its_own_episode():
         return np.zeros(len(obs), np.int64)
 
     seeds = evaluation_seeds(3, "periodic", 100, 6)
-    first = evaluate_policy(left, "CartPole-v1", 6, seeds)
-    np.testing.assert_array_equal(first, evaluate_policy(left, "CartPole-v1", 6, seeds))
-    other = evaluate_policy(left, "CartPole-v1", 6, evaluation_seeds(3, "periodic", 200, 6))
+    first = play_episodes(left, "CartPole-v1", 6, seeds)
+    np.testing.assert_array_equal(first, play_episodes(left, "CartPole-v1", 6, seeds))
+    other = play_episodes(left, "CartPole-v1", 6, evaluation_seeds(3, "periodic", 200, 6))
     assert not np.array_equal(first, other)
-    np.testing.assert_array_equal(first[2:], evaluate_policy(left, "CartPole-v1", 4, seeds[2:]))
+    np.testing.assert_array_equal(first[2:], play_episodes(left, "CartPole-v1", 4, seeds[2:]))
     with pytest.raises(ValueError, match="3 episodes need 3 seeds"):
-        evaluate_policy(left, "CartPole-v1", 3, seeds)
+        play_episodes(left, "CartPole-v1", 3, seeds)
 
 
 def test_results_use_the_hub_keys(tmp_path: Path):

@@ -10,7 +10,7 @@ import pytest
 from rlkit.agents import AGENTS
 from rlkit.agents.common import seed_everything
 from rlkit.config import resolve
-from rlkit.evaluate import evaluate_policy, evaluation_seeds
+from rlkit.evaluate import evaluation_seeds, play_episodes
 from rlkit.experiment import learn
 
 pytestmark = pytest.mark.slow
@@ -28,5 +28,5 @@ def test_preset_solves_cartpole(name: str) -> None:
     assert result.solved_at is not None, f"{name} did not reach 475 in {run.total_steps} steps"
     assert result.solved_at["confirm_mean_reward"] >= 475
     seeds = evaluation_seeds(seed, "final", result.env_steps, 100)
-    returns = evaluate_policy(lambda o: agent.act(o, explore=False), "CartPole-v1", 100, seeds)
+    returns = play_episodes(lambda o: agent.act(o, explore=False), "CartPole-v1", 100, seeds)
     assert returns.mean() >= 475, returns  # fresh seeds: the solved policy holds up

@@ -57,7 +57,7 @@ def test_a_setting_of_another_agent_names_the_agents_that_have_it():
 def test_evaluation_seeds_beyond_32_bits_play_reproducible_episodes():
     # MinAtar seeds numpy's RandomState, which takes 32-bit seeds; rlkit's evaluation seeds
     # are >= 2**100 (WideSeeds hashes them), and small training seeds pass unchanged.
-    from rlkit.evaluate import evaluate_policy, evaluation_seeds
+    from rlkit.evaluate import evaluation_seeds, play_episodes
 
     seeds = evaluation_seeds(7, "final", 1000, 4)
     assert min(seeds) >= 2**100
@@ -65,8 +65,8 @@ def test_evaluation_seeds_beyond_32_bits_play_reproducible_episodes():
     def random_policy(obs: np.ndarray) -> np.ndarray:
         return np.asarray([int(obs.sum()) % 3])  # deterministic in the observation
 
-    first = evaluate_policy(random_policy, "MinAtar/Breakout-v1", 4, seed=seeds)
-    again = evaluate_policy(random_policy, "MinAtar/Breakout-v1", 4, seed=seeds)
+    first = play_episodes(random_policy, "MinAtar/Breakout-v1", 4, seed=seeds)
+    again = play_episodes(random_policy, "MinAtar/Breakout-v1", 4, seed=seeds)
     np.testing.assert_array_equal(first, again)
     envs = make_vector_env("MinAtar/Breakout-v1", num_envs=1)
     try:

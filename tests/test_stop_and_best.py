@@ -57,11 +57,11 @@ def scripted_evaluations(monkeypatch, means: dict[str, list[float]]) -> list[tup
 
     Returns the list of (purpose, seeds, episodes) of every evaluation, filled as it runs.
     """
-    original = rlkit.evaluate.evaluate_policy
+    original = rlkit.evaluate.play_episodes
     calls: list[tuple] = []
     purposes = {code: name for name, code in rlkit.evaluate.EVAL_PURPOSES.items()}
 
-    def evaluate_policy(policy, env_id, episodes, seed, **kwargs):
+    def play_episodes(policy, env_id, episodes, seed, **kwargs):
         seeds = list(seed)
         purpose = purposes[seeds[0] >> 92 & 0xFF]  # the purpose field of evaluation_seeds
         calls.append((purpose, seeds, episodes))
@@ -71,7 +71,7 @@ def scripted_evaluations(monkeypatch, means: dict[str, list[float]]) -> list[tup
             return np.full(episodes, scripted.pop(0))
         return returns
 
-    monkeypatch.setattr(rlkit.evaluate, "evaluate_policy", evaluate_policy)
+    monkeypatch.setattr(rlkit.evaluate, "play_episodes", play_episodes)
     return calls
 
 
@@ -137,14 +137,14 @@ def best_run(tmp_path_factory):
     """An A2C run with 6 periodic evaluations, and the policy each evaluation played."""
     run_dir = tmp_path_factory.mktemp("best") / "run"
     played = []  # (seed, mean return, the agent's weights) of every evaluation
-    original, original_update = rlkit.evaluate.evaluate_policy, A2C.update
+    original, original_update = rlkit.evaluate.play_episodes, A2C.update
     agents = []  # the run's agent, caught at its first update
 
     def update(self, batch):
         agents[:] = [self]
         return original_update(self, batch)
 
-    def evaluate_policy(policy, env_id, episodes, seed, **kwargs):
+    def play_episodes(policy, env_id, episodes, seed, **kwargs):
         returns = original(policy, env_id, episodes, seed, **kwargs)
         if len(played) < len(SCRIPTED_MEANS):  # a periodic evaluation: its score is scripted
             returns = [SCRIPTED_MEANS[len(played)]] * episodes
@@ -155,12 +155,12 @@ def best_run(tmp_path_factory):
     argv = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--quiet"]
     argv += ["--total-steps", "1200", "--eval-every", "200", "--eval-episodes", "3"]
     argv += ["--seed", "3", "--set", "learning_rate=0.01", "--set", "log_interval=200"]
-    # (the evaluator imports evaluate_policy at call time)
-    rlkit.evaluate.evaluate_policy, A2C.update = evaluate_policy, update
+    # (the evaluator imports play_episodes at call time)
+    rlkit.evaluate.play_episodes, A2C.update = play_episodes, update
     try:
         assert train.main(argv) == 0
     finally:
-        rlkit.evaluate.evaluate_policy, A2C.update = original, original_update
+        rlkit.evaluate.play_episodes, A2C.update = original, original_update
     periodic, final = played[:-1], played[-1]
     assert [m for _, m, _ in periodic] == pytest.approx([m for _, m in eval_rewards(run_dir)])
     return run_dir, periodic, final

@@ -146,7 +146,7 @@ def run_one(exp: Experiment, variant: Variant, seed: int, total_steps: int) -> d
     from rlkit.agents.common import seed_everything
     from rlkit.config import plain_dict, resolve
     from rlkit.envs import RewardNoise, make_vector_env
-    from rlkit.evaluate import evaluate_policy
+    from rlkit.evaluate import play_episodes
     from rlkit.experiment import learn
 
     cls = get_agent_class(variant.agent)
@@ -170,7 +170,7 @@ def run_one(exp: Experiment, variant: Variant, seed: int, total_steps: int) -> d
     t0 = time.perf_counter()
     result = learn(agent, ENV_ID, run, envs=envs)
     wall = time.perf_counter() - t0
-    final = evaluate_policy(
+    final = play_episodes(
         lambda o: agent.act(o, explore=False), ENV_ID, FINAL_EPISODES, seed + FINAL_SEED_OFFSET
     )
     return {

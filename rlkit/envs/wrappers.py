@@ -29,7 +29,7 @@ class RewardNoise(gym.RewardWrapper):
     The env's own reward is kept in ``info["true_reward"]``. For true episode returns in
     training statistics, put ``gymnasium.wrappers.RecordEpisodeStatistics`` inside this
     wrapper (``rlkit.envs.make_vector_env(..., wrappers=...)`` does); evaluations that build
-    their env from the id (``rlkit.evaluate.evaluate_policy``) never see the noise.
+    their env from the id (``rlkit.evaluate.play_episodes``) never see the noise.
 
     Args:
         env: the env to wrap.
