@@ -11,7 +11,7 @@ Smoke test (tiny budget; its rows carry a tag, which ``report`` ignores unless g
         --tag smoke
     python benchmarks/learning.py report --tag smoke   # into results/learning/smoke/
 
-Cells: every agent (dqn, double_dqn, dueling_dqn, a2c, reinforce) on CartPole-v1,
+Cells: every agent (dqn, double_dqn, dueling_dqn, rainbow, a2c, reinforce, ppo) on CartPole-v1,
 MountainCar-v0, LunarLander-v3 and Acrobot-v1, except those in ``SKIPPED`` (an agent with
 no preset section for an env it cannot learn with the defaults). Acrobot-v1 is held out:
 no preset has a section for it, so it runs the presets' ``default`` sections, to check
@@ -85,7 +85,7 @@ ROWS = OUT / "runs.csv"
 CURVES = OUT / "curves.csv"
 RUNS_DIR = REPO.parent / "runs" / "learning"  # next to the checkout, outside git
 
-AGENTS = ("dqn", "double_dqn", "dueling_dqn", "a2c", "reinforce", "ppo")
+AGENTS = ("dqn", "double_dqn", "dueling_dqn", "rainbow", "a2c", "reinforce", "ppo")
 ENVS = ("CartPole-v1", "MountainCar-v0", "LunarLander-v3", "Acrobot-v1")
 HELD_OUT = ("Acrobot-v1",)  # no preset section: runs the presets' `default` sections
 LIBS = ("rlkit", "sb3")
@@ -104,6 +104,8 @@ SKIPPED = {
     ("reinforce", "MountainCar-v0"): _NO_NORMALIZATION,
     ("ppo", "MountainCar-v0"): "no preset: rl-zoo3's PPO needs normalization there (to do)",
     ("reinforce", "LunarLander-v3"): "no preset",
+    ("rainbow", "MountainCar-v0"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
+    ("rainbow", "LunarLander-v3"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
 }
 CELLS = tuple(f"{a}:{e}" for a in AGENTS for e in ENVS if (a, e) not in SKIPPED)
 DEFAULT_SEEDS = "1001-1010"

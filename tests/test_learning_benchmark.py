@@ -130,8 +130,9 @@ def test_align_curves_carries_a_stopped_run_forward(lt: ModuleType) -> None:
 
 # -- plan and settings --------------------------------------------------------------------
 def test_cells_seeds_and_held_out_period(lt: ModuleType) -> None:
-    # 6 agents x 4 envs, less REINFORCE on MountainCar and LunarLander, PPO on MountainCar.
-    assert len(lt.CELLS) == 6 * 4 - 3
+    # 7 agents x 4 envs, less REINFORCE on MountainCar and LunarLander, PPO on MountainCar,
+    # Rainbow on MountainCar and LunarLander.
+    assert len(lt.CELLS) == 7 * 4 - 5
     assert "a2c:MountainCar-v0" in lt.CELLS  # its preset normalizes observations and rewards
     assert "reinforce:LunarLander-v3" not in lt.CELLS and "ppo:MountainCar-v0" not in lt.CELLS
     assert all(f"{a}:Acrobot-v1" in lt.CELLS for a in lt.AGENTS)
