@@ -169,6 +169,7 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         original(self, env_steps, path)
         raise KeyboardInterrupt
 
+    had_service = "WANDB_SERVICE" in os.environ
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         offline_env(mp, wandb_dir)
@@ -178,11 +179,16 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         mp.setattr(tracking.WandbTracker, "on_checkpoint", original)
         second_rc = train.main(["--resume", str(run_dir), "--track", "--video", "--quiet"])
         patched_after = list(wandb.patched["tensorboard"])
+        runs = offline_runs(wandb_dir)
+    # Stop W&B's service process, which would otherwise live on for the rest of the session.
+    wandb.teardown()
+    if not had_service:
+        os.environ.pop("WANDB_SERVICE", None)
     return {
         "run_dir": run_dir,
         "rc": (first_rc, second_rc),
         "first_id": first_id,
-        "runs": offline_runs(wandb_dir),
+        "runs": runs,
         "patched_after": patched_after,
     }
 
@@ -499,3 +505,19 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch) -> None:
     results = json.loads((tmp_path / "runs" / "tracked" / "results.json").read_text())
     assert wandb_run.summary["mean_reward"] == results["mean_reward"]
     assert wandb_run.exit_code == 0 and len(wandb_run.saved) == 1
+
+
+def test_without_tensorboard_the_tracker_logs_itself(tmp_path: Path, monkeypatch) -> None:
+    fake = fake_wandb(monkeypatch, tmp_path)
+    find_spec = tracking.importlib.util.find_spec
+    monkeypatch.setattr(
+        tracking.importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "tensorboard" else find_spec(name, *args),
+    )
+    tracker = tracking.WandbTracker(tmp_path)
+    assert tracker.sync_tensorboard is False
+    assert fake.runs[-1].kwargs["sync_tensorboard"] is False
+    tracker.finish()
+    with pytest.raises(MissingExtraError, match="tensorboard"):
+        tracking.WandbTracker(tmp_path, sync_tensorboard=True)
