@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlkit import interrupts
+from rlkit import interrupts, tracking
 from rlkit.errors import RlkitError, TrainingFault
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="debugging: stop at the first TF op that makes a NaN or Inf (slow)",
     )
+    tracking.add_arguments(p)  # --track, --wandb-*
     return p
 
 
@@ -226,6 +227,7 @@ def _train(args: argparse.Namespace) -> Path | None:
     from rlkit import config as config_lib
     from rlkit.envs import check_env_id
 
+    tracking.check_args(args)  # --wandb-* flags; with --track, wandb must import
     if args.resume:
         resume_from_run_dir(args)
     elif not (args.agent and args.env):
@@ -292,6 +294,9 @@ def _train(args: argparse.Namespace) -> Path | None:
 
             render = bool(args.video or run_cfg.video_every)
             check_evaluation_env(args.env, protocol=protocol, render=render)
+        if args.track:  # after every check: bad input makes no W&B run
+            args.tracker = tracking.start_run(args, run_dir, resolved)
+            args.callbacks = [*getattr(args, "callbacks", ()), args.tracker]
     except BaseException:
         envs.close()
         raise
@@ -430,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        _train(args)
+        tracking.run_and_finish(_train, args)  # with --track, the W&B run ends here
         return 0
     except RlkitError as e:
         if args.debug:
