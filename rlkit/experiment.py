@@ -139,6 +139,7 @@ class PeriodicEvaluator(Callback):
         """What a resumed run needs to evaluate on the same schedule (JSON-able)."""
         return {
             "next_eval": self.next_eval,
+            "next_video": self.next_video,
             "history": self.history,
             "solved_at": self.solved_at,
             "train_seconds": self.train_seconds(),
@@ -148,6 +149,8 @@ class PeriodicEvaluator(Callback):
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from ``state()``: its schedule, history and seconds so far."""
         self.next_eval, self.history = state["next_eval"], state["history"]
+        # Checkpoints from before next_video was saved record a GIF at the first step.
+        self.next_video = state.get("next_video", self.next_video)
         self.solved_at = state["solved_at"]
         # Checkpoints from before these were saved count from the resume, as they did.
         self.earlier_train_seconds = float(state.get("train_seconds", 0.0))

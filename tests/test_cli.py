@@ -441,6 +441,16 @@ def test_train_records_gifs_during_training_and_times_updates(tmp_path: Path) ->
     assert "time/update_ms" in header and float(rows[-1]["time/update_ms"]) > 0
 
 
+def test_a_resumed_run_keeps_the_gif_schedule(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    common = ["--final-eval-episodes", "0", "--set", "video_every=150"]
+    assert train.main(tiny_a2c(run_dir, "--total-steps", "200", *common)) == 0
+    assert train.main(["--resume", str(run_dir), "--total-steps", "400", "--quiet"]) == 0
+    steps = sorted(int(p.stem.split("_")[1]) for p in (run_dir / "videos").glob("*.gif"))
+    # One GIF at each multiple of 150 (or the first step past it); none at the resume.
+    assert len(steps) == 2 and 150 <= steps[0] < 160 and 300 <= steps[1] < 310, steps
+
+
 def test_best_policy_is_kept_and_evaluated(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
     argv = tiny_a2c(
