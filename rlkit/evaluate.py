@@ -8,12 +8,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rlkit.checkpoint import is_checkpoint
 from rlkit.errors import RlkitError
+
+if TYPE_CHECKING:  # for the annotations only
+    from rlkit.envs.source import EnvLike, EnvSource
 
 # What an evaluation is for: part of the seed, so that no two purposes share an episode.
 EVAL_PURPOSES = {"periodic": 1, "confirm": 2, "final": 3, "video": 4}
@@ -51,7 +54,7 @@ def evaluation_seeds(run_seed: int, purpose: str, env_steps: int, episodes: int)
 
 def evaluate_policy(
     policy: Callable[[np.ndarray], np.ndarray],
-    env: Any,
+    env: EnvLike,
     episodes: int = 10,
     seed: int | Sequence[int] = 0,
     check: Callable[[Any], None] | None = None,
@@ -120,7 +123,7 @@ def evaluate_policy(
     return returns
 
 
-def check_evaluation_env(env_id: Any, *, protocol: Any = None, render: bool = False) -> None:
+def check_evaluation_env(env_id: EnvLike, *, protocol: Any = None, render: bool = False) -> None:
     """Build, reset (and render) the env evaluations will use, before any training.
 
     ``env_id``: whatever ``rlkit.envs.make_env`` takes (an ``EnvSource`` with kwargs, say).
@@ -194,7 +197,7 @@ def write_results(
 
 def evaluation_env(
     meta: dict[str, Any], env: str | None = None, env_kwargs: list[str] | None = None
-) -> Any:
+) -> EnvSource:
     """The env a saved policy is evaluated on: its own (``policy.json``), or ``env``.
 
     The policy's ``env_kwargs`` go with its own env (``env_kwargs``, ``key=value``

@@ -11,10 +11,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlkit import interrupts
 from rlkit.errors import RlkitError, TrainingFault
+
+if TYPE_CHECKING:  # for the annotation only: the CLI imports gymnasium when it needs it
+    from rlkit.envs.source import EnvLike
 
 EPILOG = """examples:
   python -m rlkit.train --agent a2c --env CartPole-v1
@@ -226,7 +229,7 @@ def resume_from_run_dir(args: argparse.Namespace) -> None:
 
 def run(
     agent: str,
-    env: Any,
+    env: EnvLike,
     *,
     total_steps: int | None = None,
     seed: int | None = None,

@@ -211,7 +211,7 @@ def test_env_kwargs_must_be_key_value_pairs(capsys):
 def test_a_broken_env_is_exit_2_naming_the_checkers_finding(name, finding, tmp_path, capsys):
     run_dir = tmp_path / "run"
     argv = ["--agent", "a2c", "--env", f"{BROKEN}:{name}", "--run-dir", str(run_dir)]
-    code, err = train_main(argv, capsys)
+    code, err = train_main([*argv, "--total-steps", "200", *QUICK], capsys)
     assert code == 2
     assert f"error: env {BROKEN}:{name} fails gymnasium's env checker" in err
     assert finding in err and "--skip-env-check" in err
