@@ -362,6 +362,9 @@ def test_run_saves_a_module_level_callable_by_name_for_the_cli(tmp_path, capsys)
     assert evaluate.main(["--run", str(run_dir), "--episodes", "2"]) == 0
     with pytest.raises(EnvCheckError):
         rlkit.train.run("a2c", "tests.user_envs.broken:SeedIgnored", total_steps=100)
+    # An instance without a spec is one env: the final evaluation needs another.
+    with pytest.raises(ConfigError, match=r"evaluation \(final_eval_episodes"):
+        rlkit.train.run("a2c", Corridor(length=4), total_steps=100, run_dir=tmp_path / "i")
 
 
 def test_a_lambda_has_no_name_the_cli_can_use(tmp_path):
