@@ -102,6 +102,15 @@ class RunConfig:
     reward_noise: tuple[float, ...] | None = hp(
         None, help="[mean, std]: learn from rewards replaced by Normal(mean, std) samples"
     )
+    env_kwargs: dict[str, Any] | None = hp(
+        None, help="keyword arguments of the env's constructor: gym.make(env, **env_kwargs)"
+    )
+    flatten_dict_obs: bool = hp(
+        False, help="flatten Dict observations into one array (gymnasium's FlattenObservation)"
+    )
+    skip_env_check: bool = hp(
+        False, help="skip gymnasium's env checker, which runs on envs rlkit has never seen"
+    )
 
     def problems(self) -> list[str]:
         """Problems that involve several fields."""
@@ -135,6 +144,10 @@ def _coerce(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
                 return converted, None
             first_problem = first_problem or problem
         return value, first_problem
+    if origin is dict:
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value), None
+        return value, f"{name}: expected a mapping of names to values ({{size: 8}}), got {value!r}"
     if origin is tuple:
         if isinstance(value, (list, tuple)):
             inner = typing.get_args(kind)[0]
@@ -250,6 +263,7 @@ def load_preset(agent: str, env_id: str) -> dict[str, Any]:
         return {}
     sections = read_yaml(path)
     values = dict(sections.get("default") or {})
+    env_id = env_id.partition(":")[2] or env_id  # module:Id: the registered id's section
     if env_id in sections:
         values.update(sections[env_id] or {})
     elif env_id.startswith("ALE/") or "NoFrameskip" in env_id:
@@ -257,13 +271,16 @@ def load_preset(agent: str, env_id: str) -> dict[str, Any]:
     return values
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Parse ``key=value`` strings; values are read as YAML scalars (``3e-4``, ``[64, 64]``)."""
+def parse_overrides(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are read as YAML scalars (``3e-4``, ``[64, 64]``).
+
+    ``flag`` names the option in the error for a string without ``=``.
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
+            raise ConfigError(f"{flag} expects key=value, got {pair!r}")
         try:
             out[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError:
@@ -347,8 +364,16 @@ def owners_of(key: str) -> list[str]:
 
 
 def plain_dict(obj: Any) -> dict[str, Any]:
-    """A settings dataclass as a JSON/YAML-able dict (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+    """A settings dataclass as a JSON/YAML-able dict (tuples become lists, at any depth)."""
+    return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def to_yaml(agent: str, env_id: str, run: RunConfig, cfg: Any) -> str:

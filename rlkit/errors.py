@@ -37,6 +37,10 @@ class EnvSpaceError(RlkitError, ValueError):
     """The env returned an observation outside its declared observation space."""
 
 
+class EnvCheckError(RlkitError, ValueError):
+    """gymnasium's env checker found a problem with an env rlkit has never seen."""
+
+
 class TrainingFault(RuntimeError):
     """A run stopped on a fault it could not recover from; the message says what is safe."""
 

@@ -8,12 +8,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rlkit.checkpoint import is_checkpoint
 from rlkit.errors import RlkitError
+
+if TYPE_CHECKING:  # for the annotations only
+    from rlkit.envs.source import EnvLike, EnvSource
 
 # What an evaluation is for: part of the seed, so that no two purposes share an episode.
 EVAL_PURPOSES = {"periodic": 1, "confirm": 2, "final": 3, "video": 4}
@@ -51,7 +54,7 @@ def evaluation_seeds(run_seed: int, purpose: str, env_steps: int, episodes: int)
 
 def play_episodes(
     policy: Callable[[np.ndarray], np.ndarray],
-    env_id: str,
+    env: EnvLike,
     episodes: int = 10,
     seed: int | Sequence[int] = 0,
     check: Callable[[Any], None] | None = None,
@@ -68,7 +71,9 @@ def play_episodes(
 
     Args:
         policy: maps observations ``[1, ...]`` to actions ``[1]``.
-        env_id: gymnasium id.
+        env: a gymnasium id, a callable that returns an env, or an
+            ``rlkit.envs.EnvSource`` (with its ``env_kwargs`` and ``flatten_dict_obs``):
+            whatever ``rlkit.envs.make_env`` takes.
         episodes: number of episodes.
         seed: seed of the first episode, or one seed per episode (``evaluation_seeds``).
         check: called with the env before any step (e.g. to check its spaces).
@@ -79,14 +84,15 @@ def play_episodes(
     """
     import gymnasium as gym
 
-    from rlkit.envs import make_env
+    from rlkit.envs import EnvSource, make_env
 
+    source = EnvSource.of(env)
     try:
         env = make_env(
-            env_id, render_mode="rgb_array" if record is not None else None, protocol=protocol
+            source, render_mode="rgb_array" if record is not None else None, protocol=protocol
         )
     except gym.error.DependencyNotInstalled as e:
-        raise RlkitError(f"rendering {env_id} needs more packages: {e}") from None
+        raise RlkitError(f"rendering {source.name} needs more packages: {e}") from None
     seeds = [seed + i for i in range(episodes)] if isinstance(seed, int) else list(seed)
     if len(seeds) != episodes:
         raise ValueError(f"{episodes} episodes need {episodes} seeds, got {len(seeds)}")
@@ -186,6 +192,8 @@ def evaluate_policy(
     own = isinstance(env, str)
     if own:
         protocol = model.protocol() if hasattr(model, "protocol") else None
+        if isinstance(getattr(model, "meta", None), dict):  # a loaded policy: its env kwargs
+            env = evaluation_env(model.meta, env)
         env = make_env(env, protocol=protocol)
     seeds = [None if seed is None else seed + i for i in range(n_eval_episodes)]
     try:
@@ -198,8 +206,10 @@ def evaluate_policy(
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def check_evaluation_env(env_id: str, *, protocol: Any = None, render: bool = False) -> None:
+def check_evaluation_env(env_id: EnvLike, *, protocol: Any = None, render: bool = False) -> None:
     """Build, reset (and render) the env evaluations will use, before any training.
+
+    ``env_id``: whatever ``rlkit.envs.make_env`` takes (an ``EnvSource`` with kwargs, say).
 
     Raises:
         RlkitError: naming the env and what failed (a missing renderer, say), so that a
@@ -207,8 +217,9 @@ def check_evaluation_env(env_id: str, *, protocol: Any = None, render: bool = Fa
     """
     import gymnasium as gym
 
-    from rlkit.envs import make_env
+    from rlkit.envs import EnvSource, make_env
 
+    name = EnvSource.of(env_id).name
     try:
         env = make_env(env_id, render_mode="rgb_array" if render else None, protocol=protocol)
         try:
@@ -220,9 +231,9 @@ def check_evaluation_env(env_id: str, *, protocol: Any = None, render: bool = Fa
     except RlkitError:
         raise
     except gym.error.DependencyNotInstalled as e:
-        raise RlkitError(f"the evaluation env {env_id} needs more packages: {e}") from None
+        raise RlkitError(f"the evaluation env {name} needs more packages: {e}") from None
     except Exception as e:  # whatever the env raises, reported before training starts
-        message = f"cannot build the evaluation env {env_id}: {type(e).__name__}: {e}"
+        message = f"cannot build the evaluation env {name}: {type(e).__name__}: {e}"
         raise RlkitError(message) from None
 
 
@@ -267,6 +278,26 @@ def write_results(
     return results
 
 
+def evaluation_env(
+    meta: dict[str, Any], env: str | None = None, env_kwargs: list[str] | None = None
+) -> EnvSource:
+    """The env a saved policy is evaluated on: its own (``policy.json``), or ``env``.
+
+    The policy's ``env_kwargs`` go with its own env (``env_kwargs``, ``key=value``
+    strings, replace them); its ``flatten_dict_obs`` with any env, since its network takes
+    flat observations.
+    """
+    from rlkit.config import parse_overrides
+    from rlkit.envs import EnvSource
+
+    own = env is None or env == meta["env"]
+    kwargs = dict(meta.get("env_kwargs") or {}) if own else {}
+    if env_kwargs:
+        kwargs = parse_overrides(env_kwargs, "--env-kwargs")
+    flatten = bool(meta.get("flatten_dict_obs", False))
+    return EnvSource(env or meta["env"], kwargs, flatten)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m rlkit.evaluate``."""
     parser = argparse.ArgumentParser(
@@ -277,7 +308,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-    parser.add_argument("--env", default=None, help="env id (default: the one trained on)")
+    parser.add_argument(
+        "--env",
+        default=None,
+        help="env id, module:Id for an env your module registers (default: the one trained on)",
+    )
+    parser.add_argument(
+        "--env-kwargs",
+        nargs="+",
+        action="extend",
+        metavar="KEY=VALUE",
+        help="keyword arguments of the env's constructor (default: the ones trained with)",
+    )
     parser.add_argument(
         "--epsilon",
         type=float,
@@ -311,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.episodes < 1:
             raise RlkitError(f"--episodes must be >= 1, got {args.episodes}")
+        from rlkit.envs.source import file_name
         from rlkit.policy_io import load_policy, load_policy_from_checkpoint
 
         if args.best and not (Path(args.run) / "best_policy" / "policy.json").exists():
@@ -322,7 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             policy = load_policy_from_checkpoint(args.run)
         else:
             policy = load_policy(Path(args.run) / "best_policy" if args.best else args.run)
-        env_id = args.env or policy.meta["env"]
+        source = evaluation_env(policy.meta, args.env, args.env_kwargs)
+        env_id = source.name
         protocol = policy.protocol()
         epsilon = args.epsilon if args.epsilon is not None else (0.05 if protocol else 0.0)
         if not 0.0 <= epsilon <= 1.0:
@@ -331,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         act = policy.stochastic(np.random.default_rng(args.seed)) if args.stochastic else policy
         returns = play_episodes(
             act,
-            env_id,
+            source,
             args.episodes,
             args.seed,
             check=lambda env: policy.check_env(env_id, env.observation_space, env.action_space),
@@ -342,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         video = None
         if frames:
             folder = Path(args.video) if args.video else Path(args.run)
-            name = f"{policy.meta['agent']}-{env_id.replace('/', '-')}-seed{args.seed}.gif"
+            name = f"{policy.meta['agent']}-{file_name(env_id)}-seed{args.seed}.gif"
             video = save_video(frames, folder / name)
     except RlkitError as e:
         if args.debug:

@@ -17,7 +17,8 @@ from rlkit.callbacks import Callback, CallbackList, StopOnReward
 from rlkit.config import RunConfig
 from rlkit.core import Agent
 from rlkit.envs.atari import env_protocol
-from rlkit.errors import CheckpointWriteError, NumericalError
+from rlkit.envs.source import EnvLike, EnvSource
+from rlkit.errors import CheckpointWriteError, ConfigError, NumericalError
 from rlkit.logger import Logger
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class PeriodicEvaluator(Callback):
     def __init__(
         self,
         agent: Agent,
-        env_id: str,
+        env_id: EnvLike,
         logger: Logger,
         *,
         every: int,
@@ -406,11 +407,16 @@ def env_wrappers(run: RunConfig) -> list[Any]:
     return [functools.partial(RewardNoise, mean=mean, std=std)]
 
 
-def env_factory(env_id: str, run: RunConfig, protocol: Any = None) -> Callable[[int], Any]:
+def run_env_source(env: EnvLike, run: RunConfig) -> EnvSource:
+    """``env`` with the run's ``env_kwargs`` and ``flatten_dict_obs``."""
+    return EnvSource.of(env, run.env_kwargs, run.flatten_dict_obs)
+
+
+def env_factory(env: EnvLike, run: RunConfig, protocol: Any = None) -> Callable[[int], Any]:
     """A picklable ``num_envs -> vector env`` with the run's vectorization and wrappers.
 
     Ray workers call it with their own number of envs; ``make_run_envs`` with
-    ``run.num_envs``.
+    ``run.num_envs``. The envs are made with ``run.env_kwargs`` (and ``flatten_dict_obs``).
     """
     import functools
 
@@ -418,25 +424,25 @@ def env_factory(env_id: str, run: RunConfig, protocol: Any = None) -> Callable[[
 
     return functools.partial(
         make_vector_env,
-        env_id,
+        run_env_source(env, run),
         vectorization=run.vectorization,
         protocol=protocol,
         wrappers=env_wrappers(run),
     )
 
 
-def make_run_envs(env_id: str, run: RunConfig, protocol: Any = None) -> Any:
+def make_run_envs(env: EnvLike, run: RunConfig, protocol: Any = None) -> Any:
     """The run's vector env: ``run.num_envs`` copies, ``run.vectorization``, NEXT_STEP.
 
     With ``run.reward_noise`` each copy is wrapped in ``RewardNoise`` (evaluations, which
     build their own env from the id, keep the env's rewards).
     """
-    return env_factory(env_id, run, protocol)(run.num_envs)
+    return env_factory(env, run, protocol)(run.num_envs)
 
 
 def make_runner(
     agent: Agent,
-    env_id: str,
+    env: EnvLike,
     run: RunConfig,
     protocol: Any = None,
     envs: Any = None,
@@ -447,8 +453,11 @@ def make_runner(
     The local runner rebuilds its envs with ``rebuild_envs`` after a worker fault (by
     default with ``make_run_envs`` when ``envs`` is None). The Ray runner's workers each build
     ``run.num_envs`` envs of their own; ``envs``, if given, only served to read the spaces
-    and is closed.
+    and is closed. An env instance (``EnvSource``) is the envs' first copy; rebuilds and Ray
+    workers make theirs from its spec.
     """
+    source = run_env_source(env, run)
+    copies = source.copies()
     runner_kwargs = {
         "clip_rewards": bool(protocol and protocol.clip_rewards),
         "life_loss_terminal": bool(protocol and protocol.life_loss_terminal),
@@ -458,9 +467,11 @@ def make_runner(
 
         if envs is not None:
             envs.close()
+        if copies is None:
+            raise ConfigError(source.copy_problem("runner ray"))
         num_envs = run.num_workers * run.num_envs
         return RayRunner(
-            env_factory(env_id, run, protocol),
+            env_factory(copies, run, protocol),
             num_workers=run.num_workers,
             envs_per_worker=run.num_envs,
             chunk_steps=run.chunk_steps or default_chunk_steps(agent, num_envs),
@@ -473,8 +484,9 @@ def make_runner(
     from rlkit.runner import VectorRunner
 
     if envs is None:
-        envs = make_run_envs(env_id, run, protocol)
-        rebuild_envs = rebuild_envs or (lambda: make_run_envs(env_id, run, protocol))
+        envs = make_run_envs(source, run, protocol)
+        if rebuild_envs is None and copies is not None:
+            rebuild_envs = lambda: make_run_envs(copies, run, protocol)  # noqa: E731
     return VectorRunner(
         envs,
         rebuild_envs=rebuild_envs,
@@ -486,7 +498,7 @@ def make_runner(
 
 def learn(
     agent: Agent,
-    env_id: str,
+    env: EnvLike,
     run: RunConfig | None = None,
     *,
     run_dir: str | Path | None = None,
@@ -496,17 +508,26 @@ def learn(
     rebuild_envs: Callable[[], Any] | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
-    """Train ``agent`` on ``env_id``: ``rlkit.loops.train`` on the storage the agent builds.
+    """Train ``agent`` on ``env``: ``rlkit.loops.train`` on the storage the agent builds.
 
     Args:
         agent: an agent built for the env's spaces.
-        env_id: gymnasium id.
+        env: a gymnasium id (``"CartPole-v1"``, or ``"my_pkg.envs:MyEnv-v0"``, which
+            imports ``my_pkg.envs`` to register the id), a callable that returns an env
+            (e.g. the env's class; called with ``run.env_kwargs``), or a ``gym.Env``
+            instance: the one env of a ``num_envs=1`` ``sync`` run (evaluations, more envs
+            and rebuilds are made from its ``spec``, so without one, as when it was not made
+            by ``gym.make``, periodic evaluation is an error). An env rlkit has never seen
+            goes through gymnasium's env checker first (``rlkit.envs.api_check``; skip it
+            with ``run.skip_env_check``).
         run: steps, envs, vectorization, seed and periodic evaluation (``eval_every``,
-            ``eval_episodes``, ``stop_reward``); ``RunConfig()`` defaults if None.
+            ``eval_episodes``, ``stop_reward``), the env's ``env_kwargs`` and
+            ``flatten_dict_obs``; ``RunConfig()`` defaults if None.
         run_dir: where to write ``progress.csv`` and TensorBoard events (None: nowhere).
         verbose: 1 prints progress.
         envs: an already built vector env (NEXT_STEP autoreset); built from ``run`` if None.
             With ``run.runner == "ray"`` the workers build their own and ``envs`` is closed.
+            Envs passed in are not run through the env checker (their maker's business).
         rebuild_envs: builds a new vector env like ``envs`` after a worker fault (crash,
             exception, hang); by default the run's own envs are rebuilt when ``envs`` is
             None, and a fault in envs you pass in without ``rebuild_envs`` stops the run.
@@ -521,6 +542,10 @@ def learn(
         A ``TrainResult``.
 
     Raises:
+        EnvCheckError: if gymnasium's env checker finds a problem with a new env.
+        ConfigError: for kwargs the env rejects, ``Dict`` observations without
+            ``flatten_dict_obs``, or an env instance that cannot be copied where copies
+            are needed.
         NumericalError: after ``run.max_bad_updates`` non-finite update steps in a row.
         EnvWorkerError: after more than ``run.max_env_restarts`` env faults.
         CheckpointWriteError: if the final checkpoint cannot be written.
@@ -531,18 +556,25 @@ def learn(
         >>> env = gym.make("CartPole-v1")
         >>> agent = DQN(env.observation_space, env.action_space, DQNConfig(), seed=0)
         >>> result = learn(agent, "CartPole-v1", RunConfig(total_steps=50_000))
+        >>> result = learn(agent, MyEnv, RunConfig(env_kwargs={"size": 8}))  # a class of yours
     """
     from rlkit import loops
+    from rlkit.envs.api_check import check_user_env
 
     run = run or RunConfig()
-    protocol = env_protocol(env_id, run)
-    runner = make_runner(agent, env_id, run, protocol, envs, rebuild_envs)
+    source = run_env_source(env, run)
+    if envs is None:
+        check_user_env(source, skip=run.skip_env_check)
+    if source.copies() is None and (run.eval_every or run.video_every):
+        raise ConfigError(source.copy_problem("periodic evaluation (eval_every, video_every)"))
+    protocol = env_protocol(source.id, run) if source.id is not None else None
+    runner = make_runner(agent, source, run, protocol, envs, rebuild_envs)
     logger = Logger(run_dir, run.total_steps, run.log_interval, verbose)
     stop_rule = [StopOnReward(run.stop_reward)] if run.stop_reward is not None else []
     listeners = CallbackList([*stop_rule, *callbacks])
     evaluator = PeriodicEvaluator(
         agent,
-        env_id,
+        source.copies() or source,
         logger,
         protocol=protocol,
         epsilon=run.eval_epsilon,

@@ -14,6 +14,7 @@ from rlkit.errors import RlkitError
 FORMAT_VERSION = 1
 POLICY_KEYS = frozenset(
     {"format_version", "agent", "env", "network", "rlkit_version", "atari_protocol", "action"}
+    | {"env_kwargs", "flatten_dict_obs"}  # how the env was made, when not by its id alone
 )
 
 
@@ -22,7 +23,7 @@ def save_policy(
     network: Any,
     *,
     agent: str,
-    env_id: str,
+    env_id: Any,
     protocol: Any = None,
     action_dist: ActionDist | None = None,
 ) -> Path:
@@ -32,7 +33,8 @@ def save_policy(
         path: folder to create (or overwrite the policy files in).
         network: an ``rlkit.networks.Network``.
         agent: registry name of the agent that trained it.
-        env_id: the env it was trained on.
+        env_id: the env it was trained on: an id, or an ``rlkit.envs.EnvSource`` (its
+            ``env_kwargs`` and ``flatten_dict_obs`` are recorded too).
         protocol: the ``AtariProtocol`` its observations were made with (Atari only).
         action_dist: how a policy-gradient network's outputs become actions (the agent's
             ``dist``); None for Q-networks (greedy) and categorical policies.
@@ -54,19 +56,20 @@ def policy_meta(
     network: Any,
     *,
     agent: str,
-    env_id: str,
+    env_id: Any,
     protocol: Any = None,
     action_dist: ActionDist | None = None,
 ) -> dict[str, Any]:
     """The ``policy.json`` description of ``network`` (see ``save_policy``)."""
     from rlkit import __version__
     from rlkit.config import plain_dict
+    from rlkit.envs.source import env_metadata
 
     meta = {
         "format_version": FORMAT_VERSION,
         "rlkit_version": __version__,
         "agent": agent,
-        "env": env_id,
+        **env_metadata(env_id),
         "network": network.spec,
     }
     if protocol is not None:
@@ -234,7 +237,7 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     from rlkit.agents import get_agent_class
     from rlkit.checkpoint import Checkpointer
     from rlkit.config import resolve
-    from rlkit.envs import make_env
+    from rlkit.envs import EnvSource, make_env
     from rlkit.envs.atari import env_protocol
     from rlkit.preset_files import read_yaml
 
@@ -251,7 +254,8 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     except (OSError, ValueError, KeyError) as e:
         raise RlkitError(f"checkpoint {path} is damaged: {e}") from None
     protocol = env_protocol(saved["env"], run)
-    env = make_env(saved["env"], protocol=protocol)
+    source = EnvSource(saved["env"], run.env_kwargs or {}, run.flatten_dict_obs)
+    env = make_env(source, protocol=protocol)
     agent = cls(env.observation_space, env.action_space, cfg)
     env.close()
     checkpointer.restore_agent(path, agent)
@@ -259,7 +263,7 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     meta = policy_meta(
         network,
         agent=cls.name,
-        env_id=saved["env"],
+        env_id=source,
         protocol=protocol,
         action_dist=getattr(agent, "dist", None),
     )

@@ -16,14 +16,21 @@ from typing import TYPE_CHECKING, Any
 from rlkit import interrupts, tracking
 from rlkit.errors import RlkitError, TrainingFault
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the annotations only
     from rlkit.callbacks import Callback
+    from rlkit.envs.source import EnvLike
 
 EPILOG = """examples:
   python -m rlkit.train --agent a2c --env CartPole-v1
   python -m rlkit.train --agent dqn --env CartPole-v1 --seed 3 --set learning_rate=5e-4
   python -m rlkit.train --agent dqn --env CartPole-v1 --show-config
   python -m rlkit.train --agent a2c --env CartPole-v1 --runner ray --num-workers 4
+  python -m rlkit.train --agent dqn --env my_package.envs:MyEnv-v0 --env-kwargs size=8
+
+your own env: --env module:Id imports the module (which registers Id with gymnasium) in
+this process and in every worker; run from the folder that holds the module, or put it on
+PYTHONPATH. --env module:ClassName names a class (or function) that returns the env. A new
+env goes through gymnasium's env checker before training (--skip-env-check to skip it).
 """
 
 
@@ -36,7 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--agent", help="dqn, double_dqn, dueling_dqn, rainbow, reinforce, a2c, ppo")
-    p.add_argument("--env", help="gymnasium env id, e.g. CartPole-v1")
+    p.add_argument(
+        "--env",
+        help="gymnasium env id, e.g. CartPole-v1, or module:Id for an env your module registers",
+    )
+    p.add_argument(
+        "--env-kwargs",
+        nargs="+",
+        action="extend",
+        metavar="KEY=VALUE",
+        help="keyword arguments of the env's constructor, values read as YAML (size=8 "
+        "walls=[1,2]); saved in config.yaml and used by evaluation, resume and export",
+    )
+    p.add_argument(
+        "--skip-env-check",
+        action="store_const",
+        const=True,
+        help="do not run gymnasium's env checker on an env rlkit has never seen",
+    )
+    p.add_argument(
+        "--flatten-dict-obs",
+        action="store_const",
+        const=True,
+        help="flatten Dict observations into one array (gymnasium's FlattenObservation)",
+    )
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -139,12 +169,20 @@ FLAG_KEYS = {
     "ray_address": "ray_address",
     "jit_compile": "jit_compile",
     "mixed_precision": "mixed_precision",
+    "skip_env_check": "skip_env_check",
+    "flatten_dict_obs": "flatten_dict_obs",
 }
 
 
 def next_run_dir(root: Path, agent: str, env_id: str) -> Path:
-    """``root/<agent>/<env>_<n>`` with n one more than the highest existing."""
-    safe_env = re.sub(r"[^A-Za-z0-9_.-]+", "-", env_id)
+    """``root/<agent>/<env>_<n>`` with n one more than the highest existing.
+
+    ``<env>`` is the id without a ``module:`` prefix, with ``/`` and other characters that
+    do not belong in a folder name made ``-`` (``rlkit.envs.source.file_name``).
+    """
+    from rlkit.envs.source import file_name
+
+    safe_env = file_name(env_id)
     parent = root / agent
     taken = [
         int(m.group(1))
@@ -169,6 +207,15 @@ def resume_from_run_dir(args: argparse.Namespace) -> None:
             "(expected config.yaml and checkpoints/ in it)"
         )
     saved = read_yaml(run_dir / "config.yaml")
+    if args.env_kwargs:
+        from rlkit.config import parse_overrides
+
+        given = parse_overrides(args.env_kwargs, "--env-kwargs")
+        if given != (saved.get("env_kwargs") or {}):
+            raise RlkitError(
+                f"--env-kwargs {given} do not match the run being resumed "
+                f"({saved.get('env_kwargs') or {}}); drop --env-kwargs (a run keeps its env)"
+            )
     for key in ("agent", "env"):
         given = getattr(args, key)
         if given is not None and given != saved.get(key):
@@ -184,7 +231,7 @@ def resume_from_run_dir(args: argparse.Namespace) -> None:
 
 def run(
     agent: str,
-    env: str,
+    env: EnvLike,
     *,
     total_steps: int | None = None,
     seed: int | None = None,
@@ -192,12 +239,30 @@ def run(
     run_dir: str | Path | None = None,
     config: str | Path | None = None,
     verbose: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+    flatten_dict_obs: bool | None = None,
+    skip_env_check: bool | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> Path:
     """Train like the CLI does, from Python; return the run folder.
 
-    ``callbacks`` (``rlkit.callbacks.Callback``) are called during training and may stop
-    it; the final evaluation and ``results.json`` follow as usual.
+    Args:
+        agent: registry name (``dqn``, ``a2c``, ...).
+        env: a gymnasium id (``module:Id`` too), a callable that returns an env, or a
+            ``gym.Env`` (see ``rlkit.experiment.learn``). A callable is saved in
+            ``config.yaml`` as ``module:name``, which ``--resume`` and
+            ``python -m rlkit.evaluate`` import back if it is defined at module level.
+        total_steps: env steps (default: the preset's).
+        seed: the run's seed.
+        overrides: settings, as ``--set`` gives them.
+        run_dir: the run folder (default ``runs/<agent>/<env>_<n>``).
+        config: a YAML file of settings.
+        verbose: print progress.
+        env_kwargs: keyword arguments of the env's constructor (``--env-kwargs``).
+        flatten_dict_obs: flatten ``Dict`` observations (``--flatten-dict-obs``).
+        skip_env_check: skip gymnasium's env checker (``--skip-env-check``).
+        callbacks: ``rlkit.callbacks.Callback`` objects called during training; any may
+            stop it. The final evaluation and ``results.json`` follow as usual.
 
     Example:
         >>> run_dir = rlkit.train.run(agent="a2c", env="CartPole-v1", seed=1,
@@ -206,10 +271,13 @@ def run(
     Raises:
         RlkitError: for bad input, as the CLI's exit code 2 (nothing is trained).
     """
-    argv = ["--agent", agent, "--env", env]
+    argv = ["--agent", agent]
     if not verbose:
         argv.append("--quiet")
     args = build_parser().parse_args(argv)
+    args.env, args.flatten_dict_obs, args.skip_env_check = env, flatten_dict_obs, skip_env_check
+    if env_kwargs is not None:
+        overrides = {**(overrides or {}), "env_kwargs": env_kwargs}
     args.total_steps, args.seed = total_steps, seed
     args.run_dir = None if run_dir is None else str(run_dir)
     args.config = None if config is None else str(config)
@@ -225,14 +293,17 @@ def run(
 def _train(args: argparse.Namespace) -> Path | None:
     """Resolve settings, check them against the env, train, save and evaluate."""
     from rlkit import config as config_lib
-    from rlkit.envs import check_env_id
+    from rlkit.envs import EnvSource, check_env_id
 
     tracking.check_args(args)  # --wandb-* flags; with --track, wandb must import
     if args.resume:
         resume_from_run_dir(args)
     elif not (args.agent and args.env):
         raise RlkitError("give --agent and --env (or --resume RUN_DIR)")
-    check_env_id(args.env)  # fails fast, before TensorFlow is imported
+    # args.env: an id from the command line; from run(), maybe a callable or an env.
+    env_name = EnvSource.of(args.env).name
+    if isinstance(args.env, str):
+        check_env_id(args.env)  # fails fast (also a module that does not import), before TF
     if not args.debug:
         from rlkit.tf_setup import import_tensorflow_quietly
 
@@ -241,20 +312,22 @@ def _train(args: argparse.Namespace) -> Path | None:
     for flag, key in FLAG_KEYS.items():
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
+    if args.env_kwargs:
+        overrides["env_kwargs"] = config_lib.parse_overrides(args.env_kwargs, "--env-kwargs")
 
     from rlkit.agents import get_agent_class
 
     agent_cls = get_agent_class(args.agent)
     run_cfg, agent_cfg = config_lib.resolve(
-        agent_cls, args.env, config_file=args.config, overrides=overrides
+        agent_cls, env_name, config_file=args.config, overrides=overrides
     )
-    resolved = config_lib.to_yaml(agent_cls.name, args.env, run_cfg, agent_cfg)
+    resolved = config_lib.to_yaml(agent_cls.name, env_name, run_cfg, agent_cfg)
     if args.show_config:
         print(resolved, end="")
         return None
 
     run_dir = (
-        Path(args.run_dir) if args.run_dir else next_run_dir(Path("runs"), args.agent, args.env)
+        Path(args.run_dir) if args.run_dir else next_run_dir(Path("runs"), args.agent, env_name)
     )
     if run_dir.exists() and not run_dir.is_dir():
         raise RlkitError(f"--run-dir {str(run_dir)!r} is a file; give a folder path")
@@ -265,9 +338,21 @@ def _train(args: argparse.Namespace) -> Path | None:
         )
 
     from rlkit.agents.common import seed_everything
+    from rlkit.envs.api_check import check_user_env
     from rlkit.envs.atari import env_protocol
+    from rlkit.errors import ConfigError
     from rlkit.experiment import make_run_envs
 
+    source = EnvSource.of(args.env, run_cfg.env_kwargs, run_cfg.flatten_dict_obs)
+    # Evaluations (and a Ray runner's workers) make envs of their own: an env instance
+    # lends its spec; one without a spec can only be the one training env.
+    copies = source.copies()
+    evaluates = run_cfg.final_eval_episodes or run_cfg.eval_every or run_cfg.video_every
+    if copies is None and (evaluates or args.video or run_cfg.runner == "ray"):
+        uses = "evaluation (final_eval_episodes, eval_every, video) or runner ray"
+        raise ConfigError(source.copy_problem(uses))
+    eval_source = copies or source
+    check_user_env(source, skip=run_cfg.skip_env_check)  # a new env: gymnasium's checker
     if run_cfg.runner == "ray":
         from rlkit.distributed.runner import import_ray
 
@@ -277,10 +362,10 @@ def _train(args: argparse.Namespace) -> Path | None:
         import tensorflow as tf
 
         tf.debugging.enable_check_numerics()
-    protocol = env_protocol(args.env, run_cfg)
+    protocol = env_protocol(source.id, run_cfg) if source.id is not None else None
     # With the ray runner these envs only give the spaces (the workers make their own).
     local = run_cfg.runner == "local"
-    envs = make_run_envs(args.env, run_cfg if local else replace(run_cfg, num_envs=1), protocol)
+    envs = make_run_envs(source, run_cfg if local else replace(run_cfg, num_envs=1), protocol)
     try:
         agent = agent_cls(
             envs.single_observation_space, envs.single_action_space, agent_cfg, seed=run_cfg.seed
@@ -293,7 +378,7 @@ def _train(args: argparse.Namespace) -> Path | None:
             from rlkit.evaluate import check_evaluation_env
 
             render = bool(args.video or run_cfg.video_every)
-            check_evaluation_env(args.env, protocol=protocol, render=render)
+            check_evaluation_env(eval_source, protocol=protocol, render=render)
         if args.track:  # after every check: bad input makes no W&B run
             args.tracker = tracking.start_run(args, run_dir, resolved)
             args.callbacks = [*getattr(args, "callbacks", ()), args.tracker]
@@ -306,13 +391,13 @@ def _train(args: argparse.Namespace) -> Path | None:
     if protocol is not None:
         from rlkit.envs.atari import format_card, protocol_card
 
-        card = protocol_card(args.env, protocol, run_cfg.vectorization, run_cfg.seed)
+        card = protocol_card(env_name, protocol, run_cfg.vectorization, run_cfg.seed)
         (run_dir / "protocol.json").write_text(json.dumps(card, indent=2) + "\n")
         print(f"Atari protocol card (also in {run_dir / 'protocol.json'}):\n{format_card(card)}")
     if verbose:
         workers = "" if local else f"{run_cfg.num_workers} Ray workers x "
         print(
-            f"rlkit: training {agent_cls.__name__} on {args.env} for {run_cfg.total_steps:,} "
+            f"rlkit: training {agent_cls.__name__} on {env_name} for {run_cfg.total_steps:,} "
             f"env steps ({workers}{run_cfg.num_envs} {run_cfg.vectorization} env(s), seed "
             f"{run_cfg.seed}); run folder {run_dir}",
             flush=True,
@@ -332,7 +417,7 @@ def _train(args: argparse.Namespace) -> Path | None:
             run_dir / "policy",
             agent.policy_network(),
             agent=agent_cls.name,
-            env_id=args.env,
+            env_id=eval_source,
             protocol=protocol,
             action_dist=getattr(agent, "dist", None),
         )
@@ -341,13 +426,13 @@ def _train(args: argparse.Namespace) -> Path | None:
         with interrupts.graceful():
             result = learn(
                 agent,
-                args.env,
+                source,
                 run_cfg,
                 run_dir=run_dir,
                 verbose=verbose,
                 envs=envs,
                 resume=bool(args.resume),
-                rebuild_envs=lambda: make_run_envs(args.env, run_cfg, protocol),
+                rebuild_envs=(lambda: make_run_envs(copies, run_cfg, protocol)) if copies else None,
                 callbacks=getattr(args, "callbacks", ()),
             )
     except KeyboardInterrupt:
@@ -393,7 +478,7 @@ def _train(args: argparse.Namespace) -> Path | None:
         extra["first_eval_seed"] = seeds[0]
         returns = play_episodes(
             lambda o: agent.act(o, explore=False),
-            args.env,
+            eval_source,
             run_cfg.final_eval_episodes,
             seed=seeds,
             protocol=protocol,
@@ -407,7 +492,7 @@ def _train(args: argparse.Namespace) -> Path | None:
         res = write_results(
             run_dir / "results.json",
             returns,
-            env_id=args.env,
+            env_id=env_name,
             deterministic=run_cfg.eval_epsilon == 0,
             **extra,
         )
