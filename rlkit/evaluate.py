@@ -59,6 +59,7 @@ def evaluate_policy(
     protocol: Any = None,
     epsilon: float = 0.0,
     record: list[np.ndarray] | None = None,
+    max_frames: int | None = None,
 ) -> np.ndarray:
     """Play ``episodes`` full episodes on a fresh env and return their returns.
 
@@ -76,6 +77,7 @@ def evaluate_policy(
         epsilon: probability of a uniformly random action (0.05 is usual on Atari, where a
             fully greedy policy can stall a game).
         record: if given, the first episode's rendered RGB frames are appended to it.
+        max_frames: record at most this many frames (the episode still plays to its end).
     """
     import gymnasium as gym
 
@@ -101,7 +103,8 @@ def evaluate_policy(
             obs, _ = env.reset(seed=seeds[i])
             done = False
             while not done:
-                if record is not None and i == 0:
+                recording = record is not None and i == 0
+                if recording and (max_frames is None or len(record) < max_frames):
                     record.append(np.asarray(env.render()))
                 if epsilon > 0 and rng.random() < epsilon:
                     action = env.action_space.sample()
