@@ -28,7 +28,7 @@ from rlkit.errors import RlkitError
 
 # Limits far above any policy rlkit trains (the Nature CNN has 1.7M parameters, a 2x256
 # MLP 70k), low enough that a policy within them builds in a few GB at most.
-MAX_DESCRIPTION_BYTES = 1_000_000  # policy.json: an rlkit policy's is about 1 kB
+MAX_DESCRIPTION_BYTES = 1_000_000  # policy.json is about 1 kB, agent.json a few kB
 MAX_UNITS = 65_536  # a hidden layer's width, a head's outputs, log_std_dim
 MAX_LAYERS = 64  # hidden_sizes entries
 MAX_OBS_RANK = 8
@@ -127,7 +127,7 @@ def _name(value: Any, where: str, field: str, pattern: re.Pattern[str], allowed:
 
 # -- policy.json ------------------------------------------------------------------------
 def read_description(path: Path) -> Any:
-    """The parsed JSON of ``policy.json`` at ``path`` (any JSON value; the checks follow).
+    """The parsed JSON of ``policy.json`` (or ``agent.json``) at ``path``: any JSON value.
 
     Raises:
         RlkitError: if the file is larger than any policy description, or not JSON.
@@ -135,8 +135,8 @@ def read_description(path: Path) -> Any:
     size = path.stat().st_size
     if size > MAX_DESCRIPTION_BYTES:
         raise RlkitError(
-            f"{path} is {size:,} bytes; a policy description is about 1 kB (at most "
-            f"{MAX_DESCRIPTION_BYTES:,}): not a policy rlkit wrote"
+            f"{path} is {size:,} bytes; the descriptions rlkit writes are a few kB (at most "
+            f"{MAX_DESCRIPTION_BYTES:,} are read): not one rlkit wrote"
         )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -173,7 +173,7 @@ def check_policy_fields(meta: dict[str, Any], where: str) -> None:
         _check_protocol(meta["atari_protocol"], where)
 
 
-def check_network_spec(spec: Any, where: str, prefix: str = "network") -> None:
+def check_network_spec(spec: Any, where: str) -> None:
     """Check a network spec (``rlkit.networks.build_network``'s input) field by field.
 
     Types, ranges, known kind / torso / activation / head names, settings that need
@@ -193,72 +193,74 @@ def check_network_spec(spec: Any, where: str, prefix: str = "network") -> None:
     )
 
     if not isinstance(spec, dict):
-        _fail(where, prefix, f"must be an object (the network spec), got {_show(spec)}")
+        _fail(where, "network", f"must be an object (the network spec), got {_show(spec)}")
     for key in ("kind", "obs_shape", "num_actions"):
         if key not in spec:
-            _fail(where, f"{prefix}.{key}", "is missing")
-    kind = _choice(spec["kind"], where, f"{prefix}.kind", sorted(NETWORKS))
+            _fail(where, f"network.{key}", "is missing")
+    kind = _choice(spec["kind"], where, "network.kind", sorted(NETWORKS))
     valid = SPEC_KEYS | KIND_KEYS[kind]
     unknown = set(spec) - valid
     if unknown:
         _fail(
             where,
-            prefix,
+            "network",
             f"has unknown keys {sorted(unknown)[:5]} for kind {kind!r}; valid: {sorted(valid)}",
         )
     obs_shape = _int_list(
-        spec["obs_shape"], where, f"{prefix}.obs_shape", 1, MAX_OBS_DIM, MAX_OBS_RANK
+        spec["obs_shape"], where, "network.obs_shape", 1, MAX_OBS_DIM, MAX_OBS_RANK
     )
     if math.prod(obs_shape) > MAX_OBS_SIZE:
         _fail(
             where,
-            f"{prefix}.obs_shape",
+            "network.obs_shape",
             f"{obs_shape} has {math.prod(obs_shape):,} elements; rlkit loads policies of at "
             f"most {MAX_OBS_SIZE:,}",
         )
-    _int(spec["num_actions"], where, f"{prefix}.num_actions", 1, MAX_UNITS)
-    torso = _choice(spec.get("torso", "mlp"), where, f"{prefix}.torso", TORSOS)
+    _int(spec["num_actions"], where, "network.num_actions", 1, MAX_UNITS)
+    torso = _choice(spec.get("torso", "mlp"), where, "network.torso", TORSOS)
     hidden = spec.get("hidden_sizes", [64, 64])
-    _int_list(hidden, where, f"{prefix}.hidden_sizes", 1, MAX_UNITS, MAX_LAYERS)
-    _choice(spec.get("activation", "relu"), where, f"{prefix}.activation", ACTIVATIONS)
+    _int_list(hidden, where, "network.hidden_sizes", 1, MAX_UNITS, MAX_LAYERS)
+    _choice(spec.get("activation", "relu"), where, "network.activation", ACTIVATIONS)
     flags = ("channels_first", "mixed_precision", "normalize_obs", "noisy", "share_torso")
     for key in flags:
         if key in spec:
-            _bool(spec[key], where, f"{prefix}.{key}")
+            _bool(spec[key], where, f"network.{key}")
     if torso in DEFAULT_WIDTH:
-        _conv_output(spec, where, prefix)  # the shape must survive the convolutions
+        _conv_output(spec, where)  # the shape must survive the convolutions
     if spec.get("normalize_obs") and torso != "mlp":
-        _fail(where, f"{prefix}.normalize_obs", f"is for the mlp torso, not {torso!r}")
+        _fail(where, "network.normalize_obs", f"is for the mlp torso, not {torso!r}")
     if "noisy_sigma0" in spec:
         if not spec.get("noisy"):
-            _fail(where, f"{prefix}.noisy_sigma0", "needs noisy: true")
-        if not 0 <= _number(spec["noisy_sigma0"], where, f"{prefix}.noisy_sigma0") <= 1e6:
-            _fail(where, f"{prefix}.noisy_sigma0", f"must be >= 0, got {spec['noisy_sigma0']}")
+            _fail(where, "network.noisy_sigma0", "needs noisy: true")
+        if not 0 <= _number(spec["noisy_sigma0"], where, "network.noisy_sigma0") <= 1e6:
+            _fail(
+                where, "network.noisy_sigma0", f"must be from 0 to 1e6, got {spec['noisy_sigma0']}"
+            )
     distributional = spec.get("distributional")
     if distributional is not None:
-        _choice(distributional, where, f"{prefix}.distributional", DISTRIBUTIONAL)
+        _choice(distributional, where, "network.distributional", DISTRIBUTIONAL)
     if "num_atoms" in spec:
         if distributional is None:
-            _fail(where, f"{prefix}.num_atoms", "needs distributional ('c51' or 'qr')")
-        _int(spec["num_atoms"], where, f"{prefix}.num_atoms", 2, MAX_ATOMS)
+            _fail(where, "network.num_atoms", "needs distributional ('c51' or 'qr')")
+        _int(spec["num_atoms"], where, "network.num_atoms", 2, MAX_ATOMS)
     for key in ("v_min", "v_max"):
         if key in spec:
             if distributional != "c51":
-                _fail(where, f"{prefix}.{key}", "is a setting of distributional 'c51' only")
-            _number(spec[key], where, f"{prefix}.{key}")
+                _fail(where, f"network.{key}", "is a setting of distributional 'c51' only")
+            _number(spec[key], where, f"network.{key}")
     if distributional == "c51":
         from rlkit.networks import DEFAULT_V_RANGE
 
         v_min, v_max = spec.get("v_min", DEFAULT_V_RANGE[0]), spec.get("v_max", DEFAULT_V_RANGE[1])
         if v_min >= v_max:
-            _fail(where, f"{prefix}.v_min", f"must be below v_max, got {v_min} >= {v_max}")
+            _fail(where, "network.v_min", f"must be below v_max, got {v_min} >= {v_max}")
     if "log_std_dim" in spec:
-        _int(spec["log_std_dim"], where, f"{prefix}.log_std_dim", 0, MAX_UNITS)
+        _int(spec["log_std_dim"], where, "network.log_std_dim", 0, MAX_UNITS)
     params = sum(math.prod(shape) for shape, _ in expected_weight_shapes(spec))
     if params > MAX_PARAMS:
         _fail(
             where,
-            prefix,
+            "network",
             f"describes {params:,} parameters (from obs_shape, hidden_sizes and "
             f"num_actions); rlkit loads policies of at most {MAX_PARAMS:,}",
         )
@@ -281,15 +283,63 @@ def check_network_settings(config: Any, where: str) -> None:
         _int(atoms, where, "num_atoms", 2, MAX_ATOMS)
 
 
-def _conv_output(spec: dict[str, Any], where: str, prefix: str) -> tuple[int, int, int]:
+BOX_DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")
+
+
+def check_space_description(data: Any, where: str, field: str) -> None:
+    """Check a space description (``rlkit.agent_io.encode_space``) before the space is made.
+
+    Its type, and sizes within the limits of a policy: an observation of at most
+    ``MAX_OBS_SIZE`` elements, at most ``MAX_UNITS`` discrete actions (per sub-action).
+
+    Raises:
+        RlkitError: naming ``field`` and the bad entry.
+    """
+    import numpy as np
+
+    if not isinstance(data, dict):
+        _fail(where, field, f"must be an object, got {_show(data)}")
+    kind = _choice(
+        data.get("type"),
+        where,
+        f"{field}.type",
+        ("Box", "Discrete", "MultiBinary", "MultiDiscrete"),
+    )
+    if kind == "Discrete":
+        _int(data.get("n"), where, f"{field}.n", 1, MAX_UNITS)
+        _int(data.get("start", 0), where, f"{field}.start", -(2**62), 2**62)
+    elif kind == "MultiBinary":
+        n = data.get("n")
+        sizes = [n] if not isinstance(n, list) else n
+        sizes = _int_list(sizes, where, f"{field}.n", 1, MAX_ACTION_DIMS, MAX_OBS_RANK, 1)
+        if math.prod(sizes) > MAX_ACTION_DIMS:
+            _fail(where, f"{field}.n", f"has more than {MAX_ACTION_DIMS:,} binary actions")
+    elif kind == "MultiDiscrete":
+        for key in ("nvec", "start"):
+            try:
+                values = np.asarray(data.get(key, 0), dtype=np.int64)
+            except (TypeError, ValueError, OverflowError):
+                _fail(where, f"{field}.{key}", "must be a (nested) list of integers")
+            if values.ndim > MAX_OBS_RANK or values.size > MAX_ACTION_DIMS:
+                _fail(where, f"{field}.{key}", f"has more than {MAX_ACTION_DIMS:,} entries")
+            if key == "nvec" and (values.size == 0 or values.min() < 1 or values.max() > MAX_UNITS):
+                _fail(where, f"{field}.nvec", f"entries must be from 1 to {MAX_UNITS:,}")
+    else:
+        shape = _int_list(data.get("shape"), where, f"{field}.shape", 1, MAX_OBS_DIM, MAX_OBS_RANK)
+        if math.prod(shape) > MAX_OBS_SIZE:
+            _fail(where, f"{field}.shape", f"{shape} has more than {MAX_OBS_SIZE:,} elements")
+        _choice(data.get("dtype"), where, f"{field}.dtype", BOX_DTYPES)
+
+
+def _conv_output(spec: dict[str, Any], where: str) -> tuple[int, int, int]:
     """(height, width, channels) after a CNN torso's convolutions, checking they fit."""
     torso, shape = spec["torso"], spec["obs_shape"]
-    field = f"{prefix}.obs_shape"
+    field = "network.obs_shape"
     if len(shape) != 3:
         _fail(where, field, f"must be [H, W, C] or [C, H, W] for the {torso} torso, got {shape}")
     channels_first = spec.get("channels_first", False)
     if torso == "minatar_cnn" and channels_first:
-        _fail(where, f"{prefix}.channels_first", "must be false for the minatar_cnn torso")
+        _fail(where, "network.channels_first", "must be false for the minatar_cnn torso")
     c, h, w = shape if channels_first else (shape[2], shape[0], shape[1])
     for filters, kernel, stride in NATURE_CONVS if torso == "nature_cnn" else MINATAR_CONVS:
         if h < kernel or w < kernel:
@@ -473,7 +523,7 @@ def _torso(spec: dict[str, Any], arrays: _Arrays, noisy: bool, tag: str = "") ->
         arrays.add((kernel, kernel, channels, filters), fields)
         arrays.add((filters,), f"{tag}network.torso")
         channels = filters
-    h, w, c = _conv_output(spec, "", "network")
+    h, w, c = _conv_output(spec, "")
     width = hidden[-1] if hidden else DEFAULT_WIDTH[torso]
     fields = f"{tag}network.obs_shape / network.hidden_sizes"
     arrays.dense(h * w * c, width, fields, f"{tag}network.hidden_sizes", noisy)

@@ -550,3 +550,91 @@ def test_a_checkpoint_with_huge_hidden_sizes_is_refused_before_building(tmp_path
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"env": ENV}))
     with pytest.raises(RlkitError, match="config.yaml: agent is missing"):
         load_policy_from_checkpoint(ckpt)
+
+
+# -- whole agents (Agent.save folders) are bounded the same way ------------------------------
+@pytest.fixture(scope="module")
+def agent_dir(tmp_path_factory) -> Path:
+    from rlkit.agents import DQN, DQNConfig
+
+    env = gym.make(ENV)
+    agent = DQN(env.observation_space, env.action_space, DQNConfig(hidden_sizes=(8,)), seed=0)
+    return agent.save(tmp_path_factory.mktemp("agent") / "agent")
+
+
+def space(key, **changes):
+    def edit(meta):
+        meta[key].update(changes)
+
+    return edit
+
+
+AGENT_CORRUPTED = {
+    "observation_space.shape: huge": (
+        space("observation_space", shape=[65536, 65536]),
+        "observation_space.shape",
+    ),
+    "observation_space.shape: negative": (
+        space("observation_space", shape=[-4]),
+        "observation_space.shape[0]",
+    ),
+    "observation_space.dtype: unknown": (
+        space("observation_space", dtype="object"),
+        "observation_space.dtype",
+    ),
+    "observation_space: wrong type": (top(observation_space=[4]), "observation_space must be"),
+    "action_space.n: huge": (space("action_space", n=HUGE), "action_space.n"),
+    "action_space.n: zero": (space("action_space", n=0), "action_space.n"),
+    "action_space.type: unknown": (space("action_space", type="Graph"), "action_space.type"),
+    "config.hidden_sizes: huge": (
+        lambda m: m["config"].update(hidden_sizes=[HUGE]),
+        "hidden_sizes[0] must be from 1 to 65,536",
+    ),
+    "config.num_atoms: huge": (
+        lambda m: m["config"].update(num_atoms=10**7),
+        "num_atoms must be from 2 to 4,096",
+    ),
+    "config: wrong type": (top(config=[1]), "config must be an object"),
+    "observation_space: missing": (top(observation_space=None), "lacks ['observation_space']"),
+    "agent: wrong type": (top(agent=["dqn"]), "not an rlkit agent description"),
+    "format_version: newer": (top(format_version=99), "agent format 99"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AGENT_CORRUPTED))
+def test_a_corrupted_agent_json_is_refused_before_building(case, agent_dir, tmp_path, monkeypatch):
+    from rlkit.agents import DQN, load_agent
+
+    edit, fragment = AGENT_CORRUPTED[case]
+    path = tmp_path / "agent"
+    shutil.copytree(agent_dir, path)
+    meta = json.loads((path / "agent.json").read_text())
+    edit(meta)
+    (path / "agent.json").write_text(json.dumps(meta))
+
+    def built(*args, **kwargs):
+        raise AssertionError("an agent was built from a bad description")
+
+    monkeypatch.setattr(DQN, "__init__", built)
+    with pytest.raises(RlkitError) as info:
+        load_agent(path)
+    assert fragment in str(info.value), str(info.value)
+
+
+def test_an_agent_folder_with_bad_variables_or_rng_is_a_clear_error(agent_dir, tmp_path):
+    from rlkit.agents import load_agent
+
+    path = tmp_path / "agent"
+    shutil.copytree(agent_dir, path)
+    meta = json.loads((path / "agent.json").read_text())
+    (path / "agent.json").write_text(json.dumps({**meta, "rng": {"bit_generator": "MT19937"}}))
+    with pytest.raises(RlkitError, match="rng is not a PCG64 state"):
+        load_agent(path)
+    meta["config"]["hidden_sizes"] = [16]  # the variables were saved for [8]
+    (path / "agent.json").write_text(json.dumps(meta))
+    with pytest.raises(RlkitError, match="does not fit the agent described in"):
+        load_agent(path)
+    (path / "agent.json").write_text("{" * 50_000)
+    with pytest.raises(RlkitError, match="not valid JSON"):
+        load_agent(path)
+    assert type(load_agent(agent_dir)).__name__ == "DQN"
