@@ -96,15 +96,24 @@ def read_agent_meta(path: str | Path) -> dict[str, Any]:
     Raises:
         RlkitError: if the folder holds no agent or a format this rlkit does not read.
     """
+    from rlkit.policy_check import read_description
+
     path = Path(path)
     if not (path / "agent.json").is_file():
         raise RlkitError(f"no saved agent in {str(path)!r} (expected agent.json)")
-    meta = json.loads((path / "agent.json").read_text())
+    meta = read_description(path / "agent.json")  # size-capped JSON, errors naming the file
+    desc = path / "agent.json"
+    if not isinstance(meta, dict):
+        raise RlkitError(f"{desc} is not an rlkit agent description (not a JSON object)")
     if meta.get("format_version") != FORMAT_VERSION:
         raise RlkitError(
-            f"{path} holds agent format {meta.get('format_version')}; this rlkit reads "
-            f"{FORMAT_VERSION}"
+            f"{path} holds agent format {str(meta.get('format_version'))[:20]}; this rlkit "
+            f"reads {FORMAT_VERSION}"
         )
+    keys = ("agent", "config", "observation_space", "action_space", "rng")
+    missing = [k for k in keys if k not in meta]
+    if missing or not isinstance(meta["agent"], str):
+        raise RlkitError(f"{desc} is not an rlkit agent description (lacks {missing or 'agent'})")
     return meta
 
 
@@ -118,23 +127,47 @@ def load_agent_as(cls: type[A], path: str | Path) -> A:
     import tensorflow as tf
 
     from rlkit.config import build
+    from rlkit.policy_check import check_network_settings, check_space_description
 
     path = Path(path)
     meta = read_agent_meta(path)
     if meta.get("agent") != cls.name:
         raise RlkitError(
-            f"{path} holds a {meta.get('agent')!r} agent, not {cls.name!r}; "
+            f"{path} holds a {str(meta.get('agent'))[:64]!r} agent, not {cls.name!r}; "
             "load it with its own class or with rlkit.agents.load_agent(path)"
         )
     config_cls = cls.config_cls
+    if not isinstance(meta["config"], dict):
+        raise RlkitError(f"{path}/agent.json: config must be an object of settings")
     config, problems = build(config_cls, meta["config"])
     unknown = set(meta["config"]) - {f.name for f in dataclasses.fields(config_cls)}
     if problems or unknown:
         raise RlkitError(f"{path}/agent.json has bad settings: {problems or sorted(unknown)}")
-    agent = cls(decode_space(meta["observation_space"]), decode_space(meta["action_space"]), config)
-    tf.train.Checkpoint(**agent.checkpoint_items()).read(str(path / "variables")).assert_consumed()
+    # A saved agent may come from anyone: its sizes are bounded before anything is built.
+    where = str(path / "agent.json")
+    check_network_settings(config, where)
+    for key in ("observation_space", "action_space"):
+        check_space_description(meta[key], where, key)
+    try:
+        spaces = decode_space(meta["observation_space"]), decode_space(meta["action_space"])
+    except (ValueError, TypeError) as e:
+        raise RlkitError(f"{where} describes a space gymnasium rejects: {e}") from None
+    agent = cls(*spaces, config)
+    try:
+        status = tf.train.Checkpoint(**agent.checkpoint_items()).read(str(path / "variables"))
+        status.assert_consumed()
+    except (ValueError, AssertionError, tf.errors.OpError) as e:
+        raise RlkitError(
+            f"{path / 'variables'} does not fit the agent described in {where}: "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
     agent.after_restore()
-    agent.rng.bit_generator.state = meta["rng"]
+    try:
+        agent.rng.bit_generator.state = meta["rng"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise RlkitError(
+            f"{where}: rng is not a {type(agent.rng.bit_generator).__name__} state: {e}"
+        ) from None
     return agent
 
 

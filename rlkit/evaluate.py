@@ -62,6 +62,7 @@ def play_episodes(
     protocol: Any = None,
     epsilon: float = 0.0,
     record: list[np.ndarray] | None = None,
+    max_frames: int | None = None,
 ) -> np.ndarray:
     """Play ``episodes`` full episodes on a fresh env and return their returns.
 
@@ -81,6 +82,7 @@ def play_episodes(
         epsilon: probability of a uniformly random action (0.05 is usual on Atari, where a
             fully greedy policy can stall a game).
         record: if given, the first episode's rendered RGB frames are appended to it.
+        max_frames: record at most this many frames (the episode still plays to its end).
     """
     import gymnasium as gym
 
@@ -99,7 +101,9 @@ def play_episodes(
     try:
         if check is not None:
             check(env)
-        returns, _ = _play(env, policy, seeds, epsilon=epsilon, record=record)
+        returns, _ = _play(
+            env, policy, seeds, epsilon=epsilon, record=record, max_frames=max_frames
+        )
     finally:
         env.close()
     return returns
@@ -112,8 +116,12 @@ def _play(
     *,
     epsilon: float = 0.0,
     record: list[np.ndarray] | None = None,
+    max_frames: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Play one episode per seed on ``env``; return their returns and lengths."""
+    """Play one episode per seed on ``env``; return their returns and lengths.
+
+    The first episode's rendered frames go to ``record`` (``max_frames`` at most).
+    """
     from rlkit.distributions import clip_to_space
 
     first = seeds[0] if seeds else None
@@ -124,7 +132,8 @@ def _play(
         obs, _ = env.reset(seed=episode_seed)
         done = False
         while not done:
-            if record is not None and i == 0:
+            recording = record is not None and i == 0
+            if recording and (max_frames is None or len(record) < max_frames):
                 record.append(np.asarray(env.render()))
             if epsilon > 0 and rng.random() < epsilon:
                 action = env.action_space.sample()

@@ -188,35 +188,41 @@ class SavedPolicy:
 def load_policy(path: str | Path) -> SavedPolicy:
     """Load a policy saved by ``save_policy`` (a run folder or its ``policy/`` folder).
 
+    The folder may come from anyone (a download, a file edited by hand): it is read as
+    JSON and HDF5 arrays only, nothing in it is unpickled or run, and every field of
+    ``policy.json`` and the shapes of the weights file's arrays are checked
+    (``rlkit.policy_check``) before a network is built.
+
     Raises:
-        RlkitError: if the folder holds no policy or its description is not one rlkit wrote.
+        RlkitError: if the folder holds no policy or its description is not one rlkit wrote
+            (naming the field), or the weights file does not fit it.
     """
     from rlkit.networks import build_network
+    from rlkit.policy_check import check_policy_fields, check_weights_file, read_description
 
     path = Path(path)
     if (path / "policy" / "policy.json").exists():
         path = path / "policy"
     desc = path / "policy.json"
-    if not desc.exists():
+    if not desc.is_file():
         raise RlkitError(f"no saved policy in {str(path)!r} (expected policy.json there)")
-    try:
-        meta = json.loads(desc.read_text())
-    except json.JSONDecodeError as e:
-        raise RlkitError(f"{desc} is not valid JSON: {e}") from None
+    meta = read_description(desc)
     if not isinstance(meta, dict) or set(meta) - POLICY_KEYS or "network" not in meta:
         raise RlkitError(f"{desc} is not an rlkit policy description (keys: {sorted(POLICY_KEYS)})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise RlkitError(
-            f"{desc} has format version {meta.get('format_version')}; this rlkit reads "
-            f"version {FORMAT_VERSION} (upgrade rlkit to load newer policies)"
+            f"{desc} has format version {str(meta.get('format_version'))[:20]}; this rlkit "
+            f"reads version {FORMAT_VERSION} (upgrade rlkit to load newer policies)"
         )
+    check_policy_fields(meta, str(desc))
+    weights = path / "policy.weights.h5"
+    if not weights.is_file():
+        raise RlkitError(f"{weights} is missing: the policy folder is incomplete")
+    check_weights_file(meta["network"], weights, str(desc))
     try:
         network = build_network(meta["network"])
     except (ValueError, TypeError, KeyError) as e:
         raise RlkitError(f"{desc} describes a network rlkit cannot build: {e}") from None
-    weights = path / "policy.weights.h5"
-    if not weights.exists():
-        raise RlkitError(f"{weights} is missing: the policy folder is incomplete")
     try:
         network.load_weights(str(weights))
     except (ValueError, OSError) as e:
@@ -239,6 +245,7 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     from rlkit.config import resolve
     from rlkit.envs import EnvSource, make_env
     from rlkit.envs.atari import env_protocol
+    from rlkit.policy_check import check_network_settings
     from rlkit.preset_files import read_yaml
 
     path = Path(path)
@@ -246,8 +253,12 @@ def load_policy_from_checkpoint(path: str | Path) -> SavedPolicy:
     if not (run_dir / "config.yaml").is_file():
         raise RlkitError(f"{path} is not inside a run folder with config.yaml")
     saved = read_yaml(run_dir / "config.yaml")
+    for key in ("agent", "env"):
+        if not isinstance(saved.get(key), str):
+            raise RlkitError(f"{run_dir / 'config.yaml'}: {key} is missing or not a name")
     cls = get_agent_class(saved["agent"])
     run, cfg = resolve(cls, saved["env"], config_file=run_dir / "config.yaml")
+    check_network_settings(cfg, str(run_dir / "config.yaml"))  # before building the agent
     checkpointer = Checkpointer(run_dir)
     try:
         checkpointer.verify(path)

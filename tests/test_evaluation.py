@@ -70,3 +70,17 @@ def test_results_use_the_hub_keys(tmp_path: Path):
     assert data["mean_reward"] == 2.0 and data["std_reward"] == 1.0
     assert data["is_deterministic"] is True and data["seed"] == 4
     assert data["eval_datetime"][:2] == "20" and "T" in data["eval_datetime"]
+
+
+def test_max_frames_caps_the_recording_not_the_episode():
+    def left(obs: np.ndarray) -> np.ndarray:
+        return np.zeros(len(obs), np.int64)
+
+    full: list[np.ndarray] = []
+    returns = play_episodes(left, "CartPole-v1", 1, 7, record=full)
+    assert returns[0] == len(full) > 3  # one frame per step
+    capped: list[np.ndarray] = []
+    same = play_episodes(left, "CartPole-v1", 1, 7, record=capped, max_frames=3)
+    np.testing.assert_array_equal(same, returns)
+    assert len(capped) == 3
+    np.testing.assert_array_equal(capped[2], full[2])

@@ -28,8 +28,8 @@ SMALLER = {
 }
 
 
-# Sections whose Python blocks a test of their own runs (its own budget cuts; W&B offline).
-OWN_TESTS = ("## Your own environment", "## Tracking")
+# Sections whose Python blocks a test of their own runs (budget cuts, W&B offline, no Hub).
+OWN_TESTS = ("## Your own environment", "## Tracking", "## Sharing a trained agent")
 
 
 def python_blocks() -> list[str]:
@@ -77,3 +77,31 @@ def test_own_environment_example_runs(tmp_path, monkeypatch):
         gym.registry.pop("Corridor-v0", None)
     result = namespace["result"]
     assert result.env_steps >= 1_000 and len(result.evaluations) == 2
+
+
+def test_sharing_example_runs_offline(tmp_path, monkeypatch):
+    """The load_from_hub example, with the download replaced by an exported folder."""
+    import gymnasium as gym
+    import pytest
+
+    hf = pytest.importorskip("huggingface_hub", reason="the hub extra: pip install 'rlkit[hub]'")
+    from rlkit.agents import DQN, DQNConfig
+    from rlkit.export import export_for_hub
+    from rlkit.policy_io import save_policy
+
+    env = gym.make("CartPole-v1")
+    agent = DQN(env.observation_space, env.action_space, DQNConfig(hidden_sizes=(8,)), seed=0)
+    save_policy(
+        tmp_path / "run" / "policy", agent.policy_network(), agent="dqn", env_id="CartPole-v1"
+    )
+    folder = export_for_hub(tmp_path / "run", tmp_path / "hub", video=False)
+    asked = []
+    monkeypatch.setattr(
+        hf, "snapshot_download", lambda repo_id, **kw: asked.append(repo_id) or str(folder)
+    )
+    section = README.split("## Sharing a trained agent", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(block, "README", "exec"), namespace)
+    assert asked == ["your-name/dqn-CartPole-v1"]
+    assert namespace["done"] and namespace["policy"].meta["agent"] == "dqn"

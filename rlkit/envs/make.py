@@ -78,7 +78,7 @@ def check_env_id(env_id: str) -> None:
         raise UnknownNameError(
             f"env {env_id} was a Python callable that cannot be imported by name (a lambda, "
             "a local function or one defined in __main__): make it from Python "
-            "(rlkit.evaluate.evaluate_policy(policy, make_env)), give a registered id with "
+            "(rlkit.evaluate.play_episodes(policy, make_env)), give a registered id with "
             "--env, or define the callable at module level in an importable module"
         )
     if is_atari(env_id):

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # checker before training (``rlkit.envs.api_check``).
 KNOWN_ENTRY_POINTS = ("gymnasium", "ale_py", "minatar", "rlkit")
 
-# What ``learn()``, ``make_env`` and ``evaluate_policy`` accept as an env.
+# What ``learn()``, ``make_env`` and ``play_episodes`` accept as an env.
 EnvLike = Union[str, Callable[..., gym.Env], gym.Env, EnvSpec, "EnvSource"]
 
 
