@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--agent", required=True, help="dqn, double_dqn, ..., a2c, ppo")
+    p.add_argument(
+        "--agent", required=True, help="dqn, double_dqn, dueling_dqn, rainbow, reinforce, a2c, ppo"
+    )
     p.add_argument("--env", required=True, help="gymnasium env id, e.g. CartPole-v1")
     p.add_argument("--trials", type=int, required=True, metavar="N", help="trials to run now")
     p.add_argument(

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rlkit.callbacks import Callback
-from rlkit.errors import MissingExtraError, NumericalError, RlkitError
+from rlkit.errors import MissingExtraError, NumericalError, RlkitError, TrainingFault
 
 # Study settings a continued study must share (stored as the study's user attributes).
 STUDY_KEYS = ("agent", "env", "total_steps", "objective", "seeds_per_trial", "overrides")
@@ -158,16 +158,18 @@ class OptunaReporter(Callback):
         if self.objective.solved(row):  # StopOnReward ends the run here
             self.solved_steps = int(env_steps)
             return None
+        if env_steps >= self.objective.total_steps:  # the run ends here: let it complete
+            return None
         if self.trial.should_prune():
             self.pruned_at = int(env_steps)
             return False
         return None
 
-    def fill_in(self, value: float, total_steps: int) -> None:
+    def fill_in(self, value: float) -> None:
         """Report ``value`` (averaged like the others) at the due steps the run did not reach."""
         if self.last_step is None:
             return
-        last_due = self.offset + (total_steps // self.every) * self.every
+        last_due = self.offset + (self.objective.total_steps // self.every) * self.every
         for step in range(self.last_step + self.every, last_due + 1, self.every):
             self._report(value, step)
 
@@ -329,7 +331,8 @@ def run_trial(
 
     Raises:
         optuna.TrialPruned: when the pruner stopped a run (or its loss diverged).
-        TrialFailed: when rlkit refuses the sampled combination of settings.
+        TrialFailed: when rlkit refuses the sampled combination of settings, or a run
+            stops on a fault other than a diverged loss (``TrainingFault``).
     """
     import optuna
 
@@ -340,15 +343,10 @@ def run_trial(
     values = space.sample(trial, base)
     trial.set_user_attr("settings", values)
     trial.set_user_attr("worker", worker)
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        threads = tf.config.threading
-        intra, inter = (
-            threads.get_intra_op_parallelism_threads(),
-            threads.get_inter_op_parallelism_threads(),
-        )
-        trial.set_user_attr("tf_threads", [intra, inter])
+    if "tensorflow" in sys.modules:  # its pools' sizes: 1 and 1 in workers (0: TF's choice)
+        pools = sys.modules["tensorflow"].config.threading
+        sizes = [pools.get_intra_op_parallelism_threads(), pools.get_inter_op_parallelism_threads()]
+        trial.set_user_attr("tf_threads", sizes)
     overrides = {**settings.overrides, **values}
     every = int(overrides.get("eval_every", settings.eval_every))
     head = f"trial {trial.number}"
@@ -384,6 +382,10 @@ def run_trial(
             trial.set_user_attr("error", str(e))
             print(f"{head}: failed, rlkit refuses these settings: {e}", flush=True)
             raise TrialFailed(str(e)) from None
+        except TrainingFault as e:  # env workers that keep failing, a full disk
+            trial.set_user_attr("error", str(e))
+            print(f"{head}: failed, the run stopped: {e}", flush=True)
+            raise TrialFailed(str(e)) from None
         except KeyboardInterrupt:
             print(f"{head}: interrupted (marked failed; its run is in {run_dir})", flush=True)
             raise
@@ -411,7 +413,7 @@ def run_trial(
         )
         trial.set_user_attr("runs", runs)
         if reporter.solved_steps is not None and rule.kind == "steps":
-            reporter.fill_in(value, settings.total_steps)
+            reporter.fill_in(value)
     value = sum(r["value"] for r in runs) / len(runs)
     solved = [r["solved_at"] for r in runs if r["solved_at"] is not None]
     if rule.kind == "steps":

@@ -214,7 +214,7 @@ def test_reporter_reports_at_due_steps_fills_in_a_stop_and_stops_when_pruned() -
     row = {"env_steps": 1008, "mean_reward": 120.0, "confirm_mean_reward": 110.0}
     assert reporter.on_evaluation(1008, row) is None  # solved: StopOnReward stops the run
     assert reporter.solved_steps == 1008
-    reporter.fill_in(1008.0, 2_000)
+    reporter.fill_in(1008.0)
     assert trial.reports == {500: 3000.0, 1000: 1008.0, 1500: 1008.0, 2000: 1008.0}
     # A second seed: its values are averaged with the first run's, at steps after it.
     trial2 = FakeTrial(prune_after=2)
@@ -223,6 +223,10 @@ def test_reporter_reports_at_due_steps_fills_in_a_stop_and_stops_when_pruned() -
     assert trial2.reports == {2500: (1008.0 + 4000.0) / 2}
     assert second.on_evaluation(1000, {"env_steps": 1000, "mean_reward": 0.0}) is False
     assert second.pruned_at == 1000
+    # The evaluation at the end of the budget completes the run, whatever the pruner says.
+    last = OptunaReporter(FakeTrial(prune_after=1), rule, every=500)
+    assert last.on_evaluation(2_003, {"env_steps": 2_003, "mean_reward": 0.0}) is None
+    assert last.pruned_at is None
 
 
 # -- bad input ------------------------------------------------------------------------------
