@@ -21,7 +21,7 @@ from rlkit.envs.atari import is_atari, load_protocol
 from rlkit.envs.make import vector_entry_point_problem
 from rlkit.envs.vector import VECTORIZATIONS
 from rlkit.errors import ConfigError
-from rlkit.preset_files import preset_dir, read_yaml
+from rlkit.preset_files import env_settings, preset_dir, read_yaml
 
 RUNNERS = ("local", "ray")
 
@@ -305,7 +305,7 @@ def resolve(
     # changes (a run's own config.yaml names every setting, most of them the preset's).
     explicit = set(overrides or {})
     if config_file is not None:
-        from_file = read_yaml(Path(config_file))
+        from_file = env_settings(read_yaml(Path(config_file)), env_id, config_file)
         base = {**defaults(RunConfig), **defaults(agent_cls.config_cls), **values}
         explicit |= {k for k, v in from_file.items() if k not in base or base[k] != v}
         values.update(from_file)

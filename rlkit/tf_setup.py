@@ -36,3 +36,20 @@ def import_tensorflow_quietly() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
+
+
+def limit_threads(threads: int) -> None:
+    """Run TensorFlow's ops on ``threads`` threads (intra- and inter-op pools alike).
+
+    For processes that share a machine's cores with others (``rlkit.tune --jobs K``), so that
+    K processes do not each start a pool as large as the machine. Call it before TensorFlow
+    runs an op: it imports TensorFlow (quietly) if needed. BLAS/OpenMP thread variables are
+    set too, for libraries loaded after this call.
+    """
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -38,7 +38,8 @@ def test_wheel_install_finds_presets(tmp_path):
         "print(Path(c.__file__).resolve()); "
         "print(c.load_preset('a2c', 'CartPole-v1')['num_envs']); "
         "print(sorted(p.name for p in (c.preset_dir() / 'envs').iterdir())); "
-        "print(sorted(p.name for p in (c.preset_dir() / 'agents').iterdir()))"
+        "print(sorted(p.name for p in (c.preset_dir() / 'agents').glob('*.yaml'))); "
+        "print(sorted(p.name for p in (c.preset_dir() / 'agents' / 'tune').iterdir()))"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     run = subprocess.run(
@@ -50,6 +51,9 @@ def test_wheel_install_finds_presets(tmp_path):
     assert out[1] == "8"
     assert out[2] == str(sorted(p.name for p in (REPO / "envs").glob("*.yaml"))), out
     assert out[3] == str(sorted(p.name for p in (REPO / "agents").glob("*.yaml"))), out
+    # rlkit.tune's search spaces ship next to the presets.
+    assert out[4] == str(sorted(p.name for p in (REPO / "agents" / "tune").glob("*.yaml"))), out
+    assert "a2c.yaml" in out[4]
     assert "atari.yaml" in out[2]
 
 
