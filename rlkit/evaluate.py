@@ -288,23 +288,63 @@ def write_results(
 
 
 def evaluation_env(
-    meta: dict[str, Any], env: str | None = None, env_kwargs: list[str] | None = None
+    meta: dict[str, Any],
+    env: str | None = None,
+    env_kwargs: list[str] | None = None,
+    *,
+    folder: str | Path | None = None,
 ) -> EnvSource:
     """The env a saved policy is evaluated on: its own (``policy.json``), or ``env``.
 
     The policy's ``env_kwargs`` go with its own env (``env_kwargs``, ``key=value``
     strings, replace them); its ``flatten_dict_obs`` with any env, since its network takes
     flat observations.
+
+    Raises:
+        RlkitError: if the policy's own env is ``module:Id`` and that module would be
+            imported from the policy's ``folder`` itself: a policy folder (a download, say)
+            is data, and nothing in it is run.
     """
     from rlkit.config import parse_overrides
     from rlkit.envs import EnvSource
 
     own = env is None or env == meta["env"]
+    if own and folder is not None:
+        _refuse_module_inside(meta["env"], Path(folder))
     kwargs = dict(meta.get("env_kwargs") or {}) if own else {}
     if env_kwargs:
         kwargs = parse_overrides(env_kwargs, "--env-kwargs")
     flatten = bool(meta.get("flatten_dict_obs", False))
     return EnvSource(env or meta["env"], kwargs, flatten)
+
+
+def _refuse_module_inside(env_id: str, folder: Path) -> None:
+    """Raise if ``env_id``'s module (``module:Id``) would be imported from ``folder``."""
+    import importlib.util
+
+    from rlkit.envs.source import split_env_id
+
+    module, _ = split_env_id(env_id)
+    if module is None:
+        return
+    top = module.partition(".")[0]
+    try:  # a top-level name: finding it imports nothing
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return  # not importable: make_env says so with the fix
+    if spec is None:
+        return
+    places = [spec.origin] if spec.origin else []
+    places += list(spec.submodule_search_locations or [])
+    root = folder.resolve()
+    for place in places:
+        path = Path(place).resolve()
+        if path == root or root in path.parents:
+            raise RlkitError(
+                f"the policy's env {env_id!r} would import module {top!r} from {path}, inside "
+                f"the policy folder {folder}: rlkit runs no code from a policy folder. Install "
+                "the env's package elsewhere (or run from another directory), or give --env"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -374,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             policy = load_policy_from_checkpoint(args.run)
         else:
             policy = load_policy(Path(args.run) / "best_policy" if args.best else args.run)
-        source = evaluation_env(policy.meta, args.env, args.env_kwargs)
+        source = evaluation_env(policy.meta, args.env, args.env_kwargs, folder=args.run)
         env_id = source.name
         protocol = policy.protocol()
         epsilon = args.epsilon if args.epsilon is not None else (0.05 if protocol else 0.0)

@@ -182,7 +182,8 @@ def record_replay(policy: Any, out: Path) -> tuple[str | None, str | None]:
     try:
         play_episodes(
             policy,
-            evaluation_env(policy.meta),  # with the env kwargs the policy was trained with
+            # The env kwargs the policy was trained with; no module from its own folder.
+            evaluation_env(policy.meta, folder=out),
             1,
             REPLAY_SEED,
             check=lambda env: policy.check_env(env_id, env.observation_space, env.action_space),

@@ -419,3 +419,25 @@ def test_ray_workers_import_the_module_and_take_the_kwargs():
     run = RunConfig(total_steps=200, runner="ray", num_workers=2, env_kwargs={"length": 4})
     result = learn(tiny_agent(4), ENV, run)
     assert result.env_steps >= 200 and result.episodes > 0
+
+
+def test_a_policy_folder_cannot_make_evaluate_import_a_module_it_holds(tmp_path, monkeypatch):
+    """policy.json naming ``module:Id`` whose module sits in the policy folder (a download
+    with a planted ``evil.py``, run from inside it) is refused: nothing of it is imported."""
+    from rlkit import evaluate
+    from rlkit.agents import DQN, DQNConfig
+    from rlkit.policy_io import save_policy
+
+    env = gym.make("CartPole-v1")
+    agent = DQN(env.observation_space, env.action_space, DQNConfig(hidden_sizes=(8,)), seed=0)
+    folder = tmp_path / "downloaded"
+    save_policy(folder, agent.policy_network(), agent="dqn", env_id="CartPole-v1")
+    meta = json.loads((folder / "policy.json").read_text())
+    meta["env"] = "evil_env_module:CartPole-v1"
+    (folder / "policy.json").write_text(json.dumps(meta))
+    marker = tmp_path / "ran"
+    (folder / "evil_env_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))  # as `python -m` puts the working directory
+    assert evaluate.main(["--run", str(folder), "--episodes", "1"]) == 2
+    assert not marker.exists()
