@@ -83,7 +83,8 @@ def check_user_env(env: EnvLike, *, skip: bool = False) -> None:
 
     copies = source.copies()
     made = copies.create() if copies is not None else source.instance
-    assert made is not None  # an instance is never None here: copies() covers the rest
+    if made is None:  # copies() covers everything but an instance
+        raise RlkitError(f"cannot make the env {source.name} to check it")
     finding = None
     try:
         with warnings.catch_warnings(record=True) as caught:
