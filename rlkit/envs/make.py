@@ -104,9 +104,12 @@ def register_family(env_id: str) -> None:
         MissingExtraError: if the family's package is not installed.
     """
     for prefix, module, extra in ID_EXTRAS:
-        if env_id.startswith(prefix) and env_id not in gym.registry:
+        if env_id.startswith(prefix):
+            # Checked even when the ids are registered: they may be, while the package
+            # cannot be imported (uninstalled since, or blocked).
             require_module(module.partition(".")[0], extra, env_id)
-            importlib.import_module(module).register_envs()
+            if env_id not in gym.registry:
+                importlib.import_module(module).register_envs()
 
 
 def vector_entry_point_ids() -> list[str]:
