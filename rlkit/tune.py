@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlkit.envs.source import safe_name
 from rlkit.errors import RlkitError
 from rlkit.tuning import (
     STUDY_KEYS,
@@ -47,7 +48,6 @@ from rlkit.tuning import (
     open_storage,
     optimize,
     run_workers,
-    safe_name,
     study_attrs,
 )
 

@@ -31,7 +31,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from rlkit.callbacks import Callback
+from rlkit.envs.source import safe_name
 from rlkit.errors import MissingExtraError, NumericalError, RlkitError, TrainingFault
 
 # Study settings a continued study must share (stored as the study's user attributes).
@@ -224,11 +224,6 @@ def import_optuna() -> Any:
         ) from None
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
-
-
-def safe_name(text: str) -> str:
-    """``text`` usable as a file name (``ALE/Pong-v5`` -> ``ALE-Pong-v5``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
 
 def default_storage(agent: str, env_id: str) -> str:

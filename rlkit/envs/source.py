@@ -94,14 +94,21 @@ def _spec_module(spec: EnvSpec) -> str | None:
     return getattr(entry, "__module__", None)
 
 
+def safe_name(text: str) -> str:
+    """``text`` usable as a file name: anything but letters, digits, ``_ . -`` becomes ``-``.
+
+    ``ALE/Pong-v5`` -> ``ALE-Pong-v5``.
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
 def file_name(env_name: str) -> str:
     """``env_name`` as a file or folder name: ``UserCorridor-v0`` for ``pkg.mod:UserCorridor-v0``.
 
-    The module prefix is left out, and anything but letters, digits, ``_ . -`` becomes ``-``
-    (``ALE/Pong-v5`` -> ``ALE-Pong-v5``).
+    The module prefix is left out, the rest goes through ``safe_name``.
     """
     name = env_name.partition(":")[2] or env_name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "env"
+    return safe_name(name).strip("-.") or "env"
 
 
 def callable_name(fn: Any) -> str:
