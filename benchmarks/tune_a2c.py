@@ -80,7 +80,7 @@ def tune(args: argparse.Namespace, study: str, storage: str, runs: Path, preset:
         "complete": states.count("COMPLETE"),
         "pruned": states.count("PRUNED"),
         "failed": states.count("FAIL"),
-        "solved_trials": sum(
+        "solved_runs": sum(  # runs (trials x seeds) that confirmed the threshold
             1 for t in trials for r in t.user_attrs.get("runs", []) if r.get("solved_at")
         ),
         "best_trial": best.number,
