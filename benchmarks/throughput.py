@@ -140,7 +140,6 @@ def build_trainee(name: str, cell: Cell, sets: list[str], seed: int) -> Trainee:
     from rlkit.agents.common import seed_everything
     from rlkit.config import parse_overrides, resolve
     from rlkit.logger import Logger
-    from rlkit.replay import ReplayBuffer
 
     cls = get_agent_class(name)
     overrides = {
@@ -156,9 +155,8 @@ def build_trainee(name: str, cell: Cell, sets: list[str], seed: int) -> Trainee:
     runner = cell.runner
     agent = cls(runner.observation_space, runner.action_space, cfg, seed=seed)
     buffer = None
-    if not agent.on_policy:
-        buffer = ReplayBuffer(
-            cfg.buffer_size,
+    if not agent.on_policy:  # the agent's own storage: prioritized and n-step where set
+        buffer = agent.make_storage(
             runner.num_envs,
             runner.observation_space,
             runner.action_space,
