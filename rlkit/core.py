@@ -103,6 +103,15 @@ class Agent(abc.ABC):
     action_space: gym.spaces.Space
     rng: np.random.Generator
 
+    @classmethod  # noqa: B027 (optional hook: any space by default)
+    def check_action_space(cls, action_space: gym.spaces.Space) -> None:
+        """Raise ``IncompatibleEnvError`` if this agent cannot act in ``action_space``.
+
+        The constructor checks it as well; front ends call this first, so that an agent on
+        the wrong kind of env hears about the env before any setting's range. Default: any
+        space.
+        """
+
     # -- what it learns from and when -------------------------------------------------------
     @abc.abstractmethod
     def make_storage(

@@ -229,6 +229,29 @@ def resume_from_run_dir(args: argparse.Namespace) -> None:
     args.config, args.run_dir = str(run_dir / "config.yaml"), str(run_dir)
 
 
+def check_action_space_of(agent_cls: type, env: Any) -> None:
+    """Raise ``IncompatibleEnvError`` if ``agent_cls`` cannot act in ``env``'s action space.
+
+    ``env`` is an env id (made once with its defaults, then closed) or anything
+    ``EnvSource`` takes; an env that cannot be made here says nothing (the run reports it
+    later, with its own settings).
+    """
+    from rlkit.envs import EnvSource
+
+    source = EnvSource.of(env)
+    if source.instance is not None:  # the user's own env: read, never closed here
+        agent_cls.check_action_space(source.instance.action_space)
+        return
+    try:
+        probe = source.create()
+    except Exception:  # noqa: BLE001 (the run proper reports what is wrong with the env)
+        return
+    try:
+        agent_cls.check_action_space(probe.action_space)
+    finally:
+        probe.close()
+
+
 def run(
     agent: str,
     env: EnvLike,
@@ -318,9 +341,15 @@ def _train(args: argparse.Namespace) -> Path | None:
     from rlkit.agents import get_agent_class
 
     agent_cls = get_agent_class(args.agent)
-    run_cfg, agent_cfg = config_lib.resolve(
-        agent_cls, env_name, config_file=args.config, overrides=overrides
-    )
+    try:
+        run_cfg, agent_cfg = config_lib.resolve(
+            agent_cls, env_name, config_file=args.config, overrides=overrides
+        )
+    except RlkitError:
+        # A setting out of range matters less than an agent that cannot act in the env
+        # at all (DQN on Pendulum-v1 with a small --total-steps): say that first.
+        check_action_space_of(agent_cls, args.env)
+        raise
     resolved = config_lib.to_yaml(agent_cls.name, env_name, run_cfg, agent_cfg)
     if args.show_config:
         print(resolved, end="")

@@ -716,6 +716,10 @@ def test_incompatible_spaces_raise_helpful_errors(name):
         cls(OBS_SPACE, bad_actions, config)
     assert cls.__name__ in str(info.value)
     assert all(f in str(info.value) for f in fragments), str(info.value)
+    # The same check without building anything (what the CLI asks first).
+    with pytest.raises(IncompatibleEnvError, match=fragments[0]):
+        cls.check_action_space(bad_actions)
+    cls.check_action_space(ACTION_SPACE)
 
     dict_obs = gym.spaces.Dict({"position": OBS_SPACE, "goal": OBS_SPACE})
     with pytest.raises(IncompatibleEnvError, match="FlattenObservation") as info:

@@ -140,7 +140,10 @@ def test_a_q_learning_agent_on_pendulum_is_one_line_naming_the_box_and_ppo(
     agent: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert train.main(["--agent", agent, "--env", ENV, "--run-dir", str(tmp_path / "run")]) == 2
+    # --total-steps 500 is below the presets' learning_starts, a second problem: the action
+    # space, which no setting can fix, is the one named.
+    args = ["--agent", agent, "--env", ENV, "--run-dir", str(tmp_path / "run")]
+    assert train.main([*args, *(["--total-steps", "500"] if agent == "dqn" else [])]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: ") and "Box(-2.0, 2.0, (1,), float32)" in lines[0]

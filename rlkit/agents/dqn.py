@@ -163,6 +163,11 @@ class DQN(SaveLoad, Agent):
     config_cls: ClassVar[type] = DQNConfig
     network_kind: ClassVar[str] = "q"
 
+    @classmethod
+    def check_action_space(cls, action_space: gym.spaces.Space) -> None:
+        """Discrete actions numbered from 0 only."""
+        require_discrete_actions(cls.__name__, action_space)
+
     def __init__(
         self,
         observation_space: gym.spaces.Space,

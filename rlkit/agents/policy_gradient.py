@@ -80,6 +80,11 @@ class PolicyGradient(SaveLoad, Agent):
 
     on_policy: ClassVar[bool] = True
 
+    @classmethod
+    def check_action_space(cls, action_space: gym.spaces.Space) -> None:
+        """Discrete, MultiDiscrete, MultiBinary and float Box actions."""
+        ActionDist.from_space(action_space, agent=cls.__name__)
+
     def __init__(
         self,
         observation_space: gym.spaces.Space,
