@@ -12,8 +12,10 @@ Smoke test (tiny budget; its rows carry a tag, which ``report`` ignores unless g
     python benchmarks/learning.py report --tag smoke   # into results/learning/smoke/
 
 Cells: every agent (dqn, double_dqn, dueling_dqn, rainbow, a2c, reinforce, ppo) on CartPole-v1,
-MountainCar-v0, LunarLander-v3 and Acrobot-v1, except those in ``SKIPPED`` (an agent with
-no preset section for an env it cannot learn with the defaults). Acrobot-v1 is held out:
+MountainCar-v0, LunarLander-v3 and Acrobot-v1, and the policy-gradient agents with a preset
+section on the continuous-action Pendulum-v1 and LunarLanderContinuous-v3 (issue 15), except
+those in ``SKIPPED`` (an agent with no preset section for an env it cannot learn with the
+defaults, or whose actions it cannot take). Acrobot-v1 is held out:
 no preset has a section for it, so it runs the presets' ``default`` sections, to check
 that they transfer; nothing was ever tuned on it. Default seeds 1001-1010, which no
 preset was tuned on.
@@ -86,18 +88,26 @@ CURVES = OUT / "curves.csv"
 RUNS_DIR = REPO.parent / "runs" / "learning"  # next to the checkout, outside git
 
 AGENTS = ("dqn", "double_dqn", "dueling_dqn", "rainbow", "a2c", "reinforce", "ppo")
-ENVS = ("CartPole-v1", "MountainCar-v0", "LunarLander-v3", "Acrobot-v1")
+# Continuous actions (issue 15's Pendulum-v1 and LunarLanderContinuous-v3 targets): the
+# policy-gradient agents with a preset section there.
+CONTINUOUS = ("Pendulum-v1", "LunarLanderContinuous-v3")
+ENVS = ("CartPole-v1", "MountainCar-v0", "LunarLander-v3", "Acrobot-v1", *CONTINUOUS)
 HELD_OUT = ("Acrobot-v1",)  # no preset section: runs the presets' `default` sections
 LIBS = ("rlkit", "sb3")
 # gymnasium's reward_threshold, except Acrobot-v1 (gymnasium: -100 too, stated here).
 THRESHOLDS = {"CartPole-v1": 475.0, "MountainCar-v0": -110.0, "LunarLander-v3": 200.0}
 THRESHOLDS["Acrobot-v1"] = -100.0
+THRESHOLDS["Pendulum-v1"] = -200.0  # gymnasium sets none; rl-zoo3's reports reach -150..-200
+THRESHOLDS["LunarLanderContinuous-v3"] = 200.0
 # A uniformly random policy's score, the 0 of the normalized score (the threshold is its 1).
 RANDOM_SCORES = {
     "CartPole-v1": 22.0,
     "MountainCar-v0": -200.0,
     "LunarLander-v3": -180.0,
     "Acrobot-v1": -500.0,
+    # 100 episodes of uniformly random actions, seeds 0-99 (measured: means -1207.6, -212.7).
+    "Pendulum-v1": -1200.0,
+    "LunarLanderContinuous-v3": -210.0,
 }
 _NO_NORMALIZATION = "no preset: REINFORCE has no MountainCar section (sparse reward)"
 SKIPPED = {
@@ -106,7 +116,13 @@ SKIPPED = {
     ("reinforce", "LunarLander-v3"): "no preset",
     ("rainbow", "MountainCar-v0"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
     ("rainbow", "LunarLander-v3"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
+    ("a2c", "LunarLanderContinuous-v3"): "no preset",
 }
+for _agent in ("dqn", "double_dqn", "dueling_dqn", "rainbow"):
+    for _env in CONTINUOUS:
+        SKIPPED[_agent, _env] = "Discrete actions only"
+for _env in CONTINUOUS:
+    SKIPPED["reinforce", _env] = "no preset"
 CELLS = tuple(f"{a}:{e}" for a in AGENTS for e in ENVS if (a, e) not in SKIPPED)
 DEFAULT_SEEDS = "1001-1010"
 RESAMPLES = 10_000
@@ -230,6 +246,28 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "clip_range": 0.2,
         "anneal": False,
         "ent_coef": 0.0,
+    },
+    ("ppo", "Pendulum-v1"): {  # rl-zoo3's, without gSDE (rlkit has none)
+        "n_envs": 4,
+        "n_steps": 1024,
+        "batch_size": 64,
+        "n_epochs": 10,
+        "gamma": 0.9,
+        "learning_rate": 1e-3,
+        "clip_range": 0.2,
+        "anneal": False,
+        "ent_coef": 0.0,
+    },
+    ("ppo", "LunarLanderContinuous-v3"): {  # rl-zoo3's LunarLanderContinuous-v2
+        "n_envs": 16,
+        "n_steps": 1024,
+        "batch_size": 64,
+        "n_epochs": 4,
+        "gamma": 0.999,
+        "learning_rate": 3e-4,
+        "clip_range": 0.2,
+        "anneal": False,
+        "ent_coef": 0.01,
     },
     ("a2c", "Acrobot-v1"): {  # rlkit's default section (rl-zoo3 normalizes here)
         "n_envs": 8,
@@ -510,6 +548,7 @@ def sb3_settings(agent: str, env: str, run: Any, cfg: Any) -> dict[str, Any]:
             normalize_advantage=cfg.normalize_advantage,
             share_torso=cfg.share_torso,
             optimizer=cfg.optimizer,
+            log_std_init=cfg.log_std_init,  # Gaussian policies only; SB3 ignores it elsewhere
         )
     return s
 
@@ -565,6 +604,8 @@ def sb3_mismatches(agent: str, run: Any, cfg: Any, s: Mapping[str, Any]) -> list
                 problems.append("anneal_lr and anneal_clip_range differ; SB3_SETTINGS has one")
             if cfg.normalize_obs or cfg.normalize_reward or cfg.clip_range_vf or cfg.target_kl:
                 problems.append("normalization, clip_range_vf or target_kl: not on the SB3 side")
+        if cfg.squash_actions:
+            problems.append("squash_actions: SB3's MlpPolicy Gaussian is not squashed")
     problems += [
         f"{key}: rlkit {value}, SB3_SETTINGS {got.get(key)}"
         for key, value in expected.items()
@@ -792,6 +833,10 @@ def sb3_child(spec_path: str) -> int:
     activation = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU}
     activation_fn = activation[s["activation"]]
 
+    probe = gym.make(env_id)
+    continuous = isinstance(probe.action_space, gym.spaces.Box)
+    probe.close()
+
     def play(model: Any, seeds: list[int]) -> list[float]:
         """Greedy episodes on a fresh env, episode i reset with seeds[i] (as rlkit's)."""
         env = gym.make(env_id)
@@ -801,8 +846,10 @@ def sb3_child(spec_path: str) -> int:
                 obs, _ = env.reset(seed=episode_seed)
                 total, done = 0.0, False
                 while not done:
-                    action, _ = model.predict(obs, deterministic=True)
-                    obs, reward, terminated, truncated, _ = env.step(int(action))
+                    action, _ = model.predict(obs, deterministic=True)  # clipped for Box
+                    obs, reward, terminated, truncated, _ = env.step(
+                        action if continuous else int(action)
+                    )
                     total += float(reward)
                     done = terminated or truncated
                 returns.append(total)
@@ -850,6 +897,7 @@ def sb3_child(spec_path: str) -> int:
             "policy_kwargs": {
                 "net_arch": {"pi": s["net_arch"], "vf": s["net_arch"]},
                 "activation_fn": activation_fn,
+                "log_std_init": s["log_std_init"],
             },
             "seed": seed,
             "device": "cpu",

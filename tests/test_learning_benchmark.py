@@ -130,9 +130,15 @@ def test_align_curves_carries_a_stopped_run_forward(lt: ModuleType) -> None:
 
 # -- plan and settings --------------------------------------------------------------------
 def test_cells_seeds_and_held_out_period(lt: ModuleType) -> None:
-    # 7 agents x 4 envs, less REINFORCE on MountainCar and LunarLander, PPO on MountainCar,
-    # Rainbow on MountainCar and LunarLander.
-    assert len(lt.CELLS) == 7 * 4 - 5
+    # 7 agents x 6 envs, less REINFORCE on MountainCar and LunarLander, PPO on MountainCar,
+    # Rainbow on MountainCar and LunarLander (5), the DQN family's four and REINFORCE on the
+    # two continuous envs (10), A2C on LunarLanderContinuous (1).
+    assert len(lt.CELLS) == 7 * 6 - 16
+    assert {c for c in lt.CELLS if c.split(":")[1] in lt.CONTINUOUS} == {
+        "ppo:Pendulum-v1",
+        "ppo:LunarLanderContinuous-v3",
+        "a2c:Pendulum-v1",
+    }
     assert "a2c:MountainCar-v0" in lt.CELLS  # its preset normalizes observations and rewards
     assert "reinforce:LunarLander-v3" not in lt.CELLS and "ppo:MountainCar-v0" not in lt.CELLS
     assert all(f"{a}:Acrobot-v1" in lt.CELLS for a in lt.AGENTS)
@@ -180,6 +186,7 @@ def test_sb3_settings_checked_against_the_preset(lt: ModuleType) -> None:
     a2c = SimpleNamespace(
         n_steps=5, gamma=0.99, learning_rate=7e-4, ent_coef=0.0, share_torso=False
     )
+    a2c.squash_actions = False
     a2c.optimizer = "rmsprop"
     settings = lt.SB3_SETTINGS["a2c", "CartPole-v1"]
     assert lt.sb3_mismatches("a2c", SimpleNamespace(num_envs=8), a2c, settings) == []
@@ -283,3 +290,20 @@ def test_report_table(lt: ModuleType, results: Path, monkeypatch: pytest.MonkeyP
     # SB3's single run: (475 - 22) / (475 - 22) = 1.
     assert "| sb3 | dqn | CartPole-v1 | 1 | 1.00 [1.00, 1.00] |" in text
     assert lt.report("nothing-here") is None
+
+
+def test_every_sb3_translation_matches_the_shipped_preset(lt: ModuleType) -> None:
+    """SB3_SETTINGS says what rlkit's resolved preset does, cell by cell (or SB3 is skipped)."""
+    from rlkit.agents import get_agent_class
+    from rlkit.config import resolve
+
+    for agent, env in lt.SB3_SETTINGS:
+        run, cfg = resolve(get_agent_class(agent), env)
+        settings = lt.sb3_settings(agent, env, run, cfg)
+        assert lt.sb3_mismatches(agent, run, cfg, settings) == [], (agent, env)
+        if env in lt.CONTINUOUS:
+            assert settings["log_std_init"] == cfg.log_std_init
+    # A squashed Gaussian has no SB3 MlpPolicy twin: named, not run.
+    run, cfg = resolve(get_agent_class("ppo"), "Pendulum-v1", overrides={"squash_actions": True})
+    problems = lt.sb3_mismatches("ppo", run, cfg, lt.sb3_settings("ppo", "Pendulum-v1", run, cfg))
+    assert problems == ["squash_actions: SB3's MlpPolicy Gaussian is not squashed"]
