@@ -6,6 +6,12 @@ Usage:
         [--runs-dir DIR]
     python benchmarks/learning.py report      # table.md and the plots from the rows so far
 
+MuJoCo (issue 15: PPO on HalfCheetah-v5 and Hopper-v5, 1M env steps, 3 seeds a side), rows
+under a tag of their own, table and plots in ``results/learning/mujoco/``:
+    python benchmarks/learning.py run --cells ppo:HalfCheetah-v5,ppo:Hopper-v5 \
+        --seeds 1001-1003 --tag mujoco --sb3-python /path/to/sb3-venv/bin/python
+    python benchmarks/learning.py report --tag mujoco
+
 Smoke test (tiny budget; its rows carry a tag, which ``report`` ignores unless given it):
     python benchmarks/learning.py run --max-steps 3000 --cells dqn:CartPole-v1 --seeds 1 \
         --tag smoke
@@ -48,7 +54,11 @@ contain the step count) then differ from SB3's. SB3's DQN updates after every
 rlkit's DQN first at ``learning_starts`` (1000, 1256, ...). SB3 is stopped at the budget
 rather than finishing a partial DQN rollout with one more update. A run stopped by an
 evaluation that followed an update takes one more env step in SB3 (not learned from; the
-row gives the evaluation's step). Training seconds are wall time: both libraries use their
+row gives the evaluation's step). Presets with ``normalize_obs`` / ``normalize_reward`` run
+SB3 inside ``VecNormalize`` with the same clips (10), epsilon and gamma, its evaluations on
+the frozen observation statistics as rlkit's are; rlkit merges the observation statistics
+once per rollout (in the update), VecNormalize at every env step. SB3's MuJoCo PPO keeps
+rl-zoo3's ``ortho_init=False``; rlkit's networks are always initialised orthogonally. Training seconds are wall time: both libraries use their
 default thread counts, so they are only comparable on an otherwise idle machine.
 
 Output (``benchmarks/results/learning/``):
@@ -91,7 +101,10 @@ AGENTS = ("dqn", "double_dqn", "dueling_dqn", "rainbow", "a2c", "reinforce", "pp
 # Continuous actions (issue 15's Pendulum-v1 and LunarLanderContinuous-v3 targets): the
 # policy-gradient agents with a preset section there.
 CONTINUOUS = ("Pendulum-v1", "LunarLanderContinuous-v3")
-ENVS = ("CartPole-v1", "MountainCar-v0", "LunarLander-v3", "Acrobot-v1", *CONTINUOUS)
+# MuJoCo (issue 15: PPO, 1M env steps, 3 seeds a side): only when asked for with --cells
+# (and a --tag of its own, e.g. mujoco), not part of the default table's 10-seed run.
+MUJOCO = ("HalfCheetah-v5", "Hopper-v5")
+ENVS = ("CartPole-v1", "MountainCar-v0", "LunarLander-v3", "Acrobot-v1", *CONTINUOUS, *MUJOCO)
 HELD_OUT = ("Acrobot-v1",)  # no preset section: runs the presets' `default` sections
 LIBS = ("rlkit", "sb3")
 # gymnasium's reward_threshold, except Acrobot-v1 (gymnasium: -100 too, stated here).
@@ -99,6 +112,7 @@ THRESHOLDS = {"CartPole-v1": 475.0, "MountainCar-v0": -110.0, "LunarLander-v3": 
 THRESHOLDS["Acrobot-v1"] = -100.0
 THRESHOLDS["Pendulum-v1"] = -200.0  # gymnasium sets none; rl-zoo3's reports reach -150..-200
 THRESHOLDS["LunarLanderContinuous-v3"] = 200.0
+THRESHOLDS.update({"HalfCheetah-v5": 4800.0, "Hopper-v5": 3800.0})  # gymnasium's
 # A uniformly random policy's score, the 0 of the normalized score (the threshold is its 1).
 RANDOM_SCORES = {
     "CartPole-v1": 22.0,
@@ -108,6 +122,9 @@ RANDOM_SCORES = {
     # 100 episodes of uniformly random actions, seeds 0-99 (measured: means -1207.6, -212.7).
     "Pendulum-v1": -1200.0,
     "LunarLanderContinuous-v3": -210.0,
+    # 30 random episodes, seeds 0-29 (measured: -273.6 and 20.0).
+    "HalfCheetah-v5": -270.0,
+    "Hopper-v5": 20.0,
 }
 _NO_NORMALIZATION = "no preset: REINFORCE has no MountainCar section (sparse reward)"
 SKIPPED = {
@@ -123,7 +140,13 @@ for _agent in ("dqn", "double_dqn", "dueling_dqn", "rainbow"):
         SKIPPED[_agent, _env] = "Discrete actions only"
 for _env in CONTINUOUS:
     SKIPPED["reinforce", _env] = "no preset"
-CELLS = tuple(f"{a}:{e}" for a in AGENTS for e in ENVS if (a, e) not in SKIPPED)
+for _agent in AGENTS:
+    for _env in MUJOCO:
+        if _agent != "ppo":
+            SKIPPED[_agent, _env] = "not in issue 15's MuJoCo comparison"
+CELLS = tuple(
+    f"{a}:{e}" for a in AGENTS for e in ENVS if (a, e) not in SKIPPED and e not in MUJOCO
+)
 DEFAULT_SEEDS = "1001-1010"
 RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -268,6 +291,39 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "clip_range": 0.2,
         "anneal": False,
         "ent_coef": 0.01,
+    },
+    ("a2c", "Pendulum-v1"): {  # rl-zoo3's, without gSDE; normalized (VecNormalize on SB3's side)
+        "n_envs": 8,
+        "n_steps": 8,
+        "gamma": 0.99,
+        "learning_rate": 7e-4,
+        "ent_coef": 0.0,
+    },
+    # rl-zoo3's MuJoCo PPO (v4 tuned, v5 the same tasks); normalize: true is VecNormalize.
+    # SB3 keeps rl-zoo3's ortho_init=False; rlkit always initialises orthogonally.
+    ("ppo", "HalfCheetah-v5"): {
+        "n_envs": 1,
+        "n_steps": 512,
+        "batch_size": 64,
+        "n_epochs": 20,
+        "gamma": 0.98,
+        "learning_rate": 2.0633e-5,
+        "clip_range": 0.1,
+        "anneal": False,
+        "ent_coef": 0.000401762,
+        "ortho_init": False,
+    },
+    ("ppo", "Hopper-v5"): {
+        "n_envs": 1,
+        "n_steps": 512,
+        "batch_size": 32,
+        "n_epochs": 5,
+        "gamma": 0.999,
+        "learning_rate": 9.80828e-5,
+        "clip_range": 0.2,
+        "anneal": False,
+        "ent_coef": 0.00229519,
+        "ortho_init": False,
     },
     ("a2c", "Acrobot-v1"): {  # rlkit's default section (rl-zoo3 normalizes here)
         "n_envs": 8,
@@ -549,7 +605,11 @@ def sb3_settings(agent: str, env: str, run: Any, cfg: Any) -> dict[str, Any]:
             share_torso=cfg.share_torso,
             optimizer=cfg.optimizer,
             log_std_init=cfg.log_std_init,  # Gaussian policies only; SB3 ignores it elsewhere
+            normalize_obs=cfg.normalize_obs,  # VecNormalize on SB3's side
+            normalize_reward=cfg.normalize_reward,
         )
+        if agent == "ppo":
+            s.update(clip_range_vf=cfg.clip_range_vf, target_kl=cfg.target_kl)
     return s
 
 
@@ -602,8 +662,6 @@ def sb3_mismatches(agent: str, run: Any, cfg: Any, s: Mapping[str, Any]) -> list
             )
             if cfg.anneal_lr != cfg.anneal_clip_range:
                 problems.append("anneal_lr and anneal_clip_range differ; SB3_SETTINGS has one")
-            if cfg.normalize_obs or cfg.normalize_reward or cfg.clip_range_vf or cfg.target_kl:
-                problems.append("normalization, clip_range_vf or target_kl: not on the SB3 side")
         if cfg.squash_actions:
             problems.append("squash_actions: SB3's MlpPolicy Gaussian is not squashed")
     problems += [
@@ -823,6 +881,7 @@ def sb3_child(spec_path: str) -> int:
     from stable_baselines3 import A2C, DQN, PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
     sys.path.insert(0, str(REPO))  # rlkit.evaluate needs only numpy
     from rlkit.evaluate import evaluation_seeds
@@ -834,8 +893,9 @@ def sb3_child(spec_path: str) -> int:
     activation_fn = activation[s["activation"]]
 
     probe = gym.make(env_id)
-    continuous = isinstance(probe.action_space, gym.spaces.Box)
+    continuous = isinstance(probe.action_space, gym.spaces.Box)  # SB3 clips Box actions
     probe.close()
+    normalize_obs: Callable[[Any], Any] = lambda obs: obs  # noqa: E731 (VecNormalize's below)
 
     def play(model: Any, seeds: list[int]) -> list[float]:
         """Greedy episodes on a fresh env, episode i reset with seeds[i] (as rlkit's)."""
@@ -846,7 +906,7 @@ def sb3_child(spec_path: str) -> int:
                 obs, _ = env.reset(seed=episode_seed)
                 total, done = 0.0, False
                 while not done:
-                    action, _ = model.predict(obs, deterministic=True)  # clipped for Box
+                    action, _ = model.predict(normalize_obs(obs), deterministic=True)
                     obs, reward, terminated, truncated, _ = env.step(
                         action if continuous else int(action)
                     )
@@ -886,6 +946,18 @@ def sb3_child(spec_path: str) -> int:
 
     else:  # A2C and PPO: the on-policy settings they share, then PPO's own
         envs = make_vec_env(env_id, n_envs=s["n_envs"], seed=seed)
+        if s["normalize_obs"] or s["normalize_reward"]:  # rlkit's normalize_obs / _reward
+            envs = VecNormalize(
+                envs,
+                norm_obs=s["normalize_obs"],
+                norm_reward=s["normalize_reward"],
+                clip_obs=10.0,
+                clip_reward=10.0,
+                gamma=s["gamma"],
+                epsilon=1e-8,
+            )
+            if s["normalize_obs"]:  # evaluations see the statistics as they are, frozen
+                normalize_obs = envs.normalize_obs
         shared = {
             "n_steps": s["n_steps"],
             "gamma": s["gamma"],
@@ -898,6 +970,7 @@ def sb3_child(spec_path: str) -> int:
                 "net_arch": {"pi": s["net_arch"], "vf": s["net_arch"]},
                 "activation_fn": activation_fn,
                 "log_std_init": s["log_std_init"],
+                "ortho_init": s.get("ortho_init", True),
             },
             "seed": seed,
             "device": "cpu",
@@ -914,6 +987,8 @@ def sb3_child(spec_path: str) -> int:
                 batch_size=s["batch_size"],
                 n_epochs=s["n_epochs"],
                 clip_range=schedule(s["clip_range"]),
+                clip_range_vf=s["clip_range_vf"],
+                target_kl=s["target_kl"],
                 **shared,
             )
         else:
