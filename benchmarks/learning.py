@@ -58,7 +58,8 @@ row gives the evaluation's step). Presets with ``normalize_obs`` / ``normalize_r
 SB3 inside ``VecNormalize`` with the same clips (10), epsilon and gamma, its evaluations on
 the frozen observation statistics as rlkit's are; rlkit merges the observation statistics
 once per rollout (in the update), VecNormalize at every env step. SB3's MuJoCo PPO keeps
-rl-zoo3's ``ortho_init=False``; rlkit's networks are always initialised orthogonally. Training seconds are wall time: both libraries use their
+rl-zoo3's ``ortho_init=False``; rlkit's networks are always initialised orthogonally.
+Training seconds are wall time: both libraries use their
 default thread counts, so they are only comparable on an otherwise idle machine.
 
 Output (``benchmarks/results/learning/``):
