@@ -145,9 +145,7 @@ for _agent in AGENTS:
     for _env in MUJOCO:
         if _agent != "ppo":
             SKIPPED[_agent, _env] = "not in issue 15's MuJoCo comparison"
-CELLS = tuple(
-    f"{a}:{e}" for a in AGENTS for e in ENVS if (a, e) not in SKIPPED and e not in MUJOCO
-)
+CELLS = tuple(f"{a}:{e}" for a in AGENTS for e in ENVS if (a, e) not in SKIPPED and e not in MUJOCO)
 DEFAULT_SEEDS = "1001-1010"
 RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
