@@ -291,6 +291,13 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "anneal": False,
         "ent_coef": 0.01,
     },
+    ("a2c", "MountainCar-v0"): {  # rl-zoo3's; normalized (VecNormalize on SB3's side)
+        "n_envs": 16,
+        "n_steps": 5,
+        "gamma": 0.99,
+        "learning_rate": 7e-4,
+        "ent_coef": 0.0,
+    },
     ("a2c", "Pendulum-v1"): {  # rl-zoo3's, without gSDE; normalized (VecNormalize on SB3's side)
         "n_envs": 8,
         "n_steps": 8,
