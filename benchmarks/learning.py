@@ -67,7 +67,10 @@ Output (``benchmarks/results/learning/``):
   solve_seconds, env_steps, train_seconds, final_mean, final_std, final_returns, versions,
   date, tag). ``train_seconds`` is the wall time of the training call minus its periodic
   evaluations (what rlkit's ``results.json`` reports); ``solve_seconds`` likewise. A (lib,
-  agent, env, seed, tag) already there is skipped, so ``run`` can be stopped and rerun.
+  agent, env, seed, tag) already there is skipped, so ``run`` can be stopped and rerun. An
+  interrupted rlkit run of 1M env steps or more (``LONG_RUN``: it checkpoints every tenth
+  of its budget) continues from its newest checkpoint (``--resume``); shorter ones and SB3
+  runs start again.
 - ``curves.csv``: every periodic evaluation (lib, agent, env, seed, env_steps, eval_mean,
   tag).
 - ``table.md``, ``curves_<env>.png`` and ``aggregate_iqm.png`` from ``report``.
@@ -97,6 +100,7 @@ OUT = HERE / "results" / "learning"
 ROWS = OUT / "runs.csv"
 CURVES = OUT / "curves.csv"
 RUNS_DIR = REPO.parent / "runs" / "learning"  # next to the checkout, outside git
+LONG_RUN = 1_000_000  # rlkit runs of this budget or more checkpoint and resume
 
 AGENTS = ("dqn", "double_dqn", "dueling_dqn", "rainbow", "a2c", "reinforce", "ppo")
 # Continuous actions (issue 15's Pendulum-v1 and LunarLanderContinuous-v3 targets): the
@@ -580,6 +584,8 @@ def plan_cell(agent: str, env: str, max_steps: int | None = None) -> tuple[Plan,
     if stop is None:
         stop = THRESHOLDS[env]
         args += ["--stop-reward", f"{stop:g}"]
+    if budget >= LONG_RUN:  # checkpoints, so that a run cut by a sitting's end resumes
+        args += ["--checkpoint-every", str(budget // 10)]
     plan = Plan(
         agent,
         env,
@@ -703,21 +709,54 @@ def read_eval_history(run_dir: Path) -> list[dict[str, float]]:
         ]
 
 
+def resume_point(run_dir: Path) -> int | None:
+    """Env steps of the newest checkpoint that verifies (what ``--resume`` loads), or None."""
+    from rlkit.checkpoint import Checkpointer
+
+    for path in reversed(Checkpointer(run_dir).checkpoints()):
+        try:
+            Checkpointer.verify(path)
+            return int(json.loads((path / "manifest.json").read_text())["step"])
+        except (OSError, ValueError, KeyError):
+            continue  # damaged: rlkit falls back to the previous one too
+    return None
+
+
+def rlkit_command(plan: Plan, seed: int, run_dir: Path) -> list[str]:
+    """The CLI command that starts the run, or continues it from its newest checkpoint.
+
+    A folder with ``results.json`` is a finished run (None: nothing to run); one with a
+    checkpoint that verifies and its ``config.yaml`` is continued with ``--resume``; any
+    other folder (an interrupted short run) is removed and the run started again.
+    """
+    head = [sys.executable, "-m", "rlkit.train"]
+    if run_dir.is_dir() and (run_dir / "config.yaml").is_file():
+        step = resume_point(run_dir)
+        if step is not None:
+            print(f"  resuming from step {step:,}", flush=True)
+            return [*head, "--resume", str(run_dir), "--quiet"]
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    cmd = [*head, "--agent", plan.agent, "--env", plan.env, "--seed", str(seed)]
+    return [*cmd, "--run-dir", str(run_dir), "--quiet", *plan.cli_args]
+
+
 def run_rlkit(plan: Plan, seed: int, run_dir: Path) -> dict[str, Any]:
     """Train with the shipped preset through the CLI in a fresh process; read its files.
+
+    A run that finished before (its ``results.json`` is there) is read, not run again; one
+    cut short after a checkpoint (long budgets checkpoint, ``LONG_RUN``) continues from it.
 
     Raises:
         RuntimeError: if the CLI failed (its output's tail in the message).
     """
-    if run_dir.exists():  # left by an interrupted run: start it again
-        shutil.rmtree(run_dir)
-    cmd = [sys.executable, "-m", "rlkit.train", "--agent", plan.agent, "--env", plan.env]
-    cmd += ["--seed", str(seed), "--run-dir", str(run_dir), "--quiet", *plan.cli_args]
-    print("  " + " ".join(cmd[1:]), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-        raise RuntimeError(f"rlkit.train exited {proc.returncode}:\n" + "\n".join(tail))
+    if not (run_dir / "results.json").is_file():
+        cmd = rlkit_command(plan, seed, run_dir)
+        print("  " + " ".join(cmd[1:]), flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+            raise RuntimeError(f"rlkit.train exited {proc.returncode}:\n" + "\n".join(tail))
     res = json.loads((run_dir / "results.json").read_text())
     return {
         "env_steps": res["train_env_steps"],

@@ -396,19 +396,6 @@ def sb3_probe(python: str | None) -> str | None:
 
 
 # -- run folders --------------------------------------------------------------------------
-def resume_point(run_dir: Path) -> int | None:
-    """Env steps of the newest checkpoint that verifies (what ``--resume`` loads), or None."""
-    from rlkit.checkpoint import Checkpointer
-
-    for path in reversed(Checkpointer(run_dir).checkpoints()):
-        try:
-            Checkpointer.verify(path)
-            return int(json.loads((path / "manifest.json").read_text())["step"])
-        except (OSError, ValueError, KeyError):
-            continue  # damaged: rlkit falls back to the previous one too
-    return None
-
-
 def rlkit_state(run_dir: Path, budget: int) -> tuple[str, int]:
     """What to do with an rlkit run folder: ``finished``, ``resume`` or ``fresh``, and a step.
 
@@ -423,7 +410,7 @@ def rlkit_state(run_dir: Path, budget: int) -> tuple[str, int]:
         except (OSError, ValueError, KeyError):
             steps = -1
         return ("finished", steps) if steps >= budget else ("fresh", 0)
-    step = resume_point(run_dir) if run_dir.is_dir() else None
+    step = lb.resume_point(run_dir) if run_dir.is_dir() else None
     if step is not None and (run_dir / "config.yaml").is_file():
         return "resume", step
     return "fresh", 0

@@ -1,7 +1,8 @@
 """Tests of the learning table's statistics and bookkeeping (benchmarks/learning.py).
 
 Every expected number is worked out by hand in the comment next to it. Nothing here trains
-or imports TensorFlow, Stable-Baselines3 or matplotlib.
+or imports Stable-Baselines3 or matplotlib; only the check of the SB3 translations against
+the shipped presets (and the checkpoint check of a run folder) imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -307,3 +308,38 @@ def test_every_sb3_translation_matches_the_shipped_preset(lt: ModuleType) -> Non
     run, cfg = resolve(get_agent_class("ppo"), "Pendulum-v1", overrides={"squash_actions": True})
     problems = lt.sb3_mismatches("ppo", run, cfg, lt.sb3_settings("ppo", "Pendulum-v1", run, cfg))
     assert problems == ["squash_actions: SB3's MlpPolicy Gaussian is not squashed"]
+
+
+def _checkpoint(run_dir: Path, step: int, *, ok: bool = True) -> None:
+    """A checkpoint folder as rlkit writes it (its manifest), or a damaged one."""
+    path = run_dir / "checkpoints" / f"step_{step:012d}"
+    path.mkdir(parents=True)
+    files = {} if ok else {"agent.index": {"bytes": 1, "sha256": "0"}}  # a missing file
+    (path / "manifest.json").write_text(
+        json.dumps({"format_version": 1, "step": step, "files": files})
+    )
+
+
+def test_long_runs_checkpoint_and_resume(lt: ModuleType, tmp_path: Path) -> None:
+    # A budget of LONG_RUN or more checkpoints ten times a run; a shorter one does not.
+    long_plan, _, _ = lt.plan_cell("ppo", "HalfCheetah-v5")
+    assert long_plan.budget == 1_000_000
+    assert long_plan.cli_args[-2:] == ("--checkpoint-every", "100000")
+    short_plan, _, _ = lt.plan_cell("ppo", "CartPole-v1")
+    assert "--checkpoint-every" not in short_plan.cli_args
+    run_dir = tmp_path / "seed1001"
+    fresh = lt.rlkit_command(long_plan, 1001, run_dir)
+    assert fresh[fresh.index("--seed") + 1] == "1001" and "--resume" not in fresh
+    run_dir.mkdir()
+    (run_dir / "progress.csv").write_text("time/env_steps\n500\n")
+    _checkpoint(run_dir, 100_000)
+    # No config.yaml: not resumable; the leftover folder is removed and the run starts over.
+    assert "--resume" not in lt.rlkit_command(long_plan, 1001, run_dir)
+    assert not run_dir.exists()
+    _checkpoint(run_dir, 100_000)
+    _checkpoint(run_dir, 200_000, ok=False)  # damaged: rlkit falls back to 100k, as here
+    (run_dir / "config.yaml").write_text("agent: ppo\n")
+    assert lt.resume_point(run_dir) == 100_000
+    resumed = lt.rlkit_command(long_plan, 1001, run_dir)
+    assert resumed[-3:] == ["--resume", str(run_dir), "--quiet"]
+    assert run_dir.exists()  # a resumable folder is kept
