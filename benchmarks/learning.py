@@ -60,7 +60,10 @@ the frozen observation statistics as rlkit's are; rlkit merges the observation s
 once per rollout (in the update), VecNormalize at every env step. SB3's MuJoCo PPO keeps
 rl-zoo3's ``ortho_init=False``; rlkit's networks are always initialised orthogonally.
 Training seconds are wall time: both libraries use their
-default thread counts, so they are only comparable on an otherwise idle machine.
+default thread counts (``--sb3-threads N`` sets PyTorch's, recorded in the row), so they are
+only comparable on an otherwise idle machine. On the loaded 2-core machine PyTorch's default
+threads slowed SB3 badly: its PPO on Pendulum-v1 took 2,762 s of training for 80k env steps
+(rlkit's the same steps in 15 s, both niced beside two other jobs).
 
 Output (``benchmarks/results/learning/``):
 - ``runs.csv``: one row per run (lib, agent, env, seed, budget, solved, solve_steps,
@@ -790,8 +793,17 @@ def sb3_version(python: str | None) -> str | None:
     return proc.stdout.strip()
 
 
-def run_sb3(python: str, plan: Plan, settings: dict[str, Any], seed: int, run_dir: Path) -> dict:
+def run_sb3(
+    python: str,
+    plan: Plan,
+    settings: dict[str, Any],
+    seed: int,
+    run_dir: Path,
+    threads: int | None = None,
+) -> dict:
     """Train SB3 in a fresh process of ``python`` (this script's ``_sb3-child``).
+
+    ``threads`` sets PyTorch's thread count (None: PyTorch's default).
 
     Raises:
         RuntimeError: if the child failed (its output's tail in the message).
@@ -799,7 +811,7 @@ def run_sb3(python: str, plan: Plan, settings: dict[str, Any], seed: int, run_di
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    spec = {**asdict(plan), "seed": seed, "settings": settings}
+    spec = {**asdict(plan), "seed": seed, "settings": settings, "threads": threads}
     spec["result_path"] = str(run_dir / "result.json")
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")
     cmd = [python, str(Path(__file__).resolve()), "_sb3-child", str(run_dir / "spec.json")]
@@ -933,6 +945,8 @@ def sb3_child(spec_path: str) -> int:
 
     spec = json.loads(Path(spec_path).read_text())
     s, env_id, seed = spec["settings"], spec["env"], spec["seed"]
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
     budget, every, stop = spec["budget"], spec["eval_every"], spec["stop_reward"]
     activation = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU}
     activation_fn = activation[s["activation"]]
@@ -1236,8 +1250,10 @@ def run(args: argparse.Namespace) -> int:
                 versions = rlkit_versions
             else:
                 settings = sb3_settings(agent, env, run_cfg, cfg)
-                res = run_sb3(sb3_python, plan, settings, seed, run_dir)  # type: ignore[arg-type]
+                res = run_sb3(sb3_python, plan, settings, seed, run_dir, args.sb3_threads)  # type: ignore[arg-type]
                 versions = sb3_versions or ""
+                if args.sb3_threads:
+                    versions += f"; torch threads {args.sb3_threads}"
         except RuntimeError as e:
             failures += 1
             print(f"  failed: {e}", flush=True)
@@ -1517,6 +1533,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("command", choices=("run", "report"))
     p.add_argument("--sb3-python", default=None, help="a Python with stable_baselines3")
+    p.add_argument(
+        "--sb3-threads",
+        type=int,
+        default=None,
+        help="PyTorch threads of the SB3 runs (default: PyTorch's choice, as rlkit's TF); "
+        "1 keeps SB3 from crawling on a loaded machine (recorded in the rows' versions)",
+    )
     p.add_argument("--cells", default=",".join(CELLS), help="agent:env pairs, comma separated")
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help="e.g. 1001-1010 or 1,2,3")
     p.add_argument("--libs", default=",".join(LIBS))
