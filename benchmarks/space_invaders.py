@@ -14,9 +14,9 @@ Smoke test (tiny budgets in a folder of its own, so nothing reaches the real res
     (then ``status`` and ``report`` with the same ``--root`` and ``--results``)
 
 A run is (agent, library, seed) on ``SpaceInvadersNoFrameskip-v4`` with a budget of agent
-steps (4 frames each; both libraries count one step per env per vector step): A2C 2,000,000
-(8M frames), the DQN family 250,000 (1M frames). Its folder is ``<root>/<agent>_<lib>_seed<S>``
-(default root ``/work/runs/si``, outside git).
+steps (4 frames each; both libraries count one step per env per vector step): A2C and PPO
+2,000,000 (8M frames), the DQN family 250,000 (1M frames). Its folder is
+``<root>/<agent>_<lib>_seed<S>`` (default root ``/work/runs/si``, outside git).
 
 rlkit: the shipped preset, exactly the command a user types::
 
@@ -39,6 +39,12 @@ clipped for learning, 84x84 gray) and ``VecFrameStack(4)``.
 
 - A2C: 16 envs, ent_coef 0.01, vf_coef 0.25, ``RMSpropTFLike(eps=1e-5)``, other defaults
   (n_steps 5, lr 7e-4 constant, gamma 0.99, max_grad_norm 0.5).
+- PPO (issue 15): 8 envs, n_steps 128, 4 epochs of minibatches of 256, lr 2.5e-4 and clip
+  range 0.1 both annealed linearly to 0 over the budget, vf_coef 0.5, ent_coef 0.01, other
+  defaults (gamma 0.99, gae_lambda 0.95, max_grad_norm 0.5) (rl-zoo3's ``ppo.yml``, atari);
+  rlkit's PPO Atari preset has the same settings. Budget 2,000,000 steps, checkpoints
+  every 250k; the annealing follows the step count across resumes (SB3's
+  ``reset_num_timesteps=False``).
 - DQN: buffer 100,000, lr 1e-4, batch 32, learning_starts 100,000, target update every 1,000
   steps, train_freq 4, gradient_steps 1, final epsilon 0.01 (rl-zoo3's ``dqn.yml``), plus
   ``optimize_memory_usage=True`` with ``handle_timeout_termination=False`` (rl-zoo3 leaves it
@@ -102,9 +108,13 @@ RESULTS = HERE / "results" / "space_invaders"
 DEFAULT_ROOT = Path("/work/runs/si")
 ENV_ID = "SpaceInvadersNoFrameskip-v4"
 
-BUDGETS = {"a2c": 2_000_000, "dqn": 250_000, "double_dqn": 250_000, "dueling_dqn": 250_000}
-CHECKPOINT_EVERY = {"a2c": 250_000, "dqn": 50_000, "double_dqn": 50_000, "dueling_dqn": 50_000}
-AGENTS = {"rlkit": ("a2c", "dqn", "double_dqn", "dueling_dqn"), "sb3": ("a2c", "dqn")}
+BUDGETS = {"a2c": 2_000_000, "ppo": 2_000_000}
+BUDGETS.update(dqn=250_000, double_dqn=250_000, dueling_dqn=250_000)
+CHECKPOINT_EVERY = {"a2c": 250_000, "ppo": 250_000}
+CHECKPOINT_EVERY.update(dqn=50_000, double_dqn=50_000, dueling_dqn=50_000)
+AGENTS = {"rlkit": ("a2c", "ppo", "dqn", "double_dqn", "dueling_dqn"), "sb3": ("a2c", "ppo", "dqn")}
+FAMILIES = ("a2c", "ppo", "dqn")  # one plot and one settings table each
+SB3_ENVS = {"a2c": 16, "ppo": 8, "dqn": 1}  # rl-zoo3's n_envs
 SB3_LOG_EVERY = 10_000
 FINAL_EPISODES, FINAL_EPSILON = 30, 0.05
 KEEP_CHECKPOINTS = 2
@@ -121,6 +131,16 @@ REFERENCES = [
     ("rl-zoo3 DQN (SB3)", "10M steps = 40M frames", 623.0),
 ]
 ZOO_LINES = {"a2c": 627.0, "dqn": 623.0}  # drawn on the plots as dashed lines
+# rl-zoo3's Atari PPO (hyperparams/ppo.yml, atari): 8 envs, lin_2.5e-4, lin_0.1.
+PPO_ZOO = {
+    "n_steps": 128,
+    "n_epochs": 4,
+    "batch_size": 256,
+    "learning_rate": 2.5e-4,
+    "clip_range": 0.1,
+    "vf_coef": 0.5,
+    "ent_coef": 0.01,
+}
 
 
 @dataclass(frozen=True)
@@ -138,8 +158,8 @@ class RunSpec:
 
     @property
     def family(self) -> str:
-        """Which plot the run goes in: ``a2c`` or ``dqn`` (the DQN family)."""
-        return "a2c" if self.agent == "a2c" else "dqn"
+        """Which plot the run goes in: ``a2c``, ``ppo`` or ``dqn`` (the DQN family)."""
+        return self.agent if self.agent in ("a2c", "ppo") else "dqn"
 
 
 def parse_runs(text: str) -> list[RunSpec]:
@@ -415,9 +435,9 @@ def discover(root: Path, results: Path | None = None) -> list[RunSpec]:
     if results is not None and results.is_dir():
         names |= {p.name.removesuffix(".csv") for p in results.glob("*.csv")}
     specs = [s for s in (spec_from_name(n) for n in names) if s is not None]
-    order = {"a2c": 0, "dqn": 1, "double_dqn": 2, "dueling_dqn": 3}
+    order = {"a2c": 0, "ppo": 1, "dqn": 2, "double_dqn": 3, "dueling_dqn": 4}
     return sorted(
-        specs, key=lambda s: (s.family != "a2c", s.lib != "rlkit", order[s.agent], s.seed)
+        specs, key=lambda s: (FAMILIES.index(s.family), s.lib != "rlkit", order[s.agent], s.seed)
     )
 
 
@@ -540,7 +560,7 @@ def run_one(spec: RunSpec, args: argparse.Namespace, sup: Supervisor) -> str:
     start = info.checkpoints[-1] if resume else 0
     if spec.lib == "rlkit":
         cmd = rlkit_command(info.run_dir, spec, budget, every, resume)
-        if args.learning_starts is not None and spec.agent != "a2c" and not resume:
+        if args.learning_starts is not None and spec.family == "dqn" and not resume:
             cmd[-1:-1] = ["--set", f"learning_starts={args.learning_starts}"]
     else:
         cmd = [args.sb3_python, str(Path(__file__).resolve()), "_sb3-child", str(info.run_dir)]
@@ -847,6 +867,7 @@ def plot_family(family: str, specs: list[RunSpec], out: Path) -> Path | None:
         ax_hours.legend(fontsize=8, loc="upper left")
     title = {
         "a2c": "A2C: rlkit vs Stable-Baselines3",
+        "ppo": "PPO: rlkit vs Stable-Baselines3",
         "dqn": "rlkit Dueling DQN vs Stable-Baselines3 DQN (SB3 has no dueling head)",
     }[family]
     fig.suptitle(
@@ -920,6 +941,23 @@ SETTING_ROWS: dict[str, list[tuple[str, Any, Any]]] = {
             lambda c: "0 (Keras)" if c["optimizer"] == "rmsprop" else "-",
             lambda s: "1 (TF-like)" if s["optimizer"] == "RMSpropTFLike" else "0",
         ),
+        ("gamma", "gamma", "gamma"),
+        ("GAE lambda", "gae_lambda", "gae_lambda"),
+        ("entropy coefficient", "ent_coef", "ent_coef"),
+        ("value coefficient", "vf_coef", "vf_coef"),
+        ("max grad norm", "max_grad_norm", "max_grad_norm"),
+        ("normalize advantage", "normalize_advantage", "normalize_advantage"),
+    ],
+    "ppo": [
+        ("envs", "num_envs", "n_envs"),
+        ("env vectorization", "vectorization", lambda s: "DummyVecEnv (Python, in turn)"),
+        ("steps per env per update", "n_steps", "n_steps"),
+        ("minibatch size", "batch_size", "batch_size"),
+        ("epochs per update", "n_epochs", "n_epochs"),
+        ("learning rate (start)", "learning_rate", "learning_rate"),
+        ("learning rate annealed to 0", "anneal_lr", "anneal"),
+        ("clip range (start)", "clip_range", "clip_range"),
+        ("clip range annealed to 0", "anneal_clip_range", "anneal"),
         ("gamma", "gamma", "gamma"),
         ("GAE lambda", "gae_lambda", "gae_lambda"),
         ("entropy coefficient", "ent_coef", "ent_coef"),
@@ -1098,7 +1136,7 @@ def readme_text(
         "## Settings side by side",
         "",
     ]
-    for family in ("a2c", "dqn"):
+    for family in FAMILIES:
         family_specs = [s for s in specs if s.family == family]
         rk = next((s for s in family_specs if s.lib == "rlkit" and s.name in infos), None)
         sb = next((s for s in family_specs if s.lib == "sb3"), None)
@@ -1107,7 +1145,11 @@ def readme_text(
         cfg = rlkit_config(infos.get(rk.name) if rk else None)
         if not cfg and not sb3_settings:
             continue
-        name = {"a2c": "A2C", "dqn": "DQN family (rlkit: " + (rk.agent if rk else "?") + ")"}
+        name = {
+            "a2c": "A2C",
+            "ppo": "PPO",
+            "dqn": "DQN family (rlkit: " + (rk.agent if rk else "?") + ")",
+        }
         lines += [f"{name[family]}:", "", *settings_table(family, cfg, sb3_settings), ""]
     lines += ["What else differs:", ""]
     lines += [f"- {d}" for d in DIFFERENCES]
@@ -1157,7 +1199,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         (out / "STATUS.md").write_text(status_markdown(list(infos.values())))
     gifs = [out / f"{s.name}.gif" for s in specs if (out / f"{s.name}.gif").exists()]
     plots = []
-    for family in ("a2c", "dqn"):
+    for family in FAMILIES:
         path = plot_family(family, [s for s in specs if s.family == family], out)
         if path:
             plots.append(path)
@@ -1213,6 +1255,23 @@ def sb3_card(spec: dict[str, Any], model: Any) -> dict[str, Any]:
             "optimizer_kwargs": {
                 k: v for k, v in opt.defaults.items() if k in ("alpha", "eps", "momentum")
             },
+        }
+    elif spec["agent"] == "ppo":
+        settings = {
+            "n_envs": model.n_envs,
+            "n_steps": model.n_steps,
+            "batch_size": model.batch_size,
+            "n_epochs": model.n_epochs,
+            "learning_rate": PPO_ZOO["learning_rate"],
+            "clip_range": PPO_ZOO["clip_range"],
+            "anneal": True,  # rl-zoo3's lin_2.5e-4 and lin_0.1
+            "gamma": model.gamma,
+            "gae_lambda": model.gae_lambda,
+            "ent_coef": model.ent_coef,
+            "vf_coef": model.vf_coef,
+            "max_grad_norm": model.max_grad_norm,
+            "normalize_advantage": model.normalize_advantage,
+            "optimizer": type(model.policy.optimizer).__name__,
         }
     else:
         settings = {
@@ -1278,7 +1337,7 @@ def sb3_child(run_dir_arg: str) -> int:
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
     import ale_py
-    from stable_baselines3 import A2C, DQN
+    from stable_baselines3 import A2C, DQN, PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_atari_env
     from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
@@ -1291,7 +1350,8 @@ def sb3_child(run_dir_arg: str) -> int:
     agent, seed, budget = spec["agent"], int(spec["seed"]), int(spec["budget"])
     every, log_every = int(spec["checkpoint_every"]), int(spec["log_every"])
     is_dqn = agent == "dqn"
-    n_envs = 1 if is_dqn else 16
+    n_envs = SB3_ENVS[agent]
+    model_cls = {"a2c": A2C, "ppo": PPO, "dqn": DQN}[agent]
     ckpt_root = run_dir / "checkpoints"
     progress = run_dir / "progress.csv"
     fields = ["time/env_steps", "time/elapsed_s", "time/segment_start", "time/episodes"]
@@ -1318,6 +1378,22 @@ def sb3_child(run_dir_arg: str) -> int:
                 exploration_final_eps=0.01,
                 optimize_memory_usage=True,
                 replay_buffer_kwargs={"handle_timeout_termination": False},
+                seed=seed,
+                device="cpu",
+                verbose=0,
+            )
+        if agent == "ppo":  # rl-zoo3's Atari PPO; lin_X: X * progress remaining
+            lr, clip = PPO_ZOO["learning_rate"], PPO_ZOO["clip_range"]
+            return PPO(
+                "CnnPolicy",
+                env,
+                n_steps=PPO_ZOO["n_steps"],
+                n_epochs=PPO_ZOO["n_epochs"],
+                batch_size=PPO_ZOO["batch_size"],
+                learning_rate=lambda remaining: lr * remaining,
+                clip_range=lambda remaining: clip * remaining,
+                vf_coef=PPO_ZOO["vf_coef"],
+                ent_coef=PPO_ZOO["ent_coef"],
                 seed=seed,
                 device="cpu",
                 verbose=0,
@@ -1355,8 +1431,7 @@ def sb3_child(run_dir_arg: str) -> int:
             folder = ckpt_root / f"step_{step:09d}"
             try:
                 state = json.loads((folder / "state.json").read_text())
-                cls = DQN if is_dqn else A2C
-                model = cls.load(folder / "model.zip", env=env, device="cpu")
+                model = model_cls.load(folder / "model.zip", env=env, device="cpu")
                 if is_dqn:
                     model.load_replay_buffer(folder / "replay_buffer.pkl")
                     # The envs restart: with optimize_memory_usage the next observation of the
