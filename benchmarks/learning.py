@@ -142,6 +142,10 @@ SKIPPED = {
     ("rainbow", "MountainCar-v0"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
     ("rainbow", "LunarLander-v3"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
     ("a2c", "LunarLanderContinuous-v3"): "no preset",
+    # rl-zoo3's A2C Pendulum settings need gSDE ("almost tuned", with use_sde), which rlkit
+    # does not have: seed 1001 ended at -888.9 (rlkit) and -883.1 (SB3, same settings) after
+    # 1M env steps. Not repeated on more seeds until an A2C preset learns Pendulum.
+    ("a2c", "Pendulum-v1"): "the preset does not learn it without gSDE (seed 1001, both sides)",
 }
 for _agent in ("dqn", "double_dqn", "dueling_dqn", "rainbow"):
     for _env in CONTINUOUS:

@@ -70,7 +70,9 @@ def learning_section() -> list[str]:
         name = f"{cell} ({tag})" if tag else cell
         out.append(f"| {name} | {got[0]}/{n} | {sb3} |")
     out += ["", f"**{total} of {planned} planned runs complete.**", ""]
-    return out
+    out += ["Not planned (`SKIPPED` in `learning.py`):", ""]
+    out += [f"- {agent}:{env}: {why}" for (agent, env), why in learning.SKIPPED.items()]
+    return [*out, ""]
 
 
 def minatar_section() -> list[str]:
