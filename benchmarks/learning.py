@@ -202,6 +202,17 @@ _DQN_DEFAULT = {  # rlkit's `default` section = rl-zoo3's LunarLander-v3 (and Ac
     "exploration_final_eps": 0.1,
     "net_arch": [256, 256],
 }
+_PPO_LUNAR = {  # rl-zoo3's LunarLander-v2 and LunarLanderContinuous-v2 (the same settings)
+    "n_envs": 16,
+    "n_steps": 1024,
+    "batch_size": 64,
+    "n_epochs": 4,
+    "gamma": 0.999,
+    "learning_rate": 3e-4,
+    "clip_range": 0.2,
+    "anneal": False,
+    "ent_coef": 0.01,
+}
 SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("dqn", "CartPole-v1"): {
         "learning_rate": 2.3e-3,
@@ -258,17 +269,7 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "anneal": True,
         "ent_coef": 0.0,
     },
-    ("ppo", "LunarLander-v3"): {
-        "n_envs": 16,
-        "n_steps": 1024,
-        "batch_size": 64,
-        "n_epochs": 4,
-        "gamma": 0.999,
-        "learning_rate": 3e-4,
-        "clip_range": 0.2,
-        "anneal": False,
-        "ent_coef": 0.01,
-    },
+    ("ppo", "LunarLander-v3"): _PPO_LUNAR,
     ("ppo", "Acrobot-v1"): {  # rlkit's default section: SB3's own defaults
         "n_envs": 1,
         "n_steps": 2048,
@@ -291,17 +292,7 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "anneal": False,
         "ent_coef": 0.0,
     },
-    ("ppo", "LunarLanderContinuous-v3"): {  # rl-zoo3's LunarLanderContinuous-v2
-        "n_envs": 16,
-        "n_steps": 1024,
-        "batch_size": 64,
-        "n_epochs": 4,
-        "gamma": 0.999,
-        "learning_rate": 3e-4,
-        "clip_range": 0.2,
-        "anneal": False,
-        "ent_coef": 0.01,
-    },
+    ("ppo", "LunarLanderContinuous-v3"): _PPO_LUNAR,  # rl-zoo3: the same as discrete
     ("a2c", "MountainCar-v0"): {  # rl-zoo3's; normalized (VecNormalize on SB3's side)
         "n_envs": 16,
         "n_steps": 5,
@@ -955,9 +946,6 @@ def sb3_child(spec_path: str) -> int:
     activation = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU}
     activation_fn = activation[s["activation"]]
 
-    probe = gym.make(env_id)
-    continuous = isinstance(probe.action_space, gym.spaces.Box)  # SB3 clips Box actions
-    probe.close()
     normalize_obs: Callable[[Any], Any] = lambda obs: obs  # noqa: E731 (VecNormalize's below)
 
     def play(model: Any, seeds: list[int]) -> list[float]:
@@ -971,7 +959,7 @@ def sb3_child(spec_path: str) -> int:
                 while not done:
                     action, _ = model.predict(normalize_obs(obs), deterministic=True)
                     obs, reward, terminated, truncated, _ = env.step(
-                        action if continuous else int(action)
+                        action if continuous else int(action)  # SB3 clips Box actions
                     )
                     total += float(reward)
                     done = terminated or truncated
@@ -1061,6 +1049,7 @@ def sb3_child(spec_path: str) -> int:
         def update_follows(env_steps: int) -> bool:
             return True
 
+    continuous = isinstance(envs.action_space, gym.spaces.Box)  # read by play()
     callback = sb3_evaluation_callback(
         BaseCallback,
         play,

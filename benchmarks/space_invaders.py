@@ -924,6 +924,14 @@ def results_table(specs: list[RunSpec], out: Path, infos: dict[str, RunInfo]) ->
 
 
 # (label, rlkit config.yaml key or function, SB3 card "settings" key or function)
+_POLICY_GRADIENT_ROWS: list[tuple[str, Any, Any]] = [  # A2C's and PPO's shared settings
+    ("gamma", "gamma", "gamma"),
+    ("GAE lambda", "gae_lambda", "gae_lambda"),
+    ("entropy coefficient", "ent_coef", "ent_coef"),
+    ("value coefficient", "vf_coef", "vf_coef"),
+    ("max grad norm", "max_grad_norm", "max_grad_norm"),
+    ("normalize advantage", "normalize_advantage", "normalize_advantage"),
+]
 SETTING_ROWS: dict[str, list[tuple[str, Any, Any]]] = {
     "a2c": [
         ("envs", "num_envs", "n_envs"),
@@ -941,12 +949,7 @@ SETTING_ROWS: dict[str, list[tuple[str, Any, Any]]] = {
             lambda c: "0 (Keras)" if c["optimizer"] == "rmsprop" else "-",
             lambda s: "1 (TF-like)" if s["optimizer"] == "RMSpropTFLike" else "0",
         ),
-        ("gamma", "gamma", "gamma"),
-        ("GAE lambda", "gae_lambda", "gae_lambda"),
-        ("entropy coefficient", "ent_coef", "ent_coef"),
-        ("value coefficient", "vf_coef", "vf_coef"),
-        ("max grad norm", "max_grad_norm", "max_grad_norm"),
-        ("normalize advantage", "normalize_advantage", "normalize_advantage"),
+        *_POLICY_GRADIENT_ROWS,
     ],
     "ppo": [
         ("envs", "num_envs", "n_envs"),
@@ -958,12 +961,7 @@ SETTING_ROWS: dict[str, list[tuple[str, Any, Any]]] = {
         ("learning rate annealed to 0", "anneal_lr", "anneal"),
         ("clip range (start)", "clip_range", "clip_range"),
         ("clip range annealed to 0", "anneal_clip_range", "anneal"),
-        ("gamma", "gamma", "gamma"),
-        ("GAE lambda", "gae_lambda", "gae_lambda"),
-        ("entropy coefficient", "ent_coef", "ent_coef"),
-        ("value coefficient", "vf_coef", "vf_coef"),
-        ("max grad norm", "max_grad_norm", "max_grad_norm"),
-        ("normalize advantage", "normalize_advantage", "normalize_advantage"),
+        *_POLICY_GRADIENT_ROWS,
     ],
     "dqn": [
         ("envs", "num_envs", "n_envs"),
