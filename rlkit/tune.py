@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup-steps",
         type=int,
         metavar="N",
-        help="env steps of each run before it can be pruned (default: a third of total_steps)",
+        help="env steps into each run before it can be pruned (default: a third of total_steps)",
     )
     p.add_argument(
         "--save-preset",

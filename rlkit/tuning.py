@@ -286,15 +286,19 @@ def check_study(name: str, attrs: Mapping[str, Any], wanted: Mapping[str, Any]) 
 
 
 def load_study(settings: TuneSettings, worker: int = 0) -> Any:
-    """The study, with this worker's TPE sampler and the median pruner."""
+    """The study, with this worker's TPE sampler and the median pruner (run by run)."""
     optuna = import_optuna()
+    from rlkit.pruning import RunMedianPruner
+
     sampler_seed = zlib.crc32(f"{settings.sampler_seed}/{worker}".encode())
     return optuna.load_study(
         study_name=settings.study,
         storage=open_storage(settings.storage),
         sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_steps
+        pruner=RunMedianPruner(
+            settings.total_steps,
+            n_startup_trials=settings.startup_trials,
+            n_warmup_steps=settings.warmup_steps,
         ),
     )
 

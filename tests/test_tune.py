@@ -229,6 +229,80 @@ def test_reporter_reports_at_due_steps_fills_in_a_stop_and_stops_when_pruned() -
     assert last.pruned_at is None
 
 
+# -- the pruner -----------------------------------------------------------------------------
+def _study_with(completed: list[dict[int, float]], pruner, direction: str = "minimize"):
+    """An in-memory study holding complete trials with these intermediate values."""
+    study = optuna.create_study(direction=direction, pruner=pruner)
+    for values in completed:
+        last = values[max(values)]
+        study.add_trial(
+            optuna.trial.create_trial(value=last, intermediate_values=values, distributions={})
+        )
+    return study
+
+
+def _decisions(study, reports: list[tuple[int, float]]) -> list[bool]:
+    """``should_prune()`` after each report of a new trial."""
+    trial, out = study.ask(), []
+    for step, value in reports:
+        trial.report(value, step)
+        out.append(trial.should_prune())
+    return out
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_run_median_pruner_is_optunas_median_pruner_for_one_run(direction: str) -> None:
+    import random
+
+    from rlkit.pruning import RunMedianPruner
+
+    rng = random.Random(7)
+    steps = list(range(100, 1001, 100))  # one run of 1,000 steps, evaluated every 100
+    pruned = 0
+    for case in range(30):
+        done = [{s: rng.uniform(0, 10) for s in steps[: rng.randint(3, 10)]} for _ in range(6)]
+        reports = [(s, rng.uniform(0, 10)) for s in steps]
+        startup, warmup = rng.choice([0, 3, 5, 7]), rng.choice([0, 300, 700])
+        ours = _decisions(
+            _study_with(done, RunMedianPruner(1000, startup, warmup), direction), reports
+        )
+        optunas = _decisions(
+            _study_with(done, optuna.pruners.MedianPruner(startup, warmup), direction), reports
+        )
+        assert ours == optunas, case
+        pruned += any(ours)
+    assert 5 <= pruned <= 25  # the cases compared include prunes and runs left going
+
+
+def test_run_median_pruner_judges_a_later_seed_by_its_own_run() -> None:
+    from rlkit.pruning import RunMedianPruner
+
+    # Two seeds a trial, runs of 1,000 env steps: steps 100-1000 and 1100-2000. The
+    # complete trials solved both seeds at about 300 steps (the steps objective).
+    done = [
+        {
+            **{s: 900.0 for s in (100, 200)},
+            **{s: 300.0 for s in range(300, 1001, 100)},
+            **{s: 650.0 for s in (1100, 1200)},
+            **{s: 300.0 for s in range(1300, 2001, 100)},
+        }
+        for _ in range(5)
+    ]
+    # This trial's first seed solved at 200 steps; its second is far from solving: its
+    # reports are the mean of 200 and the unsolved run's value now (1,000 x (1 + shortfall)).
+    reports = [(100, 900.0), *((s, 200.0) for s in range(200, 1001, 100))]
+    reports += [(s, (200.0 + 1800.0) / 2) for s in range(1100, 2001, 100)]
+    ours = _decisions(_study_with(done, RunMedianPruner(1000, 5, 300)), reports)
+    optunas = _decisions(_study_with(done, optuna.pruners.MedianPruner(5, 300)), reports)
+    assert not any(optunas)  # the first seed's 200 is its best value forever
+    # Ours: no prune in the first run (better than the median), nor in the first 300 steps
+    # of the second (warm-up counts from the start of each run); then pruned.
+    assert ours.index(True) == reports.index((1300, 1000.0))
+    assert not any(ours[: ours.index(True)])
+    with pytest.raises(ValueError, match="run_steps >= 1"):
+        RunMedianPruner(0)
+
+
 # -- bad input ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("argv", "message"),
