@@ -59,6 +59,7 @@ PINNED["rainbow"] = [
     "target_update_period=128",
     "v_min=0",
     "v_max=100",
+    "noisy=true",  # the preset's CartPole section turned noisy nets off later
 ]
 
 
