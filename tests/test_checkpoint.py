@@ -42,7 +42,7 @@ def train_agent(name: str, total: int, run_dir: Path, resume: bool = False, ever
     if name == "ppo":
         overrides.update(PPO)
     if name == "rainbow":  # beta fixed: its annealing follows the budget, which grows here
-        overrides.update(per_beta0=1.0)
+        overrides.update(per_beta0=1.0, noisy=True)  # noisy nets: the CartPole preset has none
     run, cfg = resolve(cls, "CartPole-v1", overrides=overrides)
     seed_everything(3)
     env = gym.make("CartPole-v1")
