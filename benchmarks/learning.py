@@ -535,6 +535,7 @@ class Plan:
     confirm_episodes: int
     final_episodes: int
     cli_args: tuple[str, ...]  # what rlkit's CLI needs beyond the preset
+    confirm_margin_se: float = 0.0  # the preset's margin of a confirmation (standard errors)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -594,6 +595,7 @@ def plan_cell(agent: str, env: str, max_steps: int | None = None) -> tuple[Plan,
         run.confirm_episodes,
         run.final_eval_episodes,
         tuple(args),
+        run.confirm_margin_se,
     )
     return plan, run, cfg
 
@@ -829,6 +831,7 @@ def sb3_evaluation_callback(
     update_follows: Callable[[int], bool],
     stop: float | None = None,
     confirm_episodes: int = 30,
+    confirm_margin_se: float = 0.0,
 ) -> Any:
     """rlkit's periodic evaluation, confirmation and stop as an SB3 callback (SB3's Python).
 
@@ -851,12 +854,15 @@ def sb3_evaluation_callback(
         update_follows: whether an update follows a rollout that ends at this step.
         stop: the mean that stops training once confirmed (None: never stop).
         confirm_episodes: episodes of a confirmation.
+        confirm_margin_se: standard errors the confirmation's mean must clear ``stop`` by
+            (``rlkit.evaluate.confirmation_score``; the preset's ``confirm_margin_se``).
 
     Returns:
         The callback; after ``learn`` its ``history`` holds the evaluations, ``solved_at``
         the confirmed one (or None) and ``eval_seconds`` the time spent evaluating.
     """
-    from rlkit.evaluate import evaluation_seeds  # the caller put the checkout on sys.path
+    # The caller put the checkout on sys.path.
+    from rlkit.evaluate import confirmation_score, evaluation_seeds
 
     class Evaluation(base):
         """rlkit's periodic evaluation, confirmation and stop, on rlkit's episode seeds."""
@@ -887,7 +893,10 @@ def sb3_evaluation_callback(
                 confirm = self._play("confirm", env_steps, confirm_episodes)
                 row["confirm_mean_reward"] = float(np.mean(confirm))
                 row["confirm_episodes"] = len(confirm)
-                if row["confirm_mean_reward"] >= stop:
+                score = row["confirm_mean_reward"]
+                if confirm_margin_se > 0:  # as rlkit's evaluator: the key only with a margin
+                    score = row["confirm_score"] = confirmation_score(confirm, confirm_margin_se)
+                if score >= stop:
                     self.solved_at = row
             self.history.append(row)
 
@@ -1061,6 +1070,7 @@ def sb3_child(spec_path: str) -> int:
         update_follows=update_follows,
         stop=stop,
         confirm_episodes=spec["confirm_episodes"],
+        confirm_margin_se=spec.get("confirm_margin_se", 0.0),
     )
     t0 = time.perf_counter()
     model.learn(total_timesteps=budget, callback=callback)

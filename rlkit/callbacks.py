@@ -131,6 +131,10 @@ class StopOnReward(Callback):
         self.threshold = float(threshold)
 
     def on_evaluation(self, env_steps: int, row: Mapping[str, Any]) -> bool:
-        """False (stop) when the confirmed mean, or else the mean, reaches the threshold."""
-        score = row.get("confirm_mean_reward", row["mean_reward"])
+        """False (stop) when the confirmation (or else the mean) reaches the threshold.
+
+        The confirmation's ``confirm_score`` (its mean less the run's margin) when the row
+        has one, else its mean.
+        """
+        score = row.get("confirm_score", row.get("confirm_mean_reward", row["mean_reward"]))
         return not (row["mean_reward"] >= self.threshold and score >= self.threshold)

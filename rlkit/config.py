@@ -67,6 +67,11 @@ class RunConfig:
     confirm_episodes: int = hp(
         30, ge=30, help="fresh episodes that must confirm stop_reward before a run stops"
     )
+    confirm_margin_se: float = hp(
+        0.0,
+        ge=0,
+        help="a stop needs the confirmation's mean this many standard errors above stop_reward",
+    )
     final_eval_episodes: int = hp(
         100, ge=0, help="greedy episodes after training, on seeds the run never used (0: none)"
     )

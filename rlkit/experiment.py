@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,8 @@ class PeriodicEvaluator(Callback):
     Each evaluation plays ``episodes`` episodes whose seeds come from the run seed and the
     step count (``rlkit.evaluate.evaluation_seeds``), so no start state is replayed and a
     resumed run evaluates on the same seeds. A stop needs confirmation: when an evaluation
-    reaches ``stop_reward``, ``confirm_episodes`` further fresh episodes must reach it too.
+    reaches ``stop_reward``, ``confirm_episodes`` further fresh episodes must reach it too
+    (their mean less ``confirm_margin_se`` standard errors: ``confirmation_score``).
     Each evaluation's row goes to ``listeners.on_evaluation`` (the run's callbacks, with
     ``StopOnReward`` for ``stop_reward``); when one of them returns False, so does
     ``on_step`` and the loop stops with the policy just evaluated.
@@ -72,6 +73,7 @@ class PeriodicEvaluator(Callback):
         seed: int,
         stop_reward: float | None = None,
         confirm_episodes: int = 30,
+        confirm_margin_se: float = 0.0,
         protocol: Any = None,
         epsilon: float = 0.0,
         video_every: int = 0,
@@ -85,7 +87,7 @@ class PeriodicEvaluator(Callback):
         self.listeners = listeners
         self.stopped_by: str | None = None  # the listener that stopped the run, if one did
         self.every, self.episodes, self.seed, self.stop_reward = every, episodes, seed, stop_reward
-        self.confirm_episodes = confirm_episodes
+        self.confirm_episodes, self.confirm_margin_se = confirm_episodes, confirm_margin_se
         self.protocol, self.epsilon = protocol, epsilon
         self.video_every, self.video_dir = video_every, video_dir
         self.next_video = video_every
@@ -182,7 +184,11 @@ class PeriodicEvaluator(Callback):
             row["confirm_std_reward"] = float(np.std(confirm))
             row["confirm_episodes"] = len(confirm)
             metrics["eval/confirm_mean_reward"] = row["confirm_mean_reward"]
-            solved = row["confirm_mean_reward"] >= self.stop_reward  # type: ignore[operator]
+            if self.confirm_margin_se > 0:  # the rows of runs without a margin stay as they were
+                from rlkit.evaluate import confirmation_score
+
+                row["confirm_score"] = confirmation_score(confirm, self.confirm_margin_se)
+            solved = confirmed(row, self.stop_reward)
         self.history.append(row)
         self.save_if_best(row)
         self.logger.write(metrics, env_steps)
@@ -222,16 +228,26 @@ def describe_evaluation(row: dict[str, float], stop_reward: float | None, stops:
         f"± {row['std_reward']:.1f} over {int(row['episodes'])} fresh episodes"
     )
     if "confirm_mean_reward" in row:
-        confirmed = stop_reward is not None and row["confirm_mean_reward"] >= stop_reward
+        margin = f", {row['confirm_score']:.1f} less the margin" if "confirm_score" in row else ""
         text += (
             f"; reached {stop_reward:g}, confirmation on {int(row['confirm_episodes'])} more: "
-            f"mean {row['confirm_mean_reward']:.1f} "
-            + ("(confirmed" if confirmed else "(not confirmed")
+            f"mean {row['confirm_mean_reward']:.1f}{margin} "
+            + ("(confirmed" if confirmed(row, stop_reward) else "(not confirmed")
             + (": training stops)" if stops else ": training goes on)")
         )
     elif stops:
         text += "; a callback stops training"
     return text
+
+
+def confirmed(row: Mapping[str, Any], stop_reward: float | None) -> bool:
+    """Whether an evaluation row's confirmation reaches ``stop_reward``.
+
+    Its ``confirm_score`` when the run has a margin (``confirm_margin_se``), else its mean.
+    """
+    if stop_reward is None or "confirm_mean_reward" not in row:
+        return False
+    return float(row.get("confirm_score", row["confirm_mean_reward"])) >= stop_reward
 
 
 def describe_stop(solved_at: dict[str, float], stop_reward: float | None) -> str:
@@ -586,6 +602,7 @@ def learn(
         seed=run.seed,
         stop_reward=run.stop_reward,
         confirm_episodes=run.confirm_episodes,
+        confirm_margin_se=run.confirm_margin_se,
         listeners=listeners,
     )
     every_step = CallbackList([evaluator, listeners])

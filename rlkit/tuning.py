@@ -87,7 +87,8 @@ class Objective:
         """Whether an evaluation is a confirmed stop (``StopOnReward``'s rule)."""
         if self.stop_reward is None or "confirm_mean_reward" not in row:
             return False
-        return min(row["mean_reward"], row["confirm_mean_reward"]) >= self.stop_reward
+        confirmation = row.get("confirm_score", row["confirm_mean_reward"])
+        return min(row["mean_reward"], confirmation) >= self.stop_reward
 
     def unsolved_value(self, mean_reward: float) -> float:
         """The ``steps`` value of a run that did not reach ``stop_reward`` in its budget."""

@@ -342,3 +342,43 @@ def test_long_runs_checkpoint_and_resume(lt: ModuleType, tmp_path: Path) -> None
     resumed = lt.rlkit_command(long_plan, 1001, run_dir)
     assert resumed[-3:] == ["--resume", str(run_dir), "--quiet"]
     assert run_dir.exists()  # a resumable folder is kept
+
+
+@pytest.mark.parametrize("margin", [0.0, 2.0])
+def test_sb3_callback_confirms_like_rlkit(lt: ModuleType, margin: float) -> None:
+    # The SB3 side's evaluation callback, driven by hand (no SB3): an evaluation every 10
+    # env steps reaches 100 twice; the first confirmation (mean 105, std 20 * sqrt(30/31)
+    # over 31 episodes) clears 100 only without a margin (with 2 standard errors: 97.82,
+    # rlkit.evaluate.confirmation_score), the second (110, no spread) clears it either way.
+    class Base:
+        def __init__(self) -> None:
+            self.num_timesteps, self.model = 0, None
+
+    spread = [85.0] * 15 + [125.0] * 15 + [105.0]
+    returns = [[120.0, 120.0], spread, [130.0, 130.0], [110.0] * 31]
+    callback = lt.sb3_evaluation_callback(
+        Base,
+        lambda model, seeds: returns.pop(0),
+        seed=1,
+        every=10,
+        eval_episodes=2,
+        budget=100,
+        rollout_steps=1,
+        update_follows=lambda t: False,
+        stop=100.0,
+        confirm_episodes=31,
+        confirm_margin_se=margin,
+    )
+    callback._on_training_start()
+    for t in range(1, 101):
+        callback.num_timesteps = t
+        callback._on_rollout_start()
+        if not callback._on_step():
+            break
+    assert callback.solved_at["env_steps"] == (20 if margin else 10)
+    first = callback.history[0]
+    if margin:
+        assert first["confirm_score"] == pytest.approx(105 - 2 * np.std(spread) / math.sqrt(31))
+        assert callback.solved_at["confirm_score"] == 110.0
+    else:
+        assert "confirm_score" not in first and first is callback.solved_at

@@ -67,8 +67,9 @@ def scripted_evaluations(monkeypatch, means: dict[str, list[float]]) -> list[tup
         calls.append((purpose, seeds, episodes))
         returns = original(policy, env_id, episodes, seeds, **kwargs)
         scripted = means.get(purpose)
-        if scripted:
-            return np.full(episodes, scripted.pop(0))
+        if scripted:  # a mean for every episode, or the episodes' returns
+            value = scripted.pop(0)
+            return np.full(episodes, value) if np.isscalar(value) else np.asarray(value)
         return returns
 
     monkeypatch.setattr(rlkit.evaluate, "play_episodes", play_episodes)
@@ -107,6 +108,47 @@ def test_a_stop_needs_a_confirmation_on_fresh_episodes(tmp_path, monkeypatch, ca
     # No episode seed was played twice, and the final evaluation's seeds are new.
     seeds = [s for c in calls for s in c[1]]
     assert len(seeds) == len(set(seeds)) == 2 * 4 + 31 * 2 + 4
+
+
+def test_a_confirmation_margin_needs_the_mean_clear_of_the_threshold(tmp_path, monkeypatch, capsys):
+    # Two evaluations reach 100. The first confirmation's mean (105) reaches it, but less
+    # 2 standard errors it does not: 31 returns of mean 105 and std 20 (15 x 85, 15 x 125,
+    # one 105) give 105 - 2 * 20 / sqrt(31) = 97.82. The second (110, no spread) holds.
+    spread = [85.0] * 15 + [125.0] * 15 + [105.0]
+    assert np.mean(spread) == 105.0 and np.std(spread) == pytest.approx(20 * np.sqrt(30 / 31))
+    calls = scripted_evaluations(
+        monkeypatch, {"periodic": [120.0, 130.0, 140.0], "confirm": [spread, 110.0]}
+    )
+
+    def argv(run_dir: Path, *extra: str) -> list[str]:
+        args = ["--agent", "a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--seed"]
+        args += ["2", "--total-steps", "5000", "--eval-every", "200", "--eval-episodes", "2"]
+        args += ["--stop-reward", "100", "--set", "hidden_sizes=[8]", "--set"]
+        return [*args, "confirm_episodes=31", "--final-eval-episodes", "4", *extra]
+
+    run_dir = tmp_path / "run"
+    assert train.main(argv(run_dir, "--set", "confirm_margin_se=2")) == 0
+    out = capsys.readouterr().out
+    assert [c[0] for c in calls] == ["periodic", "confirm", "periodic", "confirm", "final"]
+    score = 105.0 - 2 * np.std(spread) / np.sqrt(31)
+    assert f"mean 105.0, {score:.1f} less the margin (not confirmed" in out
+    assert "mean 110.0, 110.0 less the margin (confirmed: training stops)" in out
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["solved_at"]["confirm_score"] == 110.0
+    assert 400 <= results["solved_at"]["env_steps"] < 600
+    # Without the margin the first confirmation stops the run.
+    calls = scripted_evaluations(monkeypatch, {"periodic": [120.0], "confirm": [list(spread)]})
+    assert train.main(argv(tmp_path / "plain")) == 0
+    assert [c[0] for c in calls] == ["periodic", "confirm", "final"]
+    results = json.loads((tmp_path / "plain" / "results.json").read_text())
+    assert "confirm_score" not in results["solved_at"]  # rows without a margin as before
+
+
+def test_confirmation_score_by_hand():
+    assert evaluate.confirmation_score([500.0, 450.0, 500.0, 450.0]) == 475.0
+    # std 25, 4 returns: a standard error of 12.5, so 2 of them take 25 off.
+    assert evaluate.confirmation_score([500.0, 450.0, 500.0, 450.0], 2.0) == 450.0
+    assert evaluate.confirmation_score([500.0] * 100, 3.0) == 500.0
 
 
 def test_periodic_evaluations_play_fresh_seeds_that_a_resumed_run_repeats(tmp_path, monkeypatch):

@@ -199,6 +199,7 @@ def test_steps_objective_rewards_a_confirmed_early_stop() -> None:
     solved = {"env_steps": 3000, "mean_reward": 480, "confirm_mean_reward": 476}
     unconfirmed = {**solved, "confirm_mean_reward": 400}
     assert rule.solved(solved) and not rule.solved(unconfirmed)
+    assert not rule.solved({**solved, "confirm_score": 470})  # a run with a margin: its score
     assert rule.value_now(solved) == 3000
     assert rule.value_now(unconfirmed) == pytest.approx(10_000 * (1 + 75 / 475))
     reward = Objective("reward", total_steps=10_000)
