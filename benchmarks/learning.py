@@ -35,8 +35,10 @@ Protocol, the same for both libraries:
   rlkit's resolved preset before each cell runs), for the budget of rlkit's preset.
 - Every ``eval_every`` env steps, 10 greedy episodes from
   ``evaluation_seeds(seed, "periodic", env_steps, 10)``; if their mean reaches the
-  threshold, 30 more from ``evaluation_seeds(seed, "confirm", env_steps, 30)``; if those
-  reach it too, training stops there (a "confirmed" threshold). On the SB3 side a
+  threshold, 30 more from ``evaluation_seeds(seed, "confirm", env_steps, 30)`` (the
+  preset's ``confirm_episodes``); if those reach it too (their mean less the preset's
+  ``confirm_margin_se`` standard errors, where it has one), training stops there (a
+  "confirmed" threshold). On the SB3 side a
   ``BaseCallback`` does this: when an update follows the step at which an evaluation falls
   due, it evaluates after that update, as rlkit's loop does; its training seconds exclude
   evaluation time, as rlkit's do.
