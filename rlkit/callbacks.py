@@ -117,6 +117,15 @@ class CallbackList(Callback):
             callback.on_training_end(result)
 
 
+def stop_score(row: Mapping[str, Any]) -> float:
+    """The number a stop is judged by.
+
+    The confirmation's ``confirm_score`` (its mean less the run's margin), else its mean,
+    else (no confirmation) the evaluation's mean.
+    """
+    return float(row.get("confirm_score", row.get("confirm_mean_reward", row["mean_reward"])))
+
+
 class StopOnReward(Callback):
     """Stop when an evaluation reaches ``threshold``: the run's ``stop_reward`` rule.
 
@@ -136,5 +145,4 @@ class StopOnReward(Callback):
         The confirmation's ``confirm_score`` (its mean less the run's margin) when the row
         has one, else its mean.
         """
-        score = row.get("confirm_score", row.get("confirm_mean_reward", row["mean_reward"]))
-        return not (row["mean_reward"] >= self.threshold and score >= self.threshold)
+        return not (row["mean_reward"] >= self.threshold and stop_score(row) >= self.threshold)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rlkit import interrupts
-from rlkit.callbacks import Callback, CallbackList, StopOnReward
+from rlkit.callbacks import Callback, CallbackList, StopOnReward, stop_score
 from rlkit.config import RunConfig
 from rlkit.core import Agent
 from rlkit.envs.atari import env_protocol
@@ -247,7 +247,7 @@ def confirmed(row: Mapping[str, Any], stop_reward: float | None) -> bool:
     """
     if stop_reward is None or "confirm_mean_reward" not in row:
         return False
-    return float(row.get("confirm_score", row["confirm_mean_reward"])) >= stop_reward
+    return stop_score(row) >= stop_reward
 
 
 def describe_stop(solved_at: dict[str, float], stop_reward: float | None) -> str:

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlkit.callbacks import Callback
+from rlkit.callbacks import Callback, stop_score
 from rlkit.envs.source import safe_name
 from rlkit.errors import MissingExtraError, NumericalError, RlkitError, TrainingFault
 
@@ -87,8 +87,7 @@ class Objective:
         """Whether an evaluation is a confirmed stop (``StopOnReward``'s rule)."""
         if self.stop_reward is None or "confirm_mean_reward" not in row:
             return False
-        confirmation = row.get("confirm_score", row["confirm_mean_reward"])
-        return min(row["mean_reward"], confirmation) >= self.stop_reward
+        return min(row["mean_reward"], stop_score(row)) >= self.stop_reward
 
     def unsolved_value(self, mean_reward: float) -> float:
         """The ``steps`` value of a run that did not reach ``stop_reward`` in its budget."""
