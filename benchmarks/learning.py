@@ -93,7 +93,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,6 @@ RANDOM_SCORES = {
 _NO_NORMALIZATION = "no preset: REINFORCE has no MountainCar section (sparse reward)"
 SKIPPED = {
     ("reinforce", "MountainCar-v0"): _NO_NORMALIZATION,
-    ("ppo", "MountainCar-v0"): "no preset: rl-zoo3's PPO needs normalization there (to do)",
     ("reinforce", "LunarLander-v3"): "no preset",
     ("rainbow", "MountainCar-v0"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
     ("rainbow", "LunarLander-v3"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
@@ -300,6 +299,17 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "n_steps": 5,
         "gamma": 0.99,
         "learning_rate": 7e-4,
+        "ent_coef": 0.0,
+    },
+    ("ppo", "MountainCar-v0"): {  # rl-zoo3's; normalized (VecNormalize on SB3's side)
+        "n_envs": 16,
+        "n_steps": 16,
+        "batch_size": 64,
+        "n_epochs": 4,
+        "gamma": 0.99,
+        "learning_rate": 3e-4,
+        "clip_range": 0.2,
+        "anneal": False,
         "ent_coef": 0.0,
     },
     ("a2c", "Pendulum-v1"): {  # rl-zoo3's, without gSDE; normalized (VecNormalize on SB3's side)
@@ -743,15 +753,89 @@ def rlkit_command(plan: Plan, seed: int, run_dir: Path) -> list[str]:
     return [*cmd, "--run-dir", str(run_dir), "--quiet", *plan.cli_args]
 
 
-def run_rlkit(plan: Plan, seed: int, run_dir: Path) -> dict[str, Any]:
+# Settings of a run's config.yaml that say where or how long it ran, not what it learned with.
+_NOT_SETTINGS = frozenset({"agent", "env", "seed", "checkpoint_every", "total_steps"})
+
+
+def _plain(value: Any) -> Any:
+    """A setting's value as YAML or JSON would give it back (tuples as lists)."""
+    return json.loads(json.dumps(value))
+
+
+def expected_settings(plan: Plan, *configs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a run of ``plan`` saves in its ``config.yaml``, and each setting's default.
+
+    Args:
+        plan: the cell's plan (its evaluation period and stop are the CLI's overrides).
+        configs: the resolved config dataclasses (rlkit's run and agent settings).
+    """
+    expected: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    for config in configs:
+        expected.update(asdict(config))
+        for f in fields(config):
+            if f.default is not MISSING:
+                defaults[f.name] = f.default
+            elif f.default_factory is not MISSING:
+                defaults[f.name] = f.default_factory()
+    expected.update(eval_every=plan.eval_every, stop_reward=plan.stop_reward)
+    return _plain(expected), _plain(defaults)
+
+
+def stale_settings(
+    saved: Mapping[str, Any], expected: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> list[str]:
+    """The settings in which a run folder's ``config.yaml`` differs from the plan now.
+
+    A setting the saved file does not name (one added to rlkit after the run) counts as its
+    default. Where and how long a run went (``_NOT_SETTINGS``) is not compared.
+    """
+    changed = []
+    for key in sorted(set(expected) - _NOT_SETTINGS):
+        old = _plain(saved[key] if key in saved else defaults.get(key))
+        if old != expected[key]:
+            changed.append(f"{key} {old!r} -> {expected[key]!r}")
+    return changed
+
+
+def set_aside_if_stale(
+    run_dir: Path, expected: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> None:
+    """Move a run folder made with other settings (an older preset) out of the way.
+
+    A finished or interrupted run is reused only if it was made with the settings the cell
+    has now; otherwise it goes to ``<folder>.stale<N>`` (nothing is deleted) and the run is
+    made again.
+    """
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        return
+    import yaml
+
+    changed = stale_settings(yaml.safe_load(config.read_text()) or {}, expected, defaults)
+    if not changed:
+        return
+    n = 1
+    while (aside := run_dir.with_name(f"{run_dir.name}.stale{n}")).exists():
+        n += 1
+    run_dir.rename(aside)
+    print(f"  {run_dir} was made with other settings ({'; '.join(changed)}): moved to {aside}")
+
+
+def run_rlkit(
+    plan: Plan, seed: int, run_dir: Path, expected: tuple[dict[str, Any], dict[str, Any]]
+) -> dict[str, Any]:
     """Train with the shipped preset through the CLI in a fresh process; read its files.
 
     A run that finished before (its ``results.json`` is there) is read, not run again; one
-    cut short after a checkpoint (long budgets checkpoint, ``LONG_RUN``) continues from it.
+    cut short after a checkpoint (long budgets checkpoint, ``LONG_RUN``) continues from it;
+    either only if it was made with the settings the cell has now (``expected``: the
+    settings and their defaults, ``expected_settings``), else it is set aside and redone.
 
     Raises:
         RuntimeError: if the CLI failed (its output's tail in the message).
     """
+    set_aside_if_stale(run_dir, *expected)
     if not (run_dir / "results.json").is_file():
         cmd = rlkit_command(plan, seed, run_dir)
         print("  " + " ".join(cmd[1:]), flush=True)
@@ -1251,7 +1335,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             if lib == "rlkit":
-                res = run_rlkit(plan, seed, run_dir)
+                res = run_rlkit(plan, seed, run_dir, expected_settings(plan, run_cfg, cfg))
                 versions = rlkit_versions
             else:
                 settings = sb3_settings(agent, env, run_cfg, cfg)

@@ -131,16 +131,17 @@ def test_align_curves_carries_a_stopped_run_forward(lt: ModuleType) -> None:
 
 # -- plan and settings --------------------------------------------------------------------
 def test_cells_seeds_and_held_out_period(lt: ModuleType) -> None:
-    # 7 agents x 6 envs, less REINFORCE on MountainCar and LunarLander, PPO on MountainCar,
-    # Rainbow on MountainCar and LunarLander (5), the DQN family's four and REINFORCE on the
+    # 7 agents x 6 envs, less REINFORCE on MountainCar and LunarLander, Rainbow on
+    # MountainCar and LunarLander (4), the DQN family's four and REINFORCE on the
     # two continuous envs (10), A2C on both continuous envs (2).
-    assert len(lt.CELLS) == 7 * 6 - 17
+    assert len(lt.CELLS) == 7 * 6 - 16
     assert {c for c in lt.CELLS if c.split(":")[1] in lt.CONTINUOUS} == {
         "ppo:Pendulum-v1",
         "ppo:LunarLanderContinuous-v3",
     }
     assert "a2c:MountainCar-v0" in lt.CELLS  # its preset normalizes observations and rewards
-    assert "reinforce:LunarLander-v3" not in lt.CELLS and "ppo:MountainCar-v0" not in lt.CELLS
+    assert "ppo:MountainCar-v0" in lt.CELLS  # the same
+    assert "reinforce:LunarLander-v3" not in lt.CELLS and "reinforce:MountainCar-v0" not in lt.CELLS
     assert all(f"{a}:Acrobot-v1" in lt.CELLS for a in lt.AGENTS)
     assert lt.parse_seeds(lt.DEFAULT_SEEDS) == list(range(1001, 1011))
     assert lt.parse_seeds("1,3-4") == [1, 3, 4]
@@ -236,7 +237,7 @@ def test_record_and_resume(lt: ModuleType, results: Path) -> None:
     args = argparse.Namespace(
         seeds="1,2",
         libs="rlkit,sb3",
-        cells="dqn:CartPole-v1,ppo:MountainCar-v0",
+        cells="dqn:CartPole-v1,reinforce:MountainCar-v0",
         tag="",
         max_steps=None,
         sb3_python=None,
@@ -253,7 +254,7 @@ def test_run_messages(lt: ModuleType, results: Path, capsys: pytest.CaptureFixtu
     args = argparse.Namespace(
         seeds="1",
         libs="rlkit,sb3",
-        cells="dqn:CartPole-v1,ppo:MountainCar-v0",
+        cells="dqn:CartPole-v1,reinforce:MountainCar-v0",
         tag=None,
         max_steps=None,
         sb3_python=None,
@@ -261,7 +262,7 @@ def test_run_messages(lt: ModuleType, results: Path, capsys: pytest.CaptureFixtu
     )
     assert lt.run(args) == 0
     out = capsys.readouterr().out
-    assert "skipped ppo:MountainCar-v0: no preset: rl-zoo3's PPO needs normalization" in out
+    assert "skipped reinforce:MountainCar-v0: no preset: REINFORCE has no MountainCar" in out
     assert "SB3 skipped: no --sb3-python" in out
     assert "0 runs to do" in out
     # Capped budgets never land among the real rows.
@@ -382,3 +383,55 @@ def test_sb3_callback_confirms_like_rlkit(lt: ModuleType, margin: float) -> None
         assert callback.solved_at["confirm_score"] == 110.0
     else:
         assert "confirm_score" not in first and first is callback.solved_at
+
+
+def test_a_run_folder_from_other_settings_is_set_aside(
+    lt: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Run:
+        total_steps: int = 500_000
+        eval_every: int = 0
+        stop_reward: float | None = None
+        confirm_margin_se: float = 0.0
+
+    @dataclass
+    class Agent:
+        learning_rate: float = 7e-4
+        hidden_sizes: tuple[int, ...] = field(default_factory=lambda: (64, 64))
+
+    plan = lt.Plan("a2c", "CartPole-v1", 500_000, 5000, 475.0, 10, 30, 100, (), 2.0)
+    expected = lt.expected_settings(plan, Run(confirm_margin_se=2.0), Agent())
+    # The CLI's overrides are what the run saves; tuples read back as YAML lists.
+    assert expected[0] == {
+        "total_steps": 500_000,
+        "eval_every": 5000,
+        "stop_reward": 475.0,
+        "confirm_margin_se": 2.0,
+        "learning_rate": 7e-4,
+        "hidden_sizes": [64, 64],
+    }
+    assert expected[1]["confirm_margin_se"] == 0.0 and expected[1]["hidden_sizes"] == [64, 64]
+    same = {"agent": "a2c", "seed": 9, "checkpoint_every": 0, **expected[0], "total_steps": 1}
+    assert lt.stale_settings(same, *expected) == []  # seed, budget, checkpoints: not settings
+    # A file written before a setting existed counts it at its default: 0 -> 2 is a change.
+    old = {k: v for k, v in same.items() if k != "confirm_margin_se"}
+    assert lt.stale_settings(old, *expected) == ["confirm_margin_se 0.0 -> 2.0"]
+    assert lt.stale_settings({**same, "learning_rate": 1e-3}, *expected) == [
+        "learning_rate 0.001 -> 0.0007"
+    ]
+    # On disk: a matching folder stays; a stale one is renamed, never deleted.
+    import yaml
+
+    run_dir = tmp_path / "seed1"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(same))
+    lt.set_aside_if_stale(run_dir, *expected)
+    assert run_dir.is_dir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(old))
+    (tmp_path / "seed1.stale1").mkdir()  # an earlier one keeps its name
+    lt.set_aside_if_stale(run_dir, *expected)
+    assert not run_dir.exists() and (tmp_path / "seed1.stale2" / "config.yaml").is_file()
+    assert "made with other settings (confirm_margin_se 0.0 -> 2.0)" in capsys.readouterr().out
