@@ -8,6 +8,7 @@ from typing import ClassVar
 import tensorflow as tf
 
 from rlkit import losses
+from rlkit.agents.common import OPTIMIZERS
 from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import hp
 from rlkit.types import Rollout
@@ -24,7 +25,7 @@ class A2CConfig(PolicySettings):
     ent_coef: float = hp(0.0, ge=0, help="entropy bonus weight")
     vf_coef: float = hp(0.5, ge=0, help="value loss weight")
     max_grad_norm: float = hp(0.5, gt=0, help="clip gradients to this global norm")
-    optimizer: str = hp("rmsprop", choices=("rmsprop", "adam"), help="optimizer")
+    optimizer: str = hp("rmsprop", choices=OPTIMIZERS, help="optimizer")
     optimizer_eps: float = hp(1e-10, gt=0, help="RMSprop/Adam epsilon (Keras: inside the sqrt)")
     normalize_advantage: bool = hp(False, help="standardise advantages per rollout")
 

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from rlkit import losses
+from rlkit.agents.common import OPTIMIZERS
 from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import RunConfig, hp
 from rlkit.types import Rollout
@@ -38,7 +39,7 @@ class PPOConfig(PolicySettings):
     )
     anneal_lr: bool = hp(False, help="learning rate falls linearly to 0 over the run")
     anneal_clip_range: bool = hp(False, help="clip_range falls linearly to 0 over the run")
-    optimizer: str = hp("adam", choices=("rmsprop", "adam"), help="optimizer")
+    optimizer: str = hp("adam", choices=OPTIMIZERS, help="optimizer")
     optimizer_eps: float = hp(1e-5, gt=0, help="Adam/RMSprop epsilon")
     share_torso: bool = hp(False, help="policy and value heads share one torso")
 

@@ -9,6 +9,7 @@ import gymnasium as gym
 import tensorflow as tf
 
 from rlkit import losses
+from rlkit.agents.common import OPTIMIZERS
 from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import hp
 from rlkit.rollout import EpisodeBuffer
@@ -27,7 +28,7 @@ class ReinforceConfig(PolicySettings):
     vf_coef: float = hp(0.5, ge=0, help="value loss weight (with baseline)")
     ent_coef: float = hp(0.0, ge=0, help="entropy bonus weight")
     max_grad_norm: float = hp(1.0, gt=0, help="clip gradients to this global norm")
-    optimizer: str = hp("adam", choices=("rmsprop", "adam"), help="optimizer")
+    optimizer: str = hp("adam", choices=OPTIMIZERS, help="optimizer")
     optimizer_eps: float = hp(1e-7, gt=0, help="epsilon of Adam/RMSprop")
 
 
