@@ -35,6 +35,17 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "a2c_update_vs_sb3.json"
 VARIANTS = {"rmsprop": 1e-10, "rmsprop_torch": 1e-5}  # optimizer -> its epsilon
 T, N, UPDATES = 5, 8, 3
+# SB3's A2C with rl-zoo3's CartPole-v1 settings (what rlkit's preset stands for).
+SB3_A2C = {
+    "n_steps": T,
+    "learning_rate": 7e-4,
+    "gamma": 0.99,
+    "gae_lambda": 1.0,
+    "ent_coef": 0.0,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+    "policy_kwargs": {"net_arch": {"pi": [64, 64], "vf": [64, 64]}},
+}
 # SB3's modules in the order of rlkit's (kernel, bias) pairs.
 SB3_MODULES = [
     "mlp_extractor.policy_net.0",
@@ -107,20 +118,8 @@ def sb3_child(folder: str) -> int:
     out = {}
     for variant in VARIANTS:
         side = np.load(path / f"{variant}.npz")
-        model = A2C(
-            "MlpPolicy",
-            make_vec_env("CartPole-v1", n_envs=N, seed=0),
-            n_steps=T,
-            learning_rate=7e-4,
-            gamma=0.99,
-            gae_lambda=1.0,
-            ent_coef=0.0,
-            vf_coef=0.5,
-            max_grad_norm=0.5,
-            policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}},
-            seed=0,
-            device="cpu",
-        )
+        env = make_vec_env("CartPole-v1", n_envs=N, seed=0)
+        model = A2C("MlpPolicy", env, seed=0, device="cpu", **SB3_A2C)
         model.set_logger(configure(None, []))
         policy, modules = model.policy, dict(model.policy.named_modules())
         with th.no_grad():

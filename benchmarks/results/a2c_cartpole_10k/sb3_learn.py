@@ -5,6 +5,7 @@ Run in SB3's Python: ``python sb3_learn.py 10000 > sb3.txt`` (seeds 1-8; evaluat
 """
 
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -12,23 +13,14 @@ import torch as th
 from stable_baselines3 import A2C
 from stable_baselines3.common.env_util import make_vec_env
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/
+from a2c_update_vs_sb3 import SB3_A2C  # noqa: E402 (rl-zoo3's CartPole settings)
+
 th.set_num_threads(1)
 steps, means = int(sys.argv[1]), []
 for seed in range(1, 9):
-    model = A2C(
-        "MlpPolicy",
-        make_vec_env("CartPole-v1", n_envs=8, seed=seed),
-        n_steps=5,
-        learning_rate=7e-4,
-        gamma=0.99,
-        gae_lambda=1.0,
-        ent_coef=0.0,
-        vf_coef=0.5,
-        max_grad_norm=0.5,
-        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}},
-        seed=seed,
-        device="cpu",
-    )
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = A2C("MlpPolicy", env, seed=seed, device="cpu", **SB3_A2C)
     model.learn(steps)
     env, returns = gym.make("CartPole-v1"), []
     for k in range(20):
