@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="record the final evaluation's first episode as a GIF in the run folder",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="TensorFlow's threads, intra- and inter-op (default: one per core), for a "
+        "machine shared with other jobs; resume with the same N for a bitwise-equal run",
+    )
     p.add_argument("--show-config", action="store_true", help="print the settings and exit")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -327,6 +334,16 @@ def _train(args: argparse.Namespace) -> Path | None:
     env_name = EnvSource.of(args.env).name
     if isinstance(args.env, str):
         check_env_id(args.env)  # fails fast (also a module that does not import), before TF
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise RlkitError(f"--threads must be at least 1, got {threads}")
+        from rlkit.tf_setup import limit_threads
+
+        try:
+            limit_threads(threads)  # before TensorFlow runs an op
+        except RuntimeError as e:  # TensorFlow already ran in this process
+            raise RlkitError(f"--threads cannot be changed once TensorFlow has run ({e})") from e
     if not args.debug:
         from rlkit.tf_setup import import_tensorflow_quietly
 

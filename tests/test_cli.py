@@ -415,6 +415,40 @@ def test_train_as_a_subprocess(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_threads_flag(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # In a fresh process (TensorFlow's pools are fixed once it has run, as in this one).
+    run_dir = tmp_path / "run"
+    code = (
+        "import sys; from rlkit import train; import tensorflow as tf\n"
+        "rc = train.main(sys.argv[1:])\n"
+        "pools = tf.config.threading\n"
+        "print(rc, pools.get_intra_op_parallelism_threads(), "
+        "pools.get_inter_op_parallelism_threads())\n"
+    )
+    argv = [*tiny_args("a2c"), "--agent", "a2c", "--env", ENV, "--run-dir", str(run_dir)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv, "--threads", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.stdout.split()[-3:] == ["0", "1", "1"], (proc.stdout, proc.stderr)
+    assert (run_dir / "results.json").is_file()
+    # Bad values, and a process whose TensorFlow already ran: exit 2, one line.
+    assert train.main(["--agent", "a2c", "--env", ENV, "--threads", "0"]) == 2
+    assert "--threads must be at least 1, got 0" in capsys.readouterr().err
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # this process's TensorFlow has run
+    assert train.main([*argv, "--threads", "2"]) == 2
+    assert "--threads cannot be changed once TensorFlow has run" in capsys.readouterr().err
+
+
 def tiny_a2c(run_dir: Path, *extra: str) -> list[str]:
     """A quiet, tiny A2C run on CartPole into ``run_dir``."""
     return ["--agent", "a2c", "--env", ENV, "--run-dir", str(run_dir), "--quiet", *extra]
