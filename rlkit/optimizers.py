@@ -15,6 +15,7 @@ down), PyTorch's rule damps the step to about ``lr g / eps`` while Keras' takes 
 full ``lr g / |g|``-sized one. On CartPole A2C with rl-zoo3's settings the two learn at
 visibly different speeds (``benchmarks/README.md``, "A2C's optimizer"), so rlkit offers
 both: ``optimizer: rmsprop`` (Keras) and ``optimizer: rmsprop_torch`` (this one).
+``make_optimizer`` builds the optimizer a policy-gradient agent's settings name.
 """
 
 from __future__ import annotations
@@ -71,3 +72,22 @@ class TorchRMSprop(keras.optimizers.Optimizer):
     def get_config(self) -> dict[str, Any]:
         """Keras' config plus ``rho`` and ``epsilon``."""
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+OPTIMIZERS = ("rmsprop", "rmsprop_torch", "adam")
+
+
+def make_optimizer(name: str, learning_rate: float, eps: float) -> keras.optimizers.Optimizer:
+    """RMSprop as in the A3C paper (decay 0.99), Keras' or PyTorch's, or Adam.
+
+    Args:
+        name: one of ``OPTIMIZERS``: ``rmsprop`` (Keras': epsilon inside the square root),
+            ``rmsprop_torch`` (PyTorch's: outside it, as Stable-Baselines3's A2C) or ``adam``.
+        learning_rate: step size.
+        eps: the optimizer's epsilon.
+    """
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate, rho=0.99, epsilon=eps)
+    if name == "rmsprop_torch":
+        return TorchRMSprop(learning_rate, rho=0.99, epsilon=eps)
+    return keras.optimizers.Adam(learning_rate, epsilon=eps)

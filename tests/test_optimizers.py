@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rlkit.agents.common import make_optimizer
-from rlkit.optimizers import TorchRMSprop
+from rlkit.optimizers import TorchRMSprop, make_optimizer
 
 
 def _steps(optimizer: object, grads: list[list[float]], start: list[float]) -> list[np.ndarray]:

@@ -8,9 +8,9 @@ from typing import ClassVar
 import tensorflow as tf
 
 from rlkit import losses
-from rlkit.agents.common import OPTIMIZERS
 from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import hp
+from rlkit.optimizers import OPTIMIZERS
 from rlkit.types import Rollout
 
 

@@ -173,26 +173,6 @@ def polyak_update(online: list[Any], target: list[Any], tau: Any) -> None:
         t.assign(tau * o + (1.0 - tau) * t)
 
 
-OPTIMIZERS = ("rmsprop", "rmsprop_torch", "adam")
-
-
-def make_optimizer(name: str, learning_rate: float, eps: float) -> Any:
-    """RMSprop as in the A3C paper (decay 0.99) or Adam.
-
-    ``rmsprop`` is Keras' (epsilon inside the square root), ``rmsprop_torch`` PyTorch's
-    (outside it: Stable-Baselines3's A2C; ``rlkit.optimizers``).
-    """
-    import keras
-
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate, rho=0.99, epsilon=eps)
-    if name == "rmsprop_torch":
-        from rlkit.optimizers import TorchRMSprop
-
-        return TorchRMSprop(learning_rate, rho=0.99, epsilon=eps)
-    return keras.optimizers.Adam(learning_rate, epsilon=eps)
-
-
 class CompiledUpdate:
     """An agent's learning step, compiled once from a ``NamedTuple`` batch spec.
 

@@ -23,7 +23,6 @@ from rlkit.agents.common import (
     CompiledStep,
     CompiledUpdate,
     FiniteGuard,
-    make_optimizer,
     network_spec,
     require_box_observations,
 )
@@ -33,6 +32,7 @@ from rlkit.distributions import ActionDist
 from rlkit.errors import IncompatibleEnvError, NumericalError
 from rlkit.networks import Network, build_network
 from rlkit.normalization import RewardScaler
+from rlkit.optimizers import make_optimizer
 from rlkit.precision import MIXED_PRECISION_CHOICES
 from rlkit.rollout import RolloutBuffer
 from rlkit.types import Rollout

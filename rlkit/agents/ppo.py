@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from rlkit import losses
-from rlkit.agents.common import OPTIMIZERS
 from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import RunConfig, hp
+from rlkit.optimizers import OPTIMIZERS
 from rlkit.types import Rollout
 
 

@@ -9,9 +9,9 @@ import gymnasium as gym
 import tensorflow as tf
 
 from rlkit import losses
-from rlkit.agents.common import OPTIMIZERS
 from rlkit.agents.policy_gradient import PolicyGradient, PolicySettings
 from rlkit.config import hp
+from rlkit.optimizers import OPTIMIZERS
 from rlkit.rollout import EpisodeBuffer
 from rlkit.types import Rollout
 
