@@ -762,11 +762,13 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def expected_settings(plan: Plan, *configs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What a run of ``plan`` saves in its ``config.yaml``, and each setting's default.
+def expected_settings(
+    protocol: Mapping[str, Any], *configs: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a run saves in its ``config.yaml``, and each setting's default.
 
     Args:
-        plan: the cell's plan (its evaluation period and stop are the CLI's overrides).
+        protocol: the settings the benchmark's CLI flags change (evaluation period, stop).
         configs: the resolved config dataclasses (rlkit's run and agent settings).
     """
     expected: dict[str, Any] = {}
@@ -778,7 +780,7 @@ def expected_settings(plan: Plan, *configs: Any) -> tuple[dict[str, Any], dict[s
                 defaults[f.name] = f.default
             elif f.default_factory is not MISSING:
                 defaults[f.name] = f.default_factory()
-    expected.update(eval_every=plan.eval_every, stop_reward=plan.stop_reward)
+    expected.update(protocol)
     return _plain(expected), _plain(defaults)
 
 
@@ -1335,7 +1337,8 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             if lib == "rlkit":
-                res = run_rlkit(plan, seed, run_dir, expected_settings(plan, run_cfg, cfg))
+                protocol = {"eval_every": plan.eval_every, "stop_reward": plan.stop_reward}
+                res = run_rlkit(plan, seed, run_dir, expected_settings(protocol, run_cfg, cfg))
                 versions = rlkit_versions
             else:
                 settings = sb3_settings(agent, env, run_cfg, cfg)

@@ -566,13 +566,23 @@ def read_rlkit_run(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_rlkit(plan: Plan, seed: int, run_dir: Path, keep_fds: Sequence[int] = ()) -> dict:
+def run_rlkit(
+    plan: Plan,
+    seed: int,
+    run_dir: Path,
+    keep_fds: Sequence[int] = (),
+    expected: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> dict:
     """Start, resume or just read one rlkit run; return its result.
+
+    ``expected`` (``prepare``'s): a folder made with other settings is set aside first.
 
     Raises:
         RuntimeError: if the CLI failed (the log's tail in the message).
         KeyboardInterrupt: if ``run`` was stopped (the child checkpointed first).
     """
+    if expected is not None:
+        lb.set_aside_if_stale(run_dir, *expected)
     state, step = rlkit_state(run_dir, plan.budget)
     if state == "finished":
         print(f"  finished earlier ({step:,} steps): recorded from {run_dir}", flush=True)
@@ -824,8 +834,12 @@ def minatar_version() -> str:
 
 
 # -- run ----------------------------------------------------------------------------------
-def prepare(arm: str, game: str, max_steps: int | None = None) -> tuple[Plan, dict | None]:
-    """The arm's plan, and for SB3 its settings (None for rlkit arms).
+def prepare(arm: str, game: str, max_steps: int | None = None) -> tuple[Plan, Any]:
+    """The arm's plan, and for SB3 its settings; for rlkit what its runs' settings must be.
+
+    For an rlkit arm the second item is ``learning.expected_settings`` of the arm under the
+    protocol: a run folder saved with other settings (an older preset) is set aside, not
+    resumed or read.
 
     Raises:
         RlkitError: if this rlkit cannot resolve the arm (an unknown agent or setting).
@@ -833,7 +847,14 @@ def prepare(arm: str, game: str, max_steps: int | None = None) -> tuple[Plan, di
     """
     plan, run_cfg, cfg = plan_arm(arm, game, max_steps)
     if arm not in SB3_ARMS:
-        return plan, None
+        protocol = {
+            "eval_every": plan.eval_every,
+            "eval_episodes": EVAL_EPISODES,
+            "final_eval_episodes": FINAL_EPISODES,
+            "stop_reward": None,
+            "eval_epsilon": 0.0,
+        }
+        return plan, lb.expected_settings(protocol, run_cfg, cfg)
     problems = sb3_problems(run_cfg, cfg)
     if problems:
         raise ValueError("SB3 cannot match rlkit's preset: " + "; ".join(problems))
@@ -871,7 +892,7 @@ def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     rlkit_versions = f"{lb.rlkit_version()}; {minatar_version()}"
     runs_root = Path(args.runs_dir) / (tag or "main")
-    plans: dict[tuple[str, str], tuple[Plan, dict[str, Any] | None]] = {}
+    plans: dict[tuple[str, str], tuple[Plan, Any]] = {}
     unplanned: dict[tuple[str, str], str] = {}
     failures = 0
     with runs_lock(Path(args.runs_dir)) as lock_fd:
@@ -890,12 +911,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{arm} {game} seed {seed} (budget {plan.budget:,})", flush=True)
             t0 = time.perf_counter()
             try:
-                if sb3_python is not None and settings is not None:
+                if arm in SB3_ARMS:
                     lock = (lock_fd,)
                     res = run_sb3(sb3_python, plan, settings, seed, run_dir, lock, args.sb3_threads)
                     versions, command = sb3_versions or "", sb3_command(sb3_python, run_dir)
                 else:
-                    res = run_rlkit(plan, seed, run_dir, (lock_fd,))
+                    res = run_rlkit(plan, seed, run_dir, (lock_fd,), settings)
                     versions, command = rlkit_versions, rlkit_command(plan, seed, run_dir)
             except (RuntimeError, RlkitError) as e:  # RlkitError: a checkpoint too new to read
                 failures += 1

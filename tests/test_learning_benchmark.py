@@ -402,8 +402,8 @@ def test_a_run_folder_from_other_settings_is_set_aside(
         learning_rate: float = 7e-4
         hidden_sizes: tuple[int, ...] = field(default_factory=lambda: (64, 64))
 
-    plan = lt.Plan("a2c", "CartPole-v1", 500_000, 5000, 475.0, 10, 30, 100, (), 2.0)
-    expected = lt.expected_settings(plan, Run(confirm_margin_se=2.0), Agent())
+    protocol = {"eval_every": 5000, "stop_reward": 475.0}
+    expected = lt.expected_settings(protocol, Run(confirm_margin_se=2.0), Agent())
     # The CLI's overrides are what the run saves; tuples read back as YAML lists.
     assert expected[0] == {
         "total_steps": 500_000,

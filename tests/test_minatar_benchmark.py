@@ -358,6 +358,21 @@ def test_a_stopped_run_resumes_and_a_finished_one_is_only_read(
     res = mb.run_rlkit(plan, 2, fresh)
     assert calls[0][3:9] == ["--agent", "dqn", "--env", "MinAtar/Breakout-v1", "--seed", "2"]
     assert not (fresh / "progress.csv").exists() and res["resumed_from"] == 0
+    # Finished, but with settings the arm no longer has (an older preset): set aside, redone.
+    calls.clear()
+    expected = ({"n_step": 3}, {"n_step": 1})  # the arm's settings now; config.yaml has none
+    mb.run_rlkit(plan, 1, run_dir, (), expected)
+    assert calls[0][3:5] == ["--agent", "dqn"]  # a fresh start, not a read or a resume
+    assert (run_dir.with_name("seed1.stale1") / "results.json").is_file()
+
+
+def test_rlkit_arms_carry_the_settings_their_runs_must_have(mb: ModuleType) -> None:
+    # What rainbow-nstep's config.yaml must say: the preset with n_step 1, under the protocol.
+    plan, (expected, defaults) = mb.prepare("rainbow-nstep", "SpaceInvaders")
+    assert expected["n_step"] == 1 and defaults["n_step"] == 3  # Rainbow's own default: 3
+    assert expected["prioritized_replay"] is True and expected["stop_reward"] is None
+    assert (expected["eval_every"], expected["eval_episodes"]) == (plan.eval_every, 10)
+    assert expected["eval_epsilon"] == 0.0
 
 
 def test_rows_already_there_are_skipped(
