@@ -14,7 +14,7 @@ from stable_baselines3 import A2C
 from stable_baselines3.common.env_util import make_vec_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/
-from a2c_update_vs_sb3 import SB3_A2C  # noqa: E402 (rl-zoo3's CartPole settings)
+from update_vs_sb3 import SB3_A2C  # noqa: E402 (rl-zoo3's CartPole settings)
 
 th.set_num_threads(1)
 steps, means = int(sys.argv[1]), []
