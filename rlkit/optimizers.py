@@ -12,9 +12,11 @@ rl-zoo3's classic-control A2C settings, adds it *outside*::
 No choice of Keras' epsilon gives the same steps: for a weight whose gradients are small
 next to eps (most weights early on, once the global-norm clip has scaled the gradient
 down), PyTorch's rule damps the step to about ``lr g / eps`` while Keras' takes nearly a
-full ``lr g / |g|``-sized one. On CartPole A2C with rl-zoo3's settings the two learn at
-visibly different speeds (``benchmarks/README.md``, "A2C's optimizer"), so rlkit offers
-both: ``optimizer: rmsprop`` (Keras) and ``optimizer: rmsprop_torch`` (this one).
+full ``lr g / |g|``-sized one. With this rule rlkit's A2C update equals SB3's to float
+precision from the same weights; with Keras' it differs by ~2e-3 a step
+(``benchmarks/update_vs_sb3.py``), though on CartPole the two did not learn measurably
+apart (``benchmarks/README.md``, "A2C's optimizer"). rlkit offers both: ``optimizer:
+rmsprop`` (Keras, the presets') and ``optimizer: rmsprop_torch`` (this one).
 ``make_optimizer`` builds the optimizer a policy-gradient agent's settings name.
 """
 
