@@ -253,6 +253,27 @@ def arm_args(arm: str) -> list[str]:
     return args
 
 
+def protocol_settings(budget: int, eval_every: int) -> dict[str, Any]:
+    """The run settings every arm runs under: its budget, evaluations, no stop."""
+    return {
+        "total_steps": budget,
+        "eval_every": eval_every,
+        "eval_episodes": EVAL_EPISODES,
+        "final_eval_episodes": FINAL_EPISODES,
+        "stop_reward": None,  # every arm trains for the whole budget
+        "eval_epsilon": 0,
+    }
+
+
+# The protocol's settings that have a CLI flag of their own (the others go by --set).
+_PROTOCOL_FLAGS = {
+    "total_steps": "--total-steps",
+    "eval_every": "--eval-every",
+    "eval_episodes": "--eval-episodes",
+    "final_eval_episodes": "--final-eval-episodes",
+}
+
+
 def protocol_args(run: Any, budget: int, eval_every: int) -> list[str]:
     """CLI flags that bring a resolved ``RunConfig`` to the protocol, then the checkpoints.
 
@@ -260,18 +281,13 @@ def protocol_args(run: Any, budget: int, eval_every: int) -> list[str]:
     follows the protocol the command is the user's plain one plus ``--checkpoint-every``.
     """
     args: list[str] = []
-    if run.total_steps != budget:
-        args += ["--total-steps", str(budget)]
-    if run.eval_every != eval_every:
-        args += ["--eval-every", str(eval_every)]
-    if run.eval_episodes != EVAL_EPISODES:
-        args += ["--eval-episodes", str(EVAL_EPISODES)]
-    if run.final_eval_episodes != FINAL_EPISODES:
-        args += ["--final-eval-episodes", str(FINAL_EPISODES)]
-    if run.stop_reward is not None:  # every arm trains for the whole budget
-        args += ["--set", "stop_reward=null"]
-    if run.eval_epsilon != 0:
-        args += ["--set", "eval_epsilon=0"]
+    for key, value in protocol_settings(budget, eval_every).items():
+        if getattr(run, key) == value:
+            continue
+        if key in _PROTOCOL_FLAGS:
+            args += [_PROTOCOL_FLAGS[key], str(value)]
+        else:
+            args += ["--set", f"{key}={'null' if value is None else value}"]
     return [*args, "--checkpoint-every", str(eval_every)]
 
 
@@ -847,13 +863,7 @@ def prepare(arm: str, game: str, max_steps: int | None = None) -> tuple[Plan, An
     """
     plan, run_cfg, cfg = plan_arm(arm, game, max_steps)
     if arm not in SB3_ARMS:
-        protocol = {
-            "eval_every": plan.eval_every,
-            "eval_episodes": EVAL_EPISODES,
-            "final_eval_episodes": FINAL_EPISODES,
-            "stop_reward": None,
-            "eval_epsilon": 0.0,
-        }
+        protocol = protocol_settings(plan.budget, plan.eval_every)
         return plan, lb.expected_settings(protocol, run_cfg, cfg)
     problems = sb3_problems(run_cfg, cfg)
     if problems:
