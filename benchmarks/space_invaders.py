@@ -5,6 +5,8 @@ Usage:
         --runs a2c:rlkit:1,a2c:rlkit:2,a2c:sb3:1,a2c:sb3:2,dueling_dqn:rlkit:1,dqn:sb3:1
     python benchmarks/space_invaders.py status    # -> results/space_invaders/STATUS.md
     python benchmarks/space_invaders.py report    # -> plots, README.md, copies of the runs' files
+    python benchmarks/space_invaders.py pack      # unfinished runs -> benchmarks/carry/ (git)
+    python benchmarks/space_invaders.py unpack    # on the next machine, then `run` resumes them
 
 Smoke test (tiny budgets in a folder of its own, so nothing reaches the real results):
     python benchmarks/space_invaders.py run --root /tmp/si_smoke/runs --results /tmp/si_smoke/out \
@@ -81,6 +83,18 @@ elsewhere instead of skipping them, ``--nice N`` lowers the children's priority,
 says what would run, ``--sb3-threads N`` sets PyTorch's threads (default: its own choice).
 ``--steps``, ``--checkpoint-every``, ``--learning-starts`` and ``--sb3-buffer-size`` exist for
 smoke tests only.
+
+Carrying runs between machines: a session's machine (and ``/work/runs`` with it) does not
+outlive the session. ``pack`` writes each unfinished, stopped run into
+``benchmarks/carry/space_invaders/<run>.tar`` (committed to git): the run folder with only its
+newest *scheduled* checkpoint (the first of its ``checkpoint_every`` interval; a Ctrl-C one is
+left out, so an rlkit run resumes bitwise exact), at most 64 MB (a DQN run's replay buffer is
+GBs: those must finish on one machine). ``unpack`` restores the archives whose folders are
+missing under ``--root``; the next ``run`` resumes them and redoes the steps past the
+checkpoint. ``driver.json`` records each carry (step, steps dropped, dates, CPUs) and each
+segment's CPU, since sessions can land on different machines (and rlkit's
+``mixed_precision: auto`` runs bfloat16 on one with AMX or AVX512-BF16, float32 elsewhere).
+``pack`` also deletes the archive of a run that has finished.
 """
 
 from __future__ import annotations
@@ -95,6 +109,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Sequence
@@ -105,6 +120,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results" / "space_invaders"
+# Unfinished runs carried from one machine to the next (``pack`` / ``unpack``): the run
+# folders live outside git and a session's machine does not outlive it.
+CARRY = HERE / "carry" / "space_invaders"
+CARRY_LIMIT_MB = 64  # a DQN run's replay buffer (GBs) cannot be carried: it must finish
 DEFAULT_ROOT = Path("/work/runs/si")
 ENV_ID = "SpaceInvadersNoFrameskip-v4"
 
@@ -207,6 +226,26 @@ def mtime_text(path: Path) -> str | None:
 def load_average() -> list[float]:
     """The 1, 5 and 15-minute load averages."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_text(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU model, with its bfloat16 flags (rlkit's ``mixed_precision: auto`` follows them).
+
+    Sessions can land on different machines: a run carried from one to another (``pack``,
+    ``unpack``) records each segment's CPU, and with it whether rlkit's torso ran bfloat16.
+    """
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    bf16 = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return f"{model} ({', '.join(bf16) if bf16 else 'no bfloat16 flags'})"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -600,6 +639,7 @@ def run_one(spec: RunSpec, args: argparse.Namespace, sup: Supervisor) -> str:
         "resumed": resume,
         "nice": args.nice,
         "load_start": load_average(),
+        "cpu": cpu_text(),
     }
     if spec.lib == "sb3":
         segment["torch_threads"] = args.sb3_threads or "default"
@@ -697,6 +737,8 @@ def describe_segment(i: int, seg: dict[str, Any]) -> str:
         extra.append(f"torch threads {seg['torch_threads']}")
     if seg.get("load_start"):
         extra.append(f"load {seg['load_start'][0]} -> {(seg.get('load_end') or ['?'])[0]}")
+    if seg.get("cpu"):
+        extra.append(seg["cpu"])
     return text + (f" [{'; '.join(extra)}]" if extra else "")
 
 
@@ -755,6 +797,134 @@ def cmd_status(args: argparse.Namespace) -> int:
     (args.results / "STATUS.md").write_text(text)
     print(text)
     print(f"written: {args.results / 'STATUS.md'}")
+    return 0
+
+
+# -- carrying unfinished runs between machines ----------------------------------------------
+def periodic_checkpoint(info: RunInfo) -> int | None:
+    """The newest checkpoint a run wrote on schedule, or None if it has none.
+
+    Both libraries checkpoint at the first step past each multiple of ``checkpoint_every``;
+    a Ctrl-C adds one between two scheduled ones. The scheduled one is the earliest of its
+    interval. Resuming from it is bitwise exact for rlkit (the Ctrl-C one is only a valid
+    continuation), so that is the one carried.
+    """
+    every = int((info.meta or {}).get("checkpoint_every") or CHECKPOINT_EVERY[info.spec.agent])
+    first_of_interval: dict[int, int] = {}
+    for step in info.checkpoints:
+        first_of_interval.setdefault(step // every, step)
+    scheduled = [s for k, s in first_of_interval.items() if k >= 1]
+    return max(scheduled) if scheduled else None
+
+
+def pack_run(info: RunInfo, carry: Path) -> str:
+    """Write ``carry/<run>.tar``: the run folder with only its newest scheduled checkpoint.
+
+    Returns:
+        What was done, in a few words.
+
+    Raises:
+        ValueError: the run is running, has no scheduled checkpoint, or is too big to carry.
+    """
+    name = info.spec.name
+    if info.live:
+        raise ValueError(f"{name} is running; stop it (Ctrl-C its driver) before packing")
+    step = periodic_checkpoint(info)
+    if step is None:
+        raise ValueError(f"{name} has no scheduled checkpoint yet: nothing to resume from")
+    keep = info.run_dir / "checkpoints" / f"step_{step:012d}"
+    skipped = {"driver.lock", "final_episode.gif"}
+    files = [
+        p
+        for p in sorted(info.run_dir.rglob("*"))
+        if p.is_file()
+        and p.name not in skipped
+        and (p.relative_to(info.run_dir).parts[0] != "checkpoints" or keep in p.parents)
+    ]
+    size_mb = sum(p.stat().st_size for p in files) / 2**20
+    if size_mb > CARRY_LIMIT_MB:
+        raise ValueError(
+            f"{name}: {size_mb:,.0f} MB with its checkpoint (limit {CARRY_LIMIT_MB} MB, a replay "
+            "buffer?); it cannot be carried, let it finish on one machine"
+        )
+    meta = info.meta or adopt(info)
+    close_open_segment(meta, info)
+    meta.setdefault("carried", []).append(
+        {"step": step, "dropped_after": info.steps, "packed": now_text(), "cpu": cpu_text()}
+    )
+    write_json(info.run_dir / "driver.json", meta)
+    carry.mkdir(parents=True, exist_ok=True)
+    tmp = carry / f".{name}.tar.tmp"
+    with tarfile.open(tmp, "w") as tar:
+        for p in files:
+            tar.add(p, arcname=f"{name}/{p.relative_to(info.run_dir)}", recursive=False)
+    os.replace(tmp, carry / f"{name}.tar")
+    lost = f"; steps {step:,}-{info.steps:,} will be redone" if info.steps > step else ""
+    return f"packed at its checkpoint {step:,} ({size_mb:.1f} MB){lost}"
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    """``pack``: carry every unfinished run (and forget the carried files of finished ones)."""
+    specs = parse_runs(args.runs) if args.runs else discover(args.root)
+    failed = 0
+    for spec in specs:
+        info = inspect(spec, args.root)
+        tar = args.carry / f"{spec.name}.tar"
+        if info.complete:
+            if tar.exists():
+                tar.unlink()
+                print(f"{spec.name}: complete; its carried copy {tar} removed")
+            continue
+        if not info.run_dir.is_dir():
+            continue
+        try:
+            print(f"{spec.name}: {pack_run(info, args.carry)}")
+        except ValueError as e:
+            print(f"{spec.name}: not packed: {e}")
+            failed += 1
+    return 1 if failed else 0
+
+
+def safe_members(tar: tarfile.TarFile, name: str) -> list[tarfile.TarInfo]:
+    """The archive's regular files, each under ``name/`` (anything else is refused).
+
+    Raises:
+        ValueError: for a link, a device, an absolute path or a ``..`` in a member.
+    """
+    members = tar.getmembers()
+    for m in members:
+        parts = Path(m.name).parts
+        if not (m.isfile() or m.isdir()) or m.name.startswith("/") or ".." in parts:
+            raise ValueError(f"refusing member {m.name!r}: not a plain file inside the run")
+        if parts[0] != name:
+            raise ValueError(f"refusing member {m.name!r}: outside {name}/")
+    return members
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    """``unpack``: restore each carried run whose folder is not under ``--root`` yet."""
+    tars = sorted(args.carry.glob("*.tar")) if args.carry.is_dir() else []
+    if not tars:
+        print(f"nothing carried in {args.carry}")
+        return 0
+    args.root.mkdir(parents=True, exist_ok=True)
+    for path in tars:
+        name = path.name.removesuffix(".tar")
+        if spec_from_name(name) is None:
+            print(f"{path}: not a run of ours; left alone")
+            continue
+        target = args.root / name
+        if target.exists():
+            print(f"{name}: {target} exists already; left as it is")
+            continue
+        with tarfile.open(path) as tar:
+            tar.extractall(args.root, members=safe_members(tar, name), filter="data")
+        meta = read_json(target / "driver.json") or {}
+        if meta.get("carried"):
+            meta["carried"][-1].update(unpacked=now_text(), unpacked_on=cpu_text())
+            write_json(target / "driver.json", meta)
+        steps = checkpoint_steps(target)
+        print(f"{name}: unpacked into {target}; `run` resumes it from step {steps[-1]:,}")
     return 0
 
 
@@ -1651,6 +1821,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", parents=[common], help="plots, README.md, copies")
     rep.add_argument("--runs", default=None, help="agent:lib:seed list (default: all found)")
     rep.add_argument("--no-gifs", action="store_true", help="skip the GIFs of final policies")
+    pk = sub.add_parser(
+        "pack", parents=[common], help="carry unfinished runs to the next machine (in git)"
+    )
+    pk.add_argument("--runs", default=None, help="agent:lib:seed list (default: all under --root)")
+    pk.add_argument("--carry", type=Path, default=CARRY, help="where the archives go")
+    up = sub.add_parser("unpack", parents=[common], help="restore carried runs under --root")
+    up.add_argument("--carry", type=Path, default=CARRY, help="where the archives are")
     child = sub.add_parser("_sb3-child", help=argparse.SUPPRESS)
     child.add_argument("run_dir")
     return p
@@ -1663,7 +1840,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sb3_child(args.run_dir)
     args.root = args.root.resolve()
     try:
-        return {"run": cmd_run, "status": cmd_status, "report": cmd_report}[args.command](args)
+        commands = {"run": cmd_run, "status": cmd_status, "report": cmd_report}
+        commands.update(pack=cmd_pack, unpack=cmd_unpack)
+        return commands[args.command](args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
