@@ -8,10 +8,8 @@ the shipped presets (and the checkpoint check of a run folder) imports TensorFlo
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -19,16 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning.py"
-
 
 @pytest.fixture(scope="module")
-def lt() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("learning_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["learning_benchmark"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+def lt(load_benchmark) -> ModuleType:
+    return load_benchmark("learning")
 
 
 @pytest.fixture

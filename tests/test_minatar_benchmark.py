@@ -7,7 +7,6 @@ resumed); the rest imports neither TensorFlow (but for the preset check) nor SB3
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -27,12 +26,8 @@ SB3_PYTHON = os.environ.get("RLKIT_SB3_PYTHON", "/work/sb3venv/bin/python")
 
 
 @pytest.fixture(scope="module")
-def mb() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("minatar_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["minatar_benchmark"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+def mb(load_benchmark) -> ModuleType:
+    return load_benchmark("minatar_ablation")
 
 
 @pytest.fixture

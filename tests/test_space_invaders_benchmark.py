@@ -7,25 +7,17 @@ the next machine. The run folders here are fakes: nothing trains.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import tarfile
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "space_invaders.py"
-
 
 @pytest.fixture(scope="module")
-def si() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("space_invaders_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["space_invaders_benchmark"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+def si(load_benchmark) -> ModuleType:
+    return load_benchmark("space_invaders")
 
 
 def fake_run(root: Path, name: str, checkpoints: list[int], steps: int, every: int = 1000) -> Path:
