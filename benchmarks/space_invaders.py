@@ -346,6 +346,19 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
     return sorted(steps)
 
 
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    """The folder of the finished checkpoint at ``step`` (rlkit pads to 12 digits, SB3's to 9).
+
+    Raises:
+        FileNotFoundError: if there is none.
+    """
+    for p in (run_dir / "checkpoints").glob("step_*"):
+        m = re.fullmatch(r"step_(\d+)", p.name)
+        if m and int(m.group(1)) == step and (p / "state.json").exists():
+            return p
+    raise FileNotFoundError(f"no finished checkpoint at step {step:,} in {run_dir}")
+
+
 def config_value(path: Path, key: str) -> str | None:
     """A top-level ``key: value`` of rlkit's ``config.yaml`` (no YAML parser needed)."""
     if not path.exists():
@@ -832,7 +845,7 @@ def pack_run(info: RunInfo, carry: Path) -> str:
     step = periodic_checkpoint(info)
     if step is None:
         raise ValueError(f"{name} has no scheduled checkpoint yet: nothing to resume from")
-    keep = info.run_dir / "checkpoints" / f"step_{step:012d}"
+    keep = checkpoint_dir(info.run_dir, step)
     skipped = {"driver.lock", "final_episode.gif"}
     files = [
         p
