@@ -26,7 +26,31 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-GOLDEN = Path(__file__).parent / "golden" / "cartpole.json"
+
+def cpu_class(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's vendor and widest float SIMD, e.g. ``GenuineIntel-avx512``.
+
+    TensorFlow's CPU kernels sum in an order set by the vector width they pick, so float
+    results are bitwise reproducible on one class of CPU, not across classes (the runs
+    recorded on an AMD EPYC with AVX2 differ in the 8th digit on an Intel Xeon with
+    AVX-512). Each class has its own golden file.
+    """
+    vendor, flags = "unknown", set()
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "vendor_id" and vendor == "unknown":
+                vendor = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    simd = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+    return f"{vendor}-{simd}"
+
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+GOLDEN = GOLDEN_DIR / f"cartpole_{cpu_class()}.json"
 REPO = Path(__file__).resolve().parents[1]
 SEED = 5
 # Steps per agent: enough for many updates (DQN: ~1,000 fused gradient steps after

@@ -15,7 +15,13 @@ import json
 import golden_runs
 import pytest
 
-GOLDEN = json.loads(golden_runs.GOLDEN.read_text())
+# This CPU class's recording if there is one (bitwise checks), else every other class's
+# (checked to float tolerance: TensorFlow's sums differ in the last digits across classes).
+RECORDED = {
+    p: json.loads(p.read_text()) for p in sorted(golden_runs.GOLDEN_DIR.glob("cartpole_*.json"))
+}
+EXACT = golden_runs.GOLDEN in RECORDED
+GOLDEN = RECORDED[golden_runs.GOLDEN] if EXACT else next(iter(RECORDED.values()))
 AGENTS = sorted(golden_runs.STEPS)
 # Every agent with the golden seed, then A2C with another seed.
 RUNS = [(agent, golden_runs.SEED) for agent in AGENTS] + [("a2c", golden_runs.SEED + 1)]
@@ -36,10 +42,25 @@ def test_golden_settings_match_the_recording():
 @pytest.mark.parametrize("agent", AGENTS)
 def test_fresh_process_reproduces_the_golden_run(agent, fresh_digests):
     got = fresh_digests[agent, golden_runs.SEED]
-    want = GOLDEN["runs"][agent]
-    assert got["progress"] == want["progress"]
-    assert got["weights"] == want["weights"]
-    assert got["final_mean_reward"] == want["final_mean_reward"]
+    if EXACT:
+        want = GOLDEN["runs"][agent]
+        assert got["progress"] == want["progress"]
+        assert got["weights"] == want["weights"]
+        assert got["final_mean_reward"] == want["final_mean_reward"]
+        return
+    # No recording for this CPU class: the runs must agree with each recorded class's to
+    # float tolerance, row by row (weights are checksums, so they cannot be compared).
+    for recorded in RECORDED.values():
+        want = recorded["runs"][agent]
+        assert len(got["progress"]) == len(want["progress"])
+        for got_row, want_row in zip(got["progress"], want["progress"], strict=True):
+            assert got_row.keys() == want_row.keys()
+            for key, value in want_row.items():
+                if value == "":
+                    assert got_row[key] == ""
+                else:
+                    assert float(got_row[key]) == pytest.approx(float(value), rel=1e-4, abs=1e-6)
+        assert got["final_mean_reward"] == pytest.approx(want["final_mean_reward"], rel=1e-3)
 
 
 def test_digest_tells_different_seeds_apart(fresh_digests):
