@@ -1,11 +1,11 @@
 """Same seed, same run, in a fresh process: every agent matches its recorded golden run.
 
-The golden digests (tests/golden/cartpole.json) were recorded in other processes, one per
-agent, so this checks reproducibility across processes (what an in-process test can miss:
-an initializer seeded at import time, say) and that refactors keep learning bit for bit on
-CPU. All runs here train one after the other in one fresh process (one TensorFlow
-start-up): the first is as fresh as a recording, and every later one must also be
-untouched by the runs before it.
+The golden digests (tests/golden/cartpole_<CPU class>.json) were recorded in other
+processes, one per agent, so this checks reproducibility across processes (what an
+in-process test can miss: an initializer seeded at import time, say) and that refactors
+keep learning bit for bit on a CPU of the same class. All runs here train one after the
+other in one fresh process (one TensorFlow start-up): the first is as fresh as a
+recording, and every later one must also be untouched by the runs before it.
 """
 
 from __future__ import annotations
