@@ -234,17 +234,12 @@ def cpu_text(cpuinfo: str = "/proc/cpuinfo") -> str:
     Sessions can land on different machines: a run carried from one to another (``pack``,
     ``unpack``) records each segment's CPU, and with it whether rlkit's torso ran bfloat16.
     """
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown CPU":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    bf16 = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    from rlkit.precision import BF16_CPU_FLAGS, cpu_info  # stdlib only: no TensorFlow
+
+    info = cpu_info(cpuinfo)
+    flags = set(info.get("flags", "").split())
+    bf16 = [f for f in BF16_CPU_FLAGS if f in flags]
+    model = info.get("model name", "unknown CPU")
     return f"{model} ({', '.join(bf16) if bf16 else 'no bfloat16 flags'})"
 
 

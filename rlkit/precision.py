@@ -13,19 +13,32 @@ from pathlib import Path
 
 MIXED_PRECISION_CHOICES = (False, True, "auto")
 # x86 flags (Linux /proc/cpuinfo) of CPUs with bfloat16 dot products that oneDNN uses.
-_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (``model name``, ``flags``, ...).
+
+    Empty where there is no such file (not Linux).
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        if key.strip() in fields:  # the second processor starts here
+            break
+        fields[key.strip()] = value.strip()
+    return fields
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU feature flags the kernel reports (empty where there is no ``/proc/cpuinfo``)."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
+    return frozenset(cpu_info(path).get("flags", "").split())
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +60,7 @@ def fast_bfloat16() -> tuple[bool, str]:
             return True, "GPU compute capability " + ", ".join(f"{a}.{b}" for a, b in caps)
         return False, "GPU without bfloat16 tensor cores (compute capability < 8.0)"
     flags = cpu_flags()
-    for flag in _BF16_CPU_FLAGS:
+    for flag in BF16_CPU_FLAGS:
         if flag in flags:
             return True, f"CPU with {flag}"
     return False, "CPU without AMX-BF16 or AVX512-BF16"

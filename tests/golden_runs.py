@@ -26,6 +26,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from rlkit.precision import cpu_info
+
 
 def cpu_class(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's vendor and widest float SIMD, e.g. ``GenuineIntel-avx512``.
@@ -35,16 +37,9 @@ def cpu_class(cpuinfo: str = "/proc/cpuinfo") -> str:
     recorded on an AMD EPYC with AVX2 differ in the 8th digit on an Intel Xeon with
     AVX-512). Each class has its own golden file.
     """
-    vendor, flags = "unknown", set()
-    try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "vendor_id" and vendor == "unknown":
-                vendor = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
+    info = cpu_info(cpuinfo)
+    flags = set(info.get("flags", "").split())
+    vendor = info.get("vendor_id", "unknown")
     simd = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
     return f"{vendor}-{simd}"
 
