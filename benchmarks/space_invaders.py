@@ -94,7 +94,10 @@ missing under ``--root``; the next ``run`` resumes them and redoes the steps pas
 checkpoint. ``driver.json`` records each carry (step, steps dropped, dates, CPUs) and each
 segment's CPU, since sessions can land on different machines (and rlkit's
 ``mixed_precision: auto`` runs bfloat16 on one with AMX or AVX512-BF16, float32 elsewhere).
-``pack`` also deletes the archive of a run that has finished.
+``pack`` also deletes the archive of a run that has finished. A finished run's files are
+copied into ``--results`` (committed) as soon as it ends, its GIF made there too; on a later
+machine, where its folder is gone, ``run`` and ``status`` read those copies and never start it
+again.
 """
 
 from __future__ import annotations
@@ -436,7 +439,7 @@ class RunInfo:
     def state(self) -> str:
         """complete, running, stopped or not started."""
         if self.complete:
-            return "complete"
+            return "complete" if self.run_dir.exists() else "complete (copies in results/)"
         if self.live:
             return "running"
         return "stopped" if self.rows or self.checkpoints else "not started"
@@ -459,9 +462,35 @@ class RunInfo:
         return segs
 
 
-def inspect(spec: RunSpec, root: Path) -> RunInfo:
-    """Read a run's folder (nothing is written)."""
+def recorded(spec: RunSpec, root: Path, results: Path) -> RunInfo | None:
+    """A finished run whose folder is gone, read from the copies ``report`` keeps in ``results``.
+
+    Run folders live on the machine that ran them; the copies (progress, results, protocol
+    card, driver.json) are committed, so a later machine still knows the run is complete and
+    never starts it again.
+    """
+    res = read_json(results / f"{spec.name}.results.json")
+    if not (isinstance(res, dict) and res.get("n_eval_episodes")):
+        return None
+    meta = read_json(results / f"{spec.name}.driver.json")
+    return RunInfo(
+        spec=spec,
+        run_dir=root / spec.name,
+        meta=meta if isinstance(meta, dict) else None,
+        rows=read_progress(results / f"{spec.name}.csv"),
+        results=res,
+        checkpoints=[],
+        live=[],
+    )
+
+
+def inspect(spec: RunSpec, root: Path, results: Path | None = None) -> RunInfo:
+    """Read a run's folder (nothing is written); or its copies in ``results`` if it is gone."""
     run_dir = root / spec.name
+    if results is not None and not run_dir.exists():
+        kept = recorded(spec, root, results)
+        if kept is not None:
+            return kept
     results = read_json(run_dir / "results.json")
     return RunInfo(
         spec=spec,
@@ -581,7 +610,7 @@ def close_open_segment(meta: dict[str, Any], info: RunInfo) -> None:
 def run_one(spec: RunSpec, args: argparse.Namespace, sup: Supervisor) -> str:
     """Start, resume or skip one run; return what happened, in a few words."""
     root: Path = args.root
-    info = inspect(spec, root)
+    info = inspect(spec, root, args.results)
     while info.live and args.wait and not sup.signals:
         pids = ", ".join(str(p["pid"]) for p in info.live)
         print(f"{spec.name}: running elsewhere (pid {pids}); waiting for it to end", flush=True)
@@ -589,11 +618,11 @@ def run_one(spec: RunSpec, args: argparse.Namespace, sup: Supervisor) -> str:
             time.sleep(1)
             if sup.signals:
                 return "stopped while waiting"
-        info = inspect(spec, root)
+        info = inspect(spec, root, args.results)
     if sup.signals:
         return "not started (interrupted)"
     if info.complete:
-        return "complete already"
+        return "complete already" + ("" if info.run_dir.exists() else f" (in {args.results})")
     if info.live:
         pids = ", ".join(f"{p['pid']} (nice {p['nice']})" for p in info.live)
         return f"running elsewhere (pid {pids}): left alone"
@@ -665,7 +694,10 @@ def run_one(spec: RunSpec, args: argparse.Namespace, sup: Supervisor) -> str:
         write_json(info.run_dir / "driver.json", meta)
         lock.unlink(missing_ok=True)
     hours = (time.time() - t0) / 3600
-    if after.complete:
+    if after.complete:  # keep its files now: the run folder does not outlive this machine
+        args.results.mkdir(parents=True, exist_ok=True)
+        copy_run_files(after, args.results)
+        make_gif(after, args.results)
         res = after.results or {}
         return (
             f"complete: {after.steps:,} steps in this segment's {hours:.2f} h; final evaluation "
@@ -798,8 +830,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         specs = parse_runs(args.runs)
     else:  # what is there, and under the default root the planned runs too
         planned = parse_runs(ALL_RUNS) if args.root == DEFAULT_ROOT else []
-        specs = planned + [s for s in discover(args.root) if s not in planned]
-    infos = [inspect(s, args.root) for s in specs]
+        specs = planned + [s for s in discover(args.root, args.results) if s not in planned]
+    infos = [inspect(s, args.root, args.results) for s in specs]
     text = status_markdown(infos)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "STATUS.md").write_text(text)
@@ -944,6 +976,7 @@ def copy_run_files(info: RunInfo, out: Path) -> list[str]:
         ("progress.csv", f"{info.spec.name}.csv"),
         ("results.json", f"{info.spec.name}.results.json"),
         ("protocol.json", f"{info.spec.name}.protocol.json"),
+        ("driver.json", f"{info.spec.name}.driver.json"),
     ):
         if (info.run_dir / src).exists():
             shutil.copyfile(info.run_dir / src, out / dst)
@@ -1362,8 +1395,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     gifs: list[Path] = []
     if args.root.is_dir():
         for spec in specs:
-            info = inspect(spec, args.root)
-            if not info.run_dir.exists():
+            info = inspect(spec, args.root, out)
+            if not info.run_dir.exists():  # known from its copies only, if at all
+                if info.complete:
+                    infos[spec.name] = info
                 continue
             infos[spec.name] = info
             copied = copy_run_files(info, out)

@@ -127,3 +127,42 @@ def test_segments_record_the_cpu_and_its_bfloat16_flags(si, tmp_path):
     info.write_text("model name\t: Chip B\nflags\t\t: sse avx2\n")
     assert si.cpu_text(str(info)) == "Chip B (no bfloat16 flags)"
     assert si.cpu_text(str(tmp_path / "missing")) == "unknown CPU (no bfloat16 flags)"
+
+
+def copies_of_a_finished_run(results: Path, name: str) -> None:
+    """What ``report`` commits for a finished run: progress, results and driver.json copies."""
+    results.mkdir(parents=True, exist_ok=True)
+    rows = ["time/env_steps,time/elapsed_s,rollout/ep_rew_mean", "500,10,1.5", "1000,20,2.5"]
+    (results / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    res = {"n_eval_episodes": 30, "mean_reward": 7.0, "std_reward": 1.0}
+    (results / f"{name}.results.json").write_text(json.dumps(res))
+    meta = {"run": name, "budget": 1000, "segments": [{"start": 0, "end": 1000}]}
+    (results / f"{name}.driver.json").write_text(json.dumps(meta))
+
+
+def test_a_finished_run_whose_folder_is_gone_is_known_from_its_copies(si, tmp_path, capsys):
+    # A new machine: no run folders, only the committed copies. `run` must not start the
+    # finished run again, and `status` must show it complete with its final evaluation.
+    root, results = tmp_path / "runs", tmp_path / "results"
+    copies_of_a_finished_run(results, "a2c_rlkit_seed1")
+    args = ["--root", str(root), "--results", str(results)]
+    assert si.main(["run", "--runs", "a2c:rlkit:1,a2c:rlkit:2", "--dry-run", *args]) == 0
+    out = capsys.readouterr().out
+    assert f"a2c_rlkit_seed1: complete already (in {results})" in out
+    assert "a2c_rlkit_seed2: would start" in out
+    assert not (root / "a2c_rlkit_seed1").exists()
+    assert si.main(["status", *args]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "a2c_rlkit_seed1 |" in line)
+    assert "complete (copies in results/)" in row and "7.0 ± 1.0" in row
+    # Without the final evaluation the copies say nothing is finished: it is started again.
+    (results / "a2c_rlkit_seed1.results.json").write_text(json.dumps({"n_eval_episodes": 0}))
+    assert si.main(["run", "--runs", "a2c:rlkit:1", "--dry-run", *args]) == 0
+    assert "a2c_rlkit_seed1: would start" in capsys.readouterr().out
+
+
+def test_report_keeps_driver_json_beside_the_other_copies(si, tmp_path):
+    root, results = tmp_path / "runs", tmp_path / "results"
+    fake_run(root, "a2c_rlkit_seed1", [1003], steps=1500)
+    copied = si.copy_run_files(inspect(si, root, "a2c_rlkit_seed1"), results.mkdir() or results)
+    assert "a2c_rlkit_seed1.driver.json" in copied
+    assert json.loads((results / "a2c_rlkit_seed1.driver.json").read_text())["budget"] == 10_000
