@@ -78,7 +78,10 @@ default thread count (``--sb3-threads N`` sets PyTorch's): comparable only betwe
 one sitting on a quiet machine. On a loaded 2-core machine PyTorch's default threads can
 slow SB3 by an order of magnitude: a 3,000-step Breakout smoke run with the DQN ``default``
 section (4 gradient steps of 128 per 4 env steps), load average 5, had not finished after
-10 minutes with PyTorch's 2 threads and took 39 s with ``--sb3-threads 1``.
+10 minutes with PyTorch's 2 threads and took 39 s with ``--sb3-threads 1``. TensorFlow's
+default threads do the same to rlkit: runs recorded at 93-215 env steps/s on a loaded machine
+train at 950-1,750 with ``--rlkit-threads 1`` (rainbow and dqn, load average 3). Give both
+sides one thread (``--sb3-threads 1 --rlkit-threads 1``) when anything else runs.
 
 Output (``benchmarks/results/minatar/``, or ``--results-dir``):
 - ``runs.csv``: one row per finished run (lib, arm, game, seed, budget, env_steps,
@@ -323,9 +326,16 @@ def cli_args(arm: str, run: Any, budget: int, eval_every: int) -> tuple[str, ...
     return (*protocol_args(run, budget, eval_every), *arm_args(arm)[2:])
 
 
-def rlkit_command(plan: Plan, seed: int, run_dir: Path, resume: bool = False) -> list[str]:
-    """The rlkit CLI command of a run: a fresh start, or ``--resume`` of its folder."""
+def rlkit_command(
+    plan: Plan, seed: int, run_dir: Path, resume: bool = False, threads: int | None = None
+) -> list[str]:
+    """The rlkit CLI command of a run: a fresh start, or ``--resume`` of its folder.
+
+    ``threads``: TensorFlow's threads (``--threads``; None: its default, one per core).
+    """
     cmd = [sys.executable, "-m", "rlkit.train"]
+    if threads:
+        cmd += ["--threads", str(threads)]
     if resume:  # the run's config.yaml holds the arm's settings and the protocol
         return [*cmd, "--resume", str(run_dir), "--quiet"]
     agent = RLKIT_ARMS[plan.arm][0]
@@ -588,10 +598,12 @@ def run_rlkit(
     run_dir: Path,
     keep_fds: Sequence[int] = (),
     expected: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Start, resume or just read one rlkit run; return its result.
 
     ``expected`` (``prepare``'s): a folder made with other settings is set aside first.
+    ``threads``: TensorFlow's threads of the child (None: its default).
 
     Raises:
         RuntimeError: if the CLI failed (the log's tail in the message).
@@ -606,7 +618,7 @@ def run_rlkit(
     if state == "fresh" and run_dir.exists():  # an unfinished run with nothing to resume
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = rlkit_command(plan, seed, run_dir, resume=state == "resume")
+    cmd = rlkit_command(plan, seed, run_dir, resume=state == "resume", threads=threads)
     print(f"  {'resume from step ' + format(step, ',') if step else 'start'}: {shown(cmd)}")
     ledger = read_ledger(run_dir)
     ledger.update(arm=plan.arm, game=plan.game, seed=seed, budget=plan.budget)
@@ -926,8 +938,10 @@ def run(args: argparse.Namespace) -> int:
                     res = run_sb3(sb3_python, plan, settings, seed, run_dir, lock, args.sb3_threads)
                     versions, command = sb3_versions or "", sb3_command(sb3_python, run_dir)
                 else:
-                    res = run_rlkit(plan, seed, run_dir, (lock_fd,), settings)
-                    versions, command = rlkit_versions, rlkit_command(plan, seed, run_dir)
+                    threads = args.rlkit_threads
+                    res = run_rlkit(plan, seed, run_dir, (lock_fd,), settings, threads)
+                    command = rlkit_command(plan, seed, run_dir, threads=threads)
+                    versions = rlkit_versions
             except (RuntimeError, RlkitError) as e:  # RlkitError: a checkpoint too new to read
                 failures += 1
                 print(f"  failed: {e}", flush=True)
@@ -1247,6 +1261,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="PyTorch threads of the SB3 runs (default: PyTorch's choice, as rlkit's TF)",
+    )
+    p.add_argument(
+        "--rlkit-threads",
+        type=int,
+        default=None,
+        help="TensorFlow threads of the rlkit runs (default: TensorFlow's choice)",
     )
     p.add_argument(
         "--tag", default=None, help="label of the rows (default: none, or maxN with --max-steps)"

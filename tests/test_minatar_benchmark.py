@@ -165,6 +165,14 @@ def test_each_arm_maps_to_the_rlkit_cli(mb: ModuleType) -> None:
     # Resuming needs only the folder: its config.yaml holds the arm's settings.
     resume = mb.rlkit_command(plan, 3, Path("/runs/x"), resume=True)
     assert resume == [sys.executable, "-m", "rlkit.train", "--resume", "/runs/x", "--quiet"]
+    # --rlkit-threads N: TensorFlow's threads, on fresh starts and resumes alike.
+    one = mb.rlkit_command(plan, 3, Path("/runs/x"), threads=1)
+    assert one[3:5] == ["--threads", "1"] and one[5:7] == ["--agent", "rainbow"]
+    assert mb.rlkit_command(plan, 3, Path("/runs/x"), resume=True, threads=2)[3:6] == [
+        "--threads",
+        "2",
+        "--resume",
+    ]
 
 
 def test_protocol_flags_only_where_the_preset_differs(mb: ModuleType) -> None:
