@@ -11,6 +11,7 @@ from rlkit.config import RunConfig
 from rlkit.core import Agent, Storage
 from rlkit.errors import NumericalError
 from rlkit.logger import Logger
+from rlkit.numpy_mlp import one_blas_thread
 from rlkit.runner import derive_seed
 
 
@@ -112,40 +113,41 @@ def train(
     # Ray rollout workers act with their own copy of the policy: the runner hands out the
     # steps they took (and moves the agent's exploration schedule on).
     in_workers = getattr(runner, "acts_in_workers", False)
-    obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
-    at_boundary = True  # storage holds nothing a checkpoint or the budget's end would lose
-    while not (at_boundary and runner.env_steps >= run.total_steps):
-        if in_workers:
-            transition, obs = runner.act_and_step(agent, obs)
-        else:
-            action = agent.act(obs, explore=True)  # [N, *action_shape]
-            transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
-        if runner.restarted:  # envs rebuilt after a fault: the restart row itself is invalid
-            log_restart(runner, logger)
-            if storage.transient:
-                storage.clear()  # the partial rollout's episodes were cut
-        storage.add(transition)
-        updated, go_on = False, True
-        # Usually one update at most; an agent may hand out several in a row (prioritized
-        # replay samples each gradient step after the priorities of the one before).
-        while (batch := agent.next_batch(storage, runner.env_steps, obs, schedule)) is not None:
-            metrics = timed_update(agent, batch, run.max_bad_updates)
-            agent.after_update(storage, batch)
-            logger.write(metrics, runner.env_steps)
-            updated = True
-            go_on &= callback.on_update(runner.env_steps, metrics) is not False
-        at_boundary = updated or not storage.transient
-        logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
-        go_on &= callback.on_step(runner.env_steps) is not False
-        if not go_on:
-            break
-        if at_boundary and checkpoints is not None and checkpoints.due(runner.env_steps):
-            path = checkpoints(runner.env_steps, schedule)
-            if storage.transient:
-                storage.clear()  # the reset cuts the episodes in progress
-            obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
-            if path is not None and callback.on_checkpoint(runner.env_steps, path) is False:
+    with one_blas_thread():  # the numpy acting path's products: one BLAS thread is fastest
+        obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
+        at_boundary = True  # storage holds nothing a checkpoint or the budget's end would lose
+        while not (at_boundary and runner.env_steps >= run.total_steps):
+            if in_workers:
+                transition, obs = runner.act_and_step(agent, obs)
+            else:
+                action = agent.act(obs, explore=True)  # [N, *action_shape]
+                transition, obs = runner.step(action)  # arrays of [N, ...]; autoreset rows masked
+            if runner.restarted:  # envs rebuilt after a fault: the restart row itself is invalid
+                log_restart(runner, logger)
+                if storage.transient:
+                    storage.clear()  # the partial rollout's episodes were cut
+            storage.add(transition)
+            updated, go_on = False, True
+            # Usually one update at most; an agent may hand out several in a row (prioritized
+            # replay samples each gradient step after the priorities of the one before).
+            while (batch := agent.next_batch(storage, runner.env_steps, obs, schedule)) is not None:
+                metrics = timed_update(agent, batch, run.max_bad_updates)
+                agent.after_update(storage, batch)
+                logger.write(metrics, runner.env_steps)
+                updated = True
+                go_on &= callback.on_update(runner.env_steps, metrics) is not False
+            at_boundary = updated or not storage.transient
+            logger.write_episodes(runner.pop_episode_stats(), runner.env_steps)
+            go_on &= callback.on_step(runner.env_steps) is not False
+            if not go_on:
                 break
+            if at_boundary and checkpoints is not None and checkpoints.due(runner.env_steps):
+                path = checkpoints(runner.env_steps, schedule)
+                if storage.transient:
+                    storage.clear()  # the reset cuts the episodes in progress
+                obs = runner.reset(seed=segment_seed(run.seed, runner.env_steps))
+                if path is not None and callback.on_checkpoint(runner.env_steps, path) is False:
+                    break
 
 
 class _StepFunction(Callback):

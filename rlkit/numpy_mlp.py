@@ -17,8 +17,9 @@ The layers are read in order from an index ``i`` into ``params``; a ``Linear`` f
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,24 @@ from numpy.lib.stride_tricks import sliding_window_view
 ACTIVATIONS = ("relu", "tanh", "elu")
 TORSOS = ("mlp", "minatar_cnn")  # the torsos with a numpy path (not the Nature CNN)
 Linear = Callable[[np.ndarray, int], np.ndarray]  # (x [B, p], i) -> [B, q]
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run numpy's matrix products on one BLAS thread meanwhile (the training loop's choice).
+
+    OpenBLAS splits a product of more than ~100 rows over its threads. For these small
+    networks that buys nothing, and on a busy machine the threads wait for a core: acting
+    for 128 CartPole envs took ~7.5 ms a step with OpenBLAS's default threads and ~0.25 ms
+    with one, and A2C trained at 12.8k env steps/s against 195k (benchmarks/README.md,
+    "BLAS threads"). ``OPENBLAS_NUM_THREADS`` only works before numpy is imported, so the
+    limit is set at run time (threadpoolctl) and lifted on exit. TensorFlow's own thread
+    pools are not affected (``--threads`` sets those).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def activation(name: str, x: np.ndarray) -> np.ndarray:

@@ -245,6 +245,36 @@ def test_callback_returning_false_stops_the_loop(on_policy):
     assert seen == sorted(seen) and seen[0] in (0, 1)
 
 
+def blas_threads() -> dict[str, int]:
+    """The thread count of each BLAS library loaded (numpy's OpenBLAS in the wheels)."""
+    from threadpoolctl import threadpool_info
+
+    return {x["filepath"]: x["num_threads"] for x in threadpool_info() if x["user_api"] == "blas"}
+
+
+def test_the_loop_runs_numpys_products_on_one_blas_thread_and_restores_them():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine
+        before = blas_threads()
+        if not before or max(before.values()) < 2:
+            pytest.skip("numpy's BLAS here cannot run on 2 threads")
+        inside: list[dict[str, int]] = []
+
+        def callback(env_steps: int) -> bool:
+            inside.append(blas_threads())
+            return env_steps < 5
+
+        runner = make_runner(1)
+        agent = build(A2C, runner, A2CConfig(n_steps=500, **SMALL))
+        logger = Logger(None, 1000, 10_000, 0)
+        loops.train_on_policy(agent, runner, logger, RunConfig(1000), callback=callback)
+        runner.close()
+        assert inside and all(set(threads.values()) == {1} for threads in inside)
+        after = blas_threads()  # lifted when training ends
+        assert {lib: after[lib] for lib in before} == before
+
+
 # -- learn() ---------------------------------------------------------------------------------
 
 
