@@ -977,6 +977,7 @@ def copy_run_files(info: RunInfo, out: Path) -> list[str]:
         ("results.json", f"{info.spec.name}.results.json"),
         ("protocol.json", f"{info.spec.name}.protocol.json"),
         ("driver.json", f"{info.spec.name}.driver.json"),
+        ("config.yaml", f"{info.spec.name}.config.yaml"),
     ):
         if (info.run_dir / src).exists():
             shutil.copyfile(info.run_dir / src, out / dst)
@@ -1221,17 +1222,35 @@ def settings_table(family: str, rlkit_cfg: dict[str, Any], sb3: dict[str, Any]) 
     return lines
 
 
-def rlkit_config(info: RunInfo | None) -> dict[str, Any]:
-    """A run's resolved rlkit settings (``config.yaml``), or {} if unavailable."""
-    if info is None or not (info.run_dir / "config.yaml").exists():
-        return {}
-    try:
-        import yaml
+def rlkit_config(info: RunInfo | None, out: Path | None = None) -> tuple[dict[str, Any], str]:
+    """A run's resolved rlkit settings and where they came from; ({}, "") if unavailable.
 
-        data = yaml.safe_load((info.run_dir / "config.yaml").read_text())
-    except Exception:  # no PyYAML, or a file being rewritten: leave the table's cells empty
-        return {}
-    return data if isinstance(data, dict) else {}
+    Its ``config.yaml`` (in the run folder, else the copy in ``out``); for a run whose folder
+    went with an earlier machine before copies were kept, the shipped preset resolved now for
+    its agent and budget, which the caller must say.
+    """
+    if info is None:
+        return {}, ""
+    import yaml
+
+    for path in (
+        info.run_dir / "config.yaml",
+        (out or info.run_dir) / f"{info.spec.name}.config.yaml",
+    ):
+        if path.exists():
+            try:
+                data = yaml.safe_load(path.read_text())
+            except yaml.YAMLError:  # a file being rewritten: leave the table's cells empty
+                return {}, ""
+            return (data, "the run's config.yaml") if isinstance(data, dict) else ({}, "")
+    from rlkit import config as config_lib
+    from rlkit.agents import get_agent_class
+
+    agent_cls = get_agent_class(info.spec.agent)
+    overrides = {"total_steps": info.budget}
+    run_cfg, agent_cfg = config_lib.resolve(agent_cls, ENV_ID, overrides=overrides)
+    data = yaml.safe_load(config_lib.to_yaml(agent_cls.name, ENV_ID, run_cfg, agent_cfg))
+    return data, "the shipped preset, resolved now (the run's own config.yaml was not kept)"
 
 
 DIFFERENCES = [
@@ -1351,7 +1370,7 @@ def readme_text(
         sb = next((s for s in family_specs if s.lib == "sb3"), None)
         sb3_card = read_json(out / f"{sb.name}.protocol.json") if sb else None
         sb3_settings = sb3_card.get("settings", {}) if isinstance(sb3_card, dict) else {}
-        cfg = rlkit_config(infos.get(rk.name) if rk else None)
+        cfg, source = rlkit_config(infos.get(rk.name) if rk else None, out)
         if not cfg and not sb3_settings:
             continue
         name = {
@@ -1360,6 +1379,8 @@ def readme_text(
             "dqn": "DQN family (rlkit: " + (rk.agent if rk else "?") + ")",
         }
         lines += [f"{name[family]}:", "", *settings_table(family, cfg, sb3_settings), ""]
+        if rk and source:
+            lines += [f"rlkit's column: {rk.name}'s settings, from {source}.", ""]
     lines += ["What else differs:", ""]
     lines += [f"- {d}" for d in DIFFERENCES]
     lines += ["", "## Protocol cards", ""]
