@@ -17,7 +17,8 @@ Smoke test (tiny budgets in a folder of its own, so nothing reaches the real res
 
 A run is (agent, library, seed) on ``SpaceInvadersNoFrameskip-v4`` with a budget of agent
 steps (4 frames each; both libraries count one step per env per vector step): A2C and PPO
-2,000,000 (8M frames), the DQN family 250,000 (1M frames). Its folder is
+2,000,000 (8M frames), the DQN family (Rainbow included, plotted with it) 250,000 (1M
+frames). Without ``--runs``, ``run`` goes through ``ALL_RUNS`` in order. Its folder is
 ``<root>/<agent>_<lib>_seed<S>`` (default root ``/work/runs/si``, outside git).
 
 rlkit: the shipped preset, exactly the command a user types::
@@ -26,13 +27,13 @@ rlkit: the shipped preset, exactly the command a user types::
         --total-steps 2000000 --run-dir D --checkpoint-every 250000 --quiet
     python -m rlkit.train --resume D --total-steps 2000000 --quiet      # to continue
 
-(Dueling DQN: 250,000 steps, a checkpoint every 50,000.) rlkit's ``progress.csv`` gives the
-curve (``rollout/ep_rew_mean``: mean full-game score of the last 100 training episodes) and
-its ``results.json`` the final evaluation: 30 episodes at epsilon 0.05 on seeds the run never
-used, full-game unclipped scores. A resume from a periodic checkpoint is bitwise exact; one
-from the checkpoint a Ctrl-C writes between two periodic ones is a valid continuation, but not
-the same as an uninterrupted run (rlkit resets its envs with a derived seed at every
-checkpoint).
+(Dueling DQN and Rainbow: 250,000 steps, a checkpoint every 50,000.) rlkit's ``progress.csv``
+gives the curve (``rollout/ep_rew_mean``: mean full-game score of the last 100 training
+episodes) and its ``results.json`` the final evaluation: 30 episodes at epsilon 0.05 on seeds
+the run never used, full-game unclipped scores. A resume from a periodic checkpoint is bitwise
+exact; one from the checkpoint a Ctrl-C writes between two periodic ones is a valid
+continuation, but not the same as an uninterrupted run (rlkit resets its envs with a derived
+seed at every checkpoint).
 
 Stable-Baselines3 (in its own Python, ``--sb3-python``; this file runs there as
 ``_sb3-child``): rl-zoo3's Atari settings. Envs from ``make_atari_env`` (``Monitor`` under
@@ -131,10 +132,13 @@ DEFAULT_ROOT = Path("/work/runs/si")
 ENV_ID = "SpaceInvadersNoFrameskip-v4"
 
 BUDGETS = {"a2c": 2_000_000, "ppo": 2_000_000}
-BUDGETS.update(dqn=250_000, double_dqn=250_000, dueling_dqn=250_000)
+BUDGETS.update(dqn=250_000, double_dqn=250_000, dueling_dqn=250_000, rainbow=250_000)
 CHECKPOINT_EVERY = {"a2c": 250_000, "ppo": 250_000}
-CHECKPOINT_EVERY.update(dqn=50_000, double_dqn=50_000, dueling_dqn=50_000)
-AGENTS = {"rlkit": ("a2c", "ppo", "dqn", "double_dqn", "dueling_dqn"), "sb3": ("a2c", "ppo", "dqn")}
+CHECKPOINT_EVERY.update(dqn=50_000, double_dqn=50_000, dueling_dqn=50_000, rainbow=50_000)
+AGENTS = {
+    "rlkit": ("a2c", "ppo", "dqn", "double_dqn", "dueling_dqn", "rainbow"),
+    "sb3": ("a2c", "ppo", "dqn"),
+}
 FAMILIES = ("a2c", "ppo", "dqn")  # one plot and one settings table each
 SB3_ENVS = {"a2c": 16, "ppo": 8, "dqn": 1}  # rl-zoo3's n_envs
 SB3_LOG_EVERY = 10_000
@@ -511,7 +515,7 @@ def discover(root: Path, results: Path | None = None) -> list[RunSpec]:
     if results is not None and results.is_dir():
         names |= {p.name.removesuffix(".csv") for p in results.glob("*.csv")}
     specs = [s for s in (spec_from_name(n) for n in names) if s is not None]
-    order = {"a2c": 0, "ppo": 1, "dqn": 2, "double_dqn": 3, "dueling_dqn": 4}
+    order = {"a2c": 0, "ppo": 1, "dqn": 2, "double_dqn": 3, "dueling_dqn": 4, "rainbow": 5}
     return sorted(
         specs, key=lambda s: (FAMILIES.index(s.family), s.lib != "rlkit", order[s.agent], s.seed)
     )
@@ -1853,7 +1857,11 @@ def sb3_child(run_dir_arg: str) -> int:
 
 
 # -- command line ---------------------------------------------------------------------------
-ALL_RUNS = "a2c:rlkit:1,a2c:rlkit:2,a2c:sb3:1,a2c:sb3:2,dueling_dqn:rlkit:1,dqn:sb3:1"
+# Issue 14 (A2C, Dueling DQN vs SB3 DQN), issue 15 (PPO) and issue 16 (Rainbow beside Dueling).
+ALL_RUNS = (
+    "a2c:rlkit:1,a2c:rlkit:2,a2c:sb3:1,a2c:sb3:2,dueling_dqn:rlkit:1,dqn:sb3:1,"
+    "rainbow:rlkit:1,ppo:rlkit:1,ppo:sb3:1"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
