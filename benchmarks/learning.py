@@ -62,8 +62,9 @@ the frozen observation statistics as rlkit's are; rlkit merges the observation s
 once per rollout (in the update), VecNormalize at every env step. SB3's MuJoCo PPO keeps
 rl-zoo3's ``ortho_init=False``; rlkit's networks are always initialised orthogonally.
 Training seconds are wall time: both libraries use their
-default thread counts (``--sb3-threads N`` sets PyTorch's, recorded in the row), so they are
-only comparable on an otherwise idle machine. On the loaded 2-core machine PyTorch's default
+default thread counts (``--sb3-threads N`` sets PyTorch's, ``--rlkit-threads N``
+TensorFlow's, both recorded in the row), so they are only comparable on an otherwise idle
+machine, or with one thread a side. On the loaded 2-core machine PyTorch's default
 threads slowed SB3 badly: its PPO on Pendulum-v1 took 2,762 s of training for 80k env steps
 (rlkit's the same steps in 15 s, both niced beside two other jobs).
 
@@ -734,14 +735,15 @@ def resume_point(run_dir: Path) -> int | None:
     return None
 
 
-def rlkit_command(plan: Plan, seed: int, run_dir: Path) -> list[str]:
+def rlkit_command(plan: Plan, seed: int, run_dir: Path, threads: int | None = None) -> list[str]:
     """The CLI command that starts the run, or continues it from its newest checkpoint.
 
     A folder with ``results.json`` is a finished run (None: nothing to run); one with a
     checkpoint that verifies and its ``config.yaml`` is continued with ``--resume``; any
     other folder (an interrupted short run) is removed and the run started again.
+    ``threads``: TensorFlow's threads (``--threads``; None: its default).
     """
-    head = [sys.executable, "-m", "rlkit.train"]
+    head = [sys.executable, "-m", "rlkit.train", *(["--threads", str(threads)] if threads else [])]
     if run_dir.is_dir() and (run_dir / "config.yaml").is_file():
         step = resume_point(run_dir)
         if step is not None:
@@ -825,7 +827,11 @@ def set_aside_if_stale(
 
 
 def run_rlkit(
-    plan: Plan, seed: int, run_dir: Path, expected: tuple[dict[str, Any], dict[str, Any]]
+    plan: Plan,
+    seed: int,
+    run_dir: Path,
+    expected: tuple[dict[str, Any], dict[str, Any]],
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train with the shipped preset through the CLI in a fresh process; read its files.
 
@@ -839,7 +845,7 @@ def run_rlkit(
     """
     set_aside_if_stale(run_dir, *expected)
     if not (run_dir / "results.json").is_file():
-        cmd = rlkit_command(plan, seed, run_dir)
+        cmd = rlkit_command(plan, seed, run_dir, threads)
         print("  " + " ".join(cmd[1:]), flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -1338,8 +1344,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             if lib == "rlkit":
                 protocol = {"eval_every": plan.eval_every, "stop_reward": plan.stop_reward}
-                res = run_rlkit(plan, seed, run_dir, expected_settings(protocol, run_cfg, cfg))
+                expected = expected_settings(protocol, run_cfg, cfg)
+                res = run_rlkit(plan, seed, run_dir, expected, args.rlkit_threads)
                 versions = rlkit_versions
+                if args.rlkit_threads:
+                    versions += f"; tensorflow threads {args.rlkit_threads}"
             else:
                 settings = sb3_settings(agent, env, run_cfg, cfg)
                 res = run_sb3(sb3_python, plan, settings, seed, run_dir, args.sb3_threads)  # type: ignore[arg-type]
@@ -1631,6 +1640,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="PyTorch threads of the SB3 runs (default: PyTorch's choice, as rlkit's TF); "
         "1 keeps SB3 from crawling on a loaded machine (recorded in the rows' versions)",
+    )
+    p.add_argument(
+        "--rlkit-threads",
+        type=int,
+        default=None,
+        help="TensorFlow threads of the rlkit runs (default: TensorFlow's choice); give both "
+        "sides 1 on a loaded machine (recorded in the rows' versions)",
     )
     p.add_argument("--cells", default=",".join(CELLS), help="agent:env pairs, comma separated")
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help="e.g. 1001-1010 or 1,2,3")

@@ -335,6 +335,9 @@ def test_long_runs_checkpoint_and_resume(lt: ModuleType, tmp_path: Path) -> None
     resumed = lt.rlkit_command(long_plan, 1001, run_dir)
     assert resumed[-3:] == ["--resume", str(run_dir), "--quiet"]
     assert run_dir.exists()  # a resumable folder is kept
+    # --rlkit-threads N: TensorFlow's threads, on a resume as on a fresh start.
+    one = lt.rlkit_command(long_plan, 1001, run_dir, threads=1)
+    assert one[3:5] == ["--threads", "1"] and one[-3:] == ["--resume", str(run_dir), "--quiet"]
 
 
 @pytest.mark.parametrize("margin", [0.0, 2.0])
