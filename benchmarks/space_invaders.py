@@ -1042,23 +1042,28 @@ def plot_family(family: str, specs: list[RunSpec], out: Path) -> Path | None:
     if not specs:
         return None
     fig, (ax_steps, ax_hours) = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
-    colors = {"rlkit": "C0", "sb3": "C3"}
+    # One colour per library and agent (rlkit's DQN-family agents share a plot), a line
+    # style per seed.
+    colors = {("sb3", a): "C3" for a in AGENTS["sb3"]}  # red
+    rlkit_colors = {"dqn": "C4", "double_dqn": "C9", "rainbow": "C2"}  # purple, cyan, green
+    colors.update({("rlkit", a): rlkit_colors.get(a, "C0") for a in AGENTS["rlkit"]})  # blue
     styles = ("-", "--", ":", "-.")
     for spec in specs:
+        color = colors[spec.lib, spec.agent]
         steps, hours, scores, resumes = curve(out / f"{spec.name}.csv")
         if not steps:
             continue
         lib = "rlkit" if spec.lib == "rlkit" else "SB3"
         label = f"{lib} {spec.agent}, seed {spec.seed}"
-        style = dict(color=colors[spec.lib], ls=styles[spec.seed % len(styles)], lw=1.4)
+        style = dict(color=color, ls=styles[spec.seed % len(styles)], lw=1.4)
         ax_steps.plot(steps, scores, label=label, **style)
         ax_hours.plot(hours, scores, label=label, **style)
         for x in resumes:  # where a resumed segment took over
-            ax_steps.axvline(x, color=colors[spec.lib], lw=0.6, alpha=0.35)
+            ax_steps.axvline(x, color=color, lw=0.6, alpha=0.35)
         res = read_json(out / f"{spec.name}.results.json")
         if isinstance(res, dict) and res.get("n_eval_episodes"):
             mean, std = res["mean_reward"], res["std_reward"]
-            kw = dict(color=colors[spec.lib], marker="o", ms=5, capsize=3, lw=1)
+            kw = dict(color=color, marker="o", ms=5, capsize=3, lw=1)
             ax_steps.errorbar([steps[-1]], [mean], yerr=[std], **kw)
             ax_hours.errorbar([hours[-1]], [mean], yerr=[std], **kw)
     zoo = ZOO_LINES.get(family)
@@ -1081,10 +1086,15 @@ def plot_family(family: str, specs: list[RunSpec], out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     if ax_hours.get_legend_handles_labels()[0]:
         ax_hours.legend(fontsize=8, loc="upper left")
+    names = {"dqn": "DQN", "double_dqn": "Double DQN", "dueling_dqn": "Dueling DQN"}
+    names["rainbow"] = "Rainbow"
+    rlkit_agents = " and ".join(
+        dict.fromkeys(names[s.agent] for s in specs if s.lib == "rlkit" and s.agent in names)
+    )
     title = {
         "a2c": "A2C: rlkit vs Stable-Baselines3",
         "ppo": "PPO: rlkit vs Stable-Baselines3",
-        "dqn": "rlkit Dueling DQN vs Stable-Baselines3 DQN (SB3 has no dueling head)",
+        "dqn": f"rlkit {rlkit_agents or 'DQN family'} vs Stable-Baselines3 DQN",
     }[family]
     fig.suptitle(
         f"{ENV_ID}, dqn protocol. {title}. Dots: final evaluation, 30 episodes at epsilon 0.05 "
