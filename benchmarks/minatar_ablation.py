@@ -86,11 +86,14 @@ sides one thread (``--sb3-threads 1 --rlkit-threads 1``) when anything else runs
 Output (``benchmarks/results/minatar/``, or ``--results-dir``):
 - ``runs.csv``: one row per finished run (lib, arm, game, seed, budget, env_steps,
   train_seconds, resumed_from, steps_per_second, final_mean, final_std, final_returns,
-  versions, date, tag, command). ``train_seconds`` is the training time (periodic
-  evaluations excluded) of the process that finished the run, ``resumed_from`` the env
-  step it started at (0 for a run done in one go) and ``steps_per_second`` = (env_steps -
-  resumed_from) / train_seconds; time spent by earlier, interrupted processes is not
-  counted. ``command`` is the command that started the run.
+  versions, date, tag, command). ``train_seconds`` is the run's training time (periodic
+  evaluations excluded), summed over every process that worked on it (rlkit's
+  ``results.json`` carries the earlier processes' time across a resume; SB3 runs never
+  resume), ``resumed_from`` the env step the last process started at (0 for a run done in
+  one go) and ``steps_per_second`` = env_steps / train_seconds. (Rows written before
+  session 13 divided only the last process's steps by that sum, which understated resumed
+  runs; ``report`` recomputes the figure from the two columns.) ``command`` is the command
+  that started the run.
 - ``curves.csv``: every periodic evaluation (arm, game, seed, env_steps, eval_mean, tag).
 - ``table.md`` and ``curves_<game>.png`` from ``report``.
 """
@@ -827,7 +830,7 @@ def record(
     ]
     lb.append_csv(CURVES, CURVE_FIELDS, curve)
     returns = np.asarray(res["returns"], dtype=float)
-    trained = int(res["env_steps"]) - int(res.get("resumed_from", 0))
+    trained = int(res["env_steps"])  # train_seconds covers every process of the run
     seconds = float(res["train_seconds"])
     row = {
         "lib": lib_of(plan.arm),
@@ -965,6 +968,11 @@ def _num(text: str | None) -> float:
     return float(text) if text not in ("", None) else math.nan
 
 
+def _speed(env_steps: int, seconds: float) -> float:
+    """Env steps per training second of a run, NaN without a positive time."""
+    return env_steps / seconds if seconds > 0 else math.nan
+
+
 def load(tag: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows and curve points of ``tag``, numbers parsed."""
     rows = [
@@ -974,7 +982,8 @@ def load(tag: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             "budget": int(r["budget"]),
             "env_steps": int(r["env_steps"]),
             "train_seconds": _num(r["train_seconds"]),
-            "steps_per_second": _num(r["steps_per_second"]),
+            # From the two columns, not the stored figure (see ``runs.csv`` above).
+            "steps_per_second": _speed(int(r["env_steps"]), _num(r["train_seconds"])),
             "final_mean": _num(r["final_mean"]),
         }
         for r in lb.read_csv(ROWS)

@@ -315,7 +315,8 @@ def _fake_child(calls: list[list[str]], evaluations: list[dict[str, float]]) -> 
     def run_child(cmd: list[str], log_path: Path, keep_fds: Any = (), on_stop: str = "") -> int:
         calls.append(list(cmd))
         run_dir = log_path.parent
-        results = {"train_env_steps": 3000, "train_seconds": 10.0, "returns": [1.0, 3.0]}
+        # rlkit's train_seconds covers the whole run, earlier processes included.
+        results = {"train_env_steps": 3000, "train_seconds": 30.0, "returns": [1.0, 3.0]}
         (run_dir / "results.json").write_text(json.dumps(results))
         _checkpoint(run_dir, 3000, history=evaluations)
         return 0
@@ -346,9 +347,9 @@ def test_a_stopped_run_resumes_and_a_finished_one_is_only_read(
     ledger = json.loads((run_dir / "minatar.json").read_text())
     assert [(s["start"], s["exit"]) for s in ledger["segments"]] == [(2000, 0)]
     row = mb.record(plan, 1, "", "v", res, "python -m rlkit.train ...")
-    # 1,000 steps trained by the last process in 10 s; returns 1 and 3: mean 2, std 1.
+    # 3,000 steps in 30 s of training over both processes; returns 1 and 3: mean 2, std 1.
     assert (row["resumed_from"], row["steps_per_second"]) == (2000, 100.0)
-    assert (row["final_mean"], row["final_std"], row["train_seconds"]) == (2.0, 1.0, 10.0)
+    assert (row["final_mean"], row["final_std"], row["train_seconds"]) == (2.0, 1.0, 30.0)
     assert [c["eval_mean"] for c in mb.lb.read_csv(mb.CURVES)] == ["0.5", "1.5", "2.5"]
     # Finished but unrecorded (stopped between results.json and the row): read, not rerun.
     calls.clear()
