@@ -79,7 +79,7 @@ one sitting on a quiet machine. On a loaded 2-core machine PyTorch's default thr
 slow SB3 by an order of magnitude: a 3,000-step Breakout smoke run with the DQN ``default``
 section (4 gradient steps of 128 per 4 env steps), load average 5, had not finished after
 10 minutes with PyTorch's 2 threads and took 39 s with ``--sb3-threads 1``. TensorFlow's
-default threads do the same to rlkit: runs recorded at 93-215 env steps/s on a loaded machine
+default threads do the same to rlkit: runs recorded at 171-394 env steps/s on a loaded machine
 train at 950-1,750 with ``--rlkit-threads 1`` (rainbow and dqn, load average 3). Give both
 sides one thread (``--sb3-threads 1 --rlkit-threads 1``) when anything else runs.
 
