@@ -1086,8 +1086,12 @@ def plot_family(family: str, specs: list[RunSpec], out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     if ax_hours.get_legend_handles_labels()[0]:
         ax_hours.legend(fontsize=8, loc="upper left")
-    names = {"dqn": "DQN", "double_dqn": "Double DQN", "dueling_dqn": "Dueling DQN"}
-    names["rainbow"] = "Rainbow"
+    names = {
+        "dqn": "DQN",
+        "double_dqn": "Double DQN",
+        "dueling_dqn": "Dueling DQN",
+        "rainbow": "Rainbow",
+    }
     rlkit_agents = " and ".join(
         dict.fromkeys(names[s.agent] for s in specs if s.lib == "rlkit" and s.agent in names)
     )
@@ -1247,10 +1251,10 @@ def rlkit_config(info: RunInfo | None, out: Path | None = None) -> tuple[dict[st
         return {}, ""
     import yaml
 
-    for path in (
-        info.run_dir / "config.yaml",
-        (out or info.run_dir) / f"{info.spec.name}.config.yaml",
-    ):
+    paths = [info.run_dir / "config.yaml"]
+    if out is not None:
+        paths.append(out / f"{info.spec.name}.config.yaml")
+    for path in paths:
         if path.exists():
             try:
                 data = yaml.safe_load(path.read_text())
