@@ -144,10 +144,6 @@ SKIPPED = {
     ("rainbow", "MountainCar-v0"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
     ("rainbow", "LunarLander-v3"): "no preset yet (Rainbow's sections: CartPole-v1, MinAtar)",
     ("a2c", "LunarLanderContinuous-v3"): "no preset",
-    # rl-zoo3's A2C Pendulum settings need gSDE ("almost tuned", with use_sde), which rlkit
-    # does not have: seed 1001 ended at -888.9 (rlkit) and -883.1 (SB3, same settings) after
-    # 1M env steps. Not repeated on more seeds until an A2C preset learns Pendulum.
-    ("a2c", "Pendulum-v1"): "the preset does not learn it without gSDE (seed 1001, both sides)",
 }
 for _agent in ("dqn", "double_dqn", "dueling_dqn", "rainbow"):
     for _env in CONTINUOUS:
@@ -283,7 +279,9 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "anneal": False,
         "ent_coef": 0.0,
     },
-    ("ppo", "Pendulum-v1"): {  # rl-zoo3's, without gSDE (rlkit has none)
+    # rl-zoo3's; gSDE (use_sde, sde_sample_freq) from the preset. Rows from before rlkit had
+    # gSDE (both sides without it) carry the tag no-sde.
+    ("ppo", "Pendulum-v1"): {
         "n_envs": 4,
         "n_steps": 1024,
         "batch_size": 64,
@@ -313,7 +311,7 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "anneal": False,
         "ent_coef": 0.0,
     },
-    ("a2c", "Pendulum-v1"): {  # rl-zoo3's, without gSDE; normalized (VecNormalize on SB3's side)
+    ("a2c", "Pendulum-v1"): {  # rl-zoo3's; normalized (VecNormalize on SB3's side), gSDE
         "n_envs": 8,
         "n_steps": 8,
         "gamma": 0.99,
@@ -632,6 +630,8 @@ def sb3_settings(agent: str, env: str, run: Any, cfg: Any) -> dict[str, Any]:
             log_std_init=cfg.log_std_init,  # Gaussian policies only; SB3 ignores it elsewhere
             normalize_obs=cfg.normalize_obs,  # VecNormalize on SB3's side
             normalize_reward=cfg.normalize_reward,
+            use_sde=cfg.use_sde,  # gSDE: SB3's own
+            sde_sample_freq=cfg.sde_sample_freq,
         )
         if agent == "ppo":
             s.update(clip_range_vf=cfg.clip_range_vf, target_kl=cfg.target_kl)
@@ -1120,6 +1120,8 @@ def sb3_child(spec_path: str) -> int:
             "vf_coef": s["vf_coef"],
             "max_grad_norm": s["max_grad_norm"],
             "normalize_advantage": s["normalize_advantage"],
+            "use_sde": s.get("use_sde", False),
+            "sde_sample_freq": s.get("sde_sample_freq", -1),
             "policy_kwargs": {
                 "net_arch": {"pi": s["net_arch"], "vf": s["net_arch"]},
                 "activation_fn": activation_fn,

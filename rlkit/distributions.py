@@ -12,6 +12,16 @@ action space      kind                 network outputs ``params [B, P]``
 ``Box`` (D dims)  ``gaussian``         means, P = D; a learned state-independent log-std
 ================  ===================  ==============================================
 
+A Gaussian policy may instead explore with gSDE (generalized state-dependent exploration,
+Raffin et al., 2022, as Stable-Baselines3's ``use_sde``): the log-std is a matrix ``[F, D]``
+over the policy's F last hidden features phi(s), an exploration matrix ``M [F, D]`` with
+entries ~ N(0, exp(log_std)^2) is drawn per env and kept for several steps
+(``StateDependentNoise``), and the action is ``mu(s) + phi(s) M``: the noise varies smoothly
+with the state instead of step by step, which suits physical systems (motors integrate
+white noise away). Given phi(s), the action is Gaussian with std
+``sigma_d(s) = sqrt(sum_f phi_f(s)^2 exp(2 log_std[f, d]))``; that is the distribution
+learned from, with phi(s) held fixed (no gradient through the features into the std).
+
 Inside compiled updates ``log_prob_entropy`` builds the ``tfp.distributions`` of each kind
 (and, for a tanh-squashed Gaussian, adds the change-of-variables correction by hand).
 Acting uses the numpy twin (``sample``/``mode``), which needs no TensorFlow: small MLP
@@ -43,6 +53,7 @@ KINDS = ("categorical", "multi_categorical", "bernoulli", "gaussian")
 # computed for actions at most this far inside [-1, 1] (in the squashed scale).
 SQUASH_EPS = 1e-6
 LOG_STD_BOUNDS = (-20.0, 2.0)  # the Gaussian's std is clamped to [2e-9, 7.4] when used
+SDE_VARIANCE_EPS = 1e-6  # gSDE: added to sigma_d(s)^2, which is 0 where the features are
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,14 +180,23 @@ class ActionDist:
 
     # -- numpy: acting ----------------------------------------------------------------------
     def sample(
-        self, params: np.ndarray, rng: np.random.Generator, log_std: np.ndarray | None = None
+        self,
+        params: np.ndarray,
+        rng: np.random.Generator,
+        log_std: np.ndarray | None = None,
+        features: np.ndarray | None = None,
+        noise: np.ndarray | None = None,
     ) -> np.ndarray:
         """Sample one action per row of ``params [B, P]`` (the action the agent stores).
 
         Args:
             params: the policy head's outputs.
             rng: the generator to draw from.
-            log_std: ``[D]``, the Gaussian's learned log-std.
+            log_std: the Gaussian's learned log-std: ``[D]``, or ``[F, D]`` with gSDE.
+            features: gSDE: the policy features phi(s) ``[B, F]``.
+            noise: gSDE: each row's exploration matrix ``[B, F, D]``
+                (``StateDependentNoise``); without it, a fresh independent draw from
+                N(mu(s), sigma(s)^2), the distribution the policy learns.
 
         Returns:
             ``[B, *action_shape]`` actions, ``action_dtype``.
@@ -192,8 +212,11 @@ class ActionDist:
             p = 1.0 / (1.0 + np.exp(-params))
             actions = (rng.random(params.shape) < p).astype(np.int64)
             return actions.reshape(len(params), *self.action_shape)
-        std = np.exp(np.clip(np.asarray(log_std, np.float32), *LOG_STD_BOUNDS))
-        u = params + std * rng.standard_normal(params.shape, dtype=np.float32)
+        if noise is not None:
+            u = params + np.einsum("bf,bfd->bd", np.asarray(features, np.float32), noise)
+        else:
+            std = gaussian_std(log_std, features)
+            u = params + std * rng.standard_normal(params.shape, dtype=np.float32)
         return self._to_actions(u)
 
     def mode(self, params: np.ndarray) -> np.ndarray:
@@ -224,13 +247,17 @@ class ActionDist:
         return u.astype(np.float32).reshape(len(u), *self.action_shape)
 
     # -- TensorFlow: learning ----------------------------------------------------------------
-    def log_prob_entropy(self, params: Any, actions: Any, log_std: Any = None) -> tuple[Any, Any]:
+    def log_prob_entropy(
+        self, params: Any, actions: Any, log_std: Any = None, features: Any = None
+    ) -> tuple[Any, Any]:
         """``(log pi(a|s) [B], entropy [B])`` of stored actions, inside a compiled update.
 
         Args:
             params: the policy head's outputs ``[B, P]`` (float32).
             actions: stored actions ``[B, *action_shape]``.
-            log_std: ``[D]``, the Gaussian's learned log-std.
+            log_std: the Gaussian's learned log-std: ``[D]``, or ``[F, D]`` with gSDE.
+            features: gSDE: the policy features ``[B, F]`` (no gradient flows into them
+                from here).
 
         Returns:
             The log-probabilities and the entropies. A squashed Gaussian has no closed-form
@@ -257,10 +284,12 @@ class ActionDist:
             dist = tfd.Independent(tfd.Bernoulli(logits=params), reinterpreted_batch_ndims=1)
             return dist.log_prob(flat), dist.entropy()
         log_std = tf.clip_by_value(log_std, *LOG_STD_BOUNDS)
-        normal = tfd.Independent(
-            tfd.Normal(loc=params, scale=tf.exp(log_std) * tf.ones_like(params)),
-            reinterpreted_batch_ndims=1,
-        )
+        if features is None:
+            scale = tf.exp(log_std) * tf.ones_like(params)
+        else:
+            phi = tf.stop_gradient(tf.cast(features, tf.float32))
+            scale = tf.sqrt(tf.square(phi) @ tf.exp(2.0 * log_std) + SDE_VARIANCE_EPS)
+        normal = tfd.Independent(tfd.Normal(loc=params, scale=scale), reinterpreted_batch_ndims=1)
         flat = tf.reshape(tf.cast(actions, tf.float32), [batch, self.sizes[0]])
         if not self.squash:
             return normal.log_prob(flat), normal.entropy()
@@ -292,6 +321,52 @@ class ActionDist:
         else:
             actions = tf.clip_by_value(params, low, high)
         return tf.reshape(actions, shape)
+
+
+def gaussian_std(log_std: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+    """The Gaussian's std: ``[D]`` from a log-std ``[D]``, or ``[B, D]`` with gSDE.
+
+    With gSDE the log-std is ``[F, D]`` and ``features`` ``[B, F]`` (see the module docstring).
+    """
+    log_std = np.clip(np.asarray(log_std, np.float32), *LOG_STD_BOUNDS)
+    if features is None:
+        return np.exp(log_std)
+    variance = np.square(np.asarray(features, np.float32)) @ np.exp(2.0 * log_std)
+    return np.sqrt(variance + np.float32(SDE_VARIANCE_EPS))
+
+
+class StateDependentNoise:
+    """gSDE's exploration matrices, one ``[F, D]`` per env, and when to draw new ones.
+
+    The matrices are drawn (entries ~ N(0, exp(log_std)^2), from the agent's generator)
+    before the first step, every ``sample_freq`` steps after that (-1: never), and after
+    every ``reset`` (the agent resets after each update, so each rollout explores with
+    matrices of its own weights, as Stable-Baselines3 does).
+
+    Args:
+        sample_freq: steps between draws, or -1 for one draw per rollout.
+    """
+
+    def __init__(self, sample_freq: int = -1) -> None:
+        if sample_freq == 0 or sample_freq < -1:
+            raise ValueError(f"sample_freq must be -1 or >= 1, got {sample_freq}")
+        self.sample_freq = int(sample_freq)
+        self.matrices: np.ndarray | None = None  # [N, F, D]
+        self.steps = 0  # steps since the last reset
+
+    def reset(self) -> None:
+        """Draw new matrices before the next step."""
+        self.matrices, self.steps = None, 0
+
+    def __call__(self, log_std: np.ndarray, num_envs: int, rng: np.random.Generator) -> np.ndarray:
+        """The matrices ``[num_envs, F, D]`` for this step (drawing new ones when due)."""
+        due = self.sample_freq > 0 and self.steps % self.sample_freq == 0
+        if self.matrices is None or len(self.matrices) != num_envs or due:
+            std = np.exp(np.clip(np.asarray(log_std, np.float32), *LOG_STD_BOUNDS))
+            shape = (num_envs, *std.shape)
+            self.matrices = std * rng.standard_normal(shape, dtype=np.float32)
+        self.steps += 1
+        return self.matrices
 
 
 def squash_log_det(u: Any, width: Any) -> Any:

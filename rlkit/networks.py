@@ -188,7 +188,7 @@ class Network(keras.Model):
             return layers
         if self.torso_name == "minatar_cnn":
             # Young & Tian (2019): one 16x3x3/1 convolution ('valid'), then 128 units.
-            width = self.hidden_sizes[-1] if self.hidden_sizes else 128
+            width = self.feature_width()
             convs = [
                 keras.layers.Conv2D(
                     16, 3, 1, activation="relu", name=f"{prefix}conv_0", dtype=dtype
@@ -196,7 +196,7 @@ class Network(keras.Model):
             ]
         else:
             # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
-            width = self.hidden_sizes[-1] if self.hidden_sizes else 512
+            width = self.feature_width()
             convs = [
                 keras.layers.Conv2D(
                     32, 8, 4, activation="relu", name=f"{prefix}conv_0", dtype=dtype
@@ -214,6 +214,13 @@ class Network(keras.Model):
         else:
             dense = keras.layers.Dense(width, activation="relu", name=name, dtype=dtype)
         return [*convs, keras.layers.Flatten(name=f"{prefix}flatten", dtype=dtype), dense]
+
+    def feature_width(self) -> int:
+        """F, the width of the torso's features (what the heads read)."""
+        if self.torso_name == "mlp":
+            return self.hidden_sizes[-1] if self.hidden_sizes else int(np.prod(self.obs_shape))
+        default = 128 if self.torso_name == "minatar_cnn" else 512
+        return self.hidden_sizes[-1] if self.hidden_sizes else default
 
     # -- description -------------------------------------------------------------------
     @property
@@ -624,19 +631,27 @@ class ActorCriticNetwork(Network):
         share_torso: bool = True,
         log_std_dim: int = 0,
         log_std_init: float = 0.0,
+        sde: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("noisy"):
             raise ValueError("noisy layers are for Q-networks (kind 'q' or 'dueling_q')")
+        if not isinstance(sde, bool) or (sde and not log_std_dim):
+            raise ValueError("sde (gSDE) is for Gaussian policies: it needs log_std_dim > 0")
         super().__init__(*args, **kwargs)
         self.share_torso = bool(share_torso)
         # A Gaussian policy's state-independent log-std (``log_std_dim`` > 0): one learned
         # number per action dim, as in the PPO paper and the reference implementations.
+        # With ``sde`` (gSDE, Raffin et al., 2022) it is a matrix ``[F, D]`` over the policy
+        # torso's F features instead: the std of action dim d in state s is
+        # sqrt(sum_f features_f(s)^2 exp(2 log_std[f, d])).
         self.log_std_dim = int(log_std_dim)
+        self.sde = sde
         self.log_std = None
         if self.log_std_dim:
+            shape = (self.feature_width(), self.log_std_dim) if sde else (self.log_std_dim,)
             self.log_std = self.add_weight(
-                shape=(self.log_std_dim,),
+                shape=shape,
                 initializer=keras.initializers.Constant(float(log_std_init)),
                 name="log_std",
                 dtype="float32",
@@ -659,13 +674,24 @@ class ActorCriticNetwork(Network):
         spec = {**super().spec, "share_torso": self.share_torso}
         if self.log_std_dim:
             spec["log_std_dim"] = self.log_std_dim
+        if self.sde:
+            spec["sde"] = True
         return spec
 
     def call(self, obs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Return ``(policy parameters [B, A], value [B])``: logits, or a Gaussian's means."""
+        params, value, _ = self.call_with_features(obs)
+        return params, value
+
+    def call_with_features(self, obs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """``(policy parameters [B, A], value [B], policy features [B, F])``.
+
+        The features are what the policy head reads (gSDE's noise scales with them).
+        """
         x = self.torso(obs)
         x_v = x if self.share_torso else self.torso(obs, self.value_torso_layers)
-        return self.policy_head(x), tf.squeeze(self.value_head(x_v), axis=-1)
+        value = tf.squeeze(self.value_head(x_v), axis=-1)
+        return self.policy_head(x), value, tf.cast(x, tf.float32)
 
     def head_layers(self) -> list[keras.layers.Dense]:
         """Policy head, then value head."""
@@ -687,15 +713,22 @@ class ActorCriticNetwork(Network):
         self, obs: np.ndarray, value: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``(logits [B, A], value [B])`` computed in numpy (value None if not asked for)."""
+        logits, value_out, _ = self.numpy_forward_features(obs, value)
+        return logits, value_out
+
+    def numpy_forward_features(
+        self, obs: np.ndarray, value: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """``numpy_forward`` plus the policy features ``[B, F]`` (the policy head's input)."""
         p = self.numpy_params()
         head = numpy_mlp.actor_critic_head_index(len(p), self.log_std_dim)
         obs, start = self._numpy_inputs(obs, p)
         x, value_torso_start = self._numpy_torso(obs, p, start)
         logits = x @ p[head] + p[head + 1]
         if not value:
-            return logits, None
+            return logits, None, x
         x_v = x if self.share_torso else self._numpy_torso(obs, p, value_torso_start)[0]
-        return logits, (x_v @ p[head + 2] + p[head + 3])[:, 0]
+        return logits, (x_v @ p[head + 2] + p[head + 3])[:, 0], x
 
 
 NETWORKS: dict[str, type[Network]] = {
@@ -716,7 +749,7 @@ SPEC_KEYS = frozenset(
 )
 Q_KEYS = frozenset({"distributional", "num_atoms", "v_min", "v_max", "noisy", "noisy_sigma0"})
 KIND_KEYS = {
-    "actor_critic": frozenset({"share_torso", "log_std_dim"}),
+    "actor_critic": frozenset({"share_torso", "log_std_dim", "sde"}),
     "q": Q_KEYS,
     "dueling_q": Q_KEYS,
 }

@@ -221,7 +221,7 @@ def check_network_spec(spec: Any, where: str) -> None:
     hidden = spec.get("hidden_sizes", [64, 64])
     _int_list(hidden, where, "network.hidden_sizes", 1, MAX_UNITS, MAX_LAYERS)
     _choice(spec.get("activation", "relu"), where, "network.activation", ACTIVATIONS)
-    flags = ("channels_first", "mixed_precision", "normalize_obs", "noisy", "share_torso")
+    flags = ("channels_first", "mixed_precision", "normalize_obs", "noisy", "share_torso", "sde")
     for key in flags:
         if key in spec:
             _bool(spec[key], where, f"network.{key}")
@@ -256,6 +256,8 @@ def check_network_spec(spec: Any, where: str) -> None:
             _fail(where, "network.v_min", f"must be below v_max, got {v_min} >= {v_max}")
     if "log_std_dim" in spec:
         _int(spec["log_std_dim"], where, "network.log_std_dim", 0, MAX_UNITS)
+    if spec.get("sde") and not spec.get("log_std_dim"):
+        _fail(where, "network.sde", "(gSDE) needs a Gaussian policy: network.log_std_dim > 0")
     params = sum(math.prod(shape) for shape, _ in expected_weight_shapes(spec))
     if params > MAX_PARAMS:
         _fail(
@@ -497,7 +499,10 @@ def expected_weight_shapes(spec: dict[str, Any]) -> list[tuple[Shape, str]]:
     else:
         arrays.dense(features, actions, into, heads, False)
         arrays.dense(features, 1, "network.hidden_sizes", "network.kind", False)
-        if spec.get("log_std_dim"):
+        if spec.get("sde"):  # gSDE: one log-std per (feature, action dim)
+            fields = "network.sde / network.hidden_sizes / network.log_std_dim"
+            arrays.add((features, spec["log_std_dim"]), fields)
+        elif spec.get("log_std_dim"):
             arrays.add((spec["log_std_dim"],), "network.log_std_dim")
     return arrays.shapes
 

@@ -182,7 +182,19 @@ class SavedPolicy:
         log_std = None
         if self.network.spec.get("log_std_dim"):
             log_std = np.asarray(self.network.log_std.numpy())
-        return lambda obs: self.dist.sample(self.scores(obs), rng, log_std)
+        if not self.network.spec.get("sde"):
+            return lambda obs: self.dist.sample(self.scores(obs), rng, log_std)
+
+        def sample(obs: np.ndarray) -> np.ndarray:
+            # gSDE: independent draws from N(mu(s), sigma(s)^2), the distribution the policy
+            # learned; the exploration matrices held over several steps are for training.
+            if self.network.supports_numpy:
+                params, _, features = self.network.numpy_forward_features(obs, value=False)
+            else:
+                params, _, features = (np.asarray(t) for t in self.network.call_with_features(obs))
+            return self.dist.sample(params, rng, log_std, features)
+
+        return sample
 
 
 def load_policy(path: str | Path) -> SavedPolicy:

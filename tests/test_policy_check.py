@@ -66,6 +66,15 @@ SPECS = {
         "share_torso": False,
         "log_std_dim": 2,
     },
+    "actor-critic gaussian with gSDE": {
+        "kind": "actor_critic",
+        "obs_shape": [3],
+        "num_actions": 2,
+        "hidden_sizes": [8, 6],
+        "share_torso": False,
+        "log_std_dim": 2,
+        "sde": True,
+    },
     "nature cnn channels first": {
         "kind": "q",
         "obs_shape": [4, 36, 36],
@@ -316,6 +325,13 @@ CORRUPTED = {
         "network.log_std_dim",
     ),
     "log_std_dim: without gaussian actions": ("multi", net(log_std_dim=2), "network.log_std_dim"),
+    "sde: wrong type": ("gaussian", net(sde="yes"), "network.sde"),
+    "sde: without a gaussian policy": ("multi", net(sde=True), "network.sde"),
+    "sde: mismatch with the weights (log-std [D], not [F, D])": (
+        "gaussian",
+        net(sde=True),
+        "network.sde",
+    ),
     # the action description
     "action: wrong type": ("gaussian", top(action="gaussian"), "action must be an object"),
     "action: unknown key": ("gaussian", action(code="import os"), "action has unknown keys"),

@@ -26,9 +26,9 @@ from rlkit.agents.common import (
     network_spec,
     require_box_observations,
 )
-from rlkit.config import hp
+from rlkit.config import RunConfig, hp
 from rlkit.core import Agent
-from rlkit.distributions import ActionDist
+from rlkit.distributions import ActionDist, StateDependentNoise
 from rlkit.errors import IncompatibleEnvError, NumericalError
 from rlkit.networks import Network, build_network
 from rlkit.normalization import RewardScaler
@@ -60,8 +60,29 @@ class PolicySettings:
     )
     squash_actions: bool = hp(False, help="Box actions: tanh-squash into the bounds (else clip)")
     log_std_init: float = hp(0.0, help="Box actions: initial log-std of the Gaussian policy")
+    use_sde: bool = hp(
+        False, help="Box actions: explore with gSDE (state-dependent noise) instead of white noise"
+    )
+    sde_sample_freq: int = hp(
+        -1, ge=-1, help="gSDE: draw new exploration matrices every N steps (-1: once per rollout)"
+    )
     normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
     normalize_reward: bool = hp(False, help="scale rewards by the running std of the return")
+
+    def problems(self) -> list[str]:
+        """Problems that involve several fields."""
+        if self.sde_sample_freq == 0:
+            return ["sde_sample_freq must be -1 (once per rollout) or >= 1, got 0"]
+        return []
+
+    def run_problems(self, run: RunConfig) -> list[str]:
+        """Problems that involve the run settings."""
+        if self.use_sde and run.runner == "ray":
+            return [
+                "use_sde: gSDE keeps per-env exploration matrices in the learner, which the "
+                "ray runner's workers do not have; use runner sync or async, or use_sde=false"
+            ]
+        return []
 
 
 class PolicyGradient(SaveLoad, Agent):
@@ -97,6 +118,13 @@ class PolicyGradient(SaveLoad, Agent):
             action_space, squash=config.squash_actions, agent=type(self).__name__
         )
         self.num_actions = self.dist.num_params
+        if config.use_sde and self.dist.kind != "gaussian":
+            raise IncompatibleEnvError(
+                f"use_sde (gSDE) is for Box actions, but the env's action space is "
+                f"{action_space}; set use_sde=false"
+            )
+        # gSDE's exploration matrices (None without use_sde); redrawn after each update.
+        self.sde_noise = StateDependentNoise(config.sde_sample_freq) if config.use_sde else None
         if self.dist.kind == "gaussian" and not self.dist.bounded:
             log.warning(
                 "%s: the action space %s has infinite bounds: actions are not clipped",
@@ -115,6 +143,7 @@ class PolicyGradient(SaveLoad, Agent):
             mixed_precision=config.mixed_precision,
             **({"log_std_dim": self.dist.log_std_dim} if self.dist.log_std_dim else {}),
             **({"normalize_obs": True} if config.normalize_obs else {}),
+            **({"sde": True} if config.use_sde else {}),
         )
         if config.normalize_obs and spec["torso"] != "mlp":
             raise IncompatibleEnvError(
@@ -125,7 +154,7 @@ class PolicyGradient(SaveLoad, Agent):
         self.reward_scaler = RewardScaler(config.gamma) if config.normalize_reward else None
         self.network: Network = build_network(spec)
         if self.dist.log_std_dim:
-            self.network.log_std.assign(tf.fill([self.dist.log_std_dim], config.log_std_init))
+            self.network.log_std.assign(tf.fill(self.network.log_std.shape, config.log_std_init))
         # Acting reads a bfloat16 twin under mixed precision (before the update traces: the
         # update refreshes it).
         self.acting_network = self.network.acting_copy()
@@ -155,6 +184,11 @@ class PolicyGradient(SaveLoad, Agent):
         )
         self._forward_fn = CompiledStep(
             self.acting_network.call,
+            input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)],
+            lazy=True,
+        )
+        self._features_fn = CompiledStep(
+            self.acting_network.call_with_features,
             input_signature=[tf.TensorSpec([None, *obs_shape], obs_dtype)],
             lazy=True,
         )
@@ -209,14 +243,14 @@ class PolicyGradient(SaveLoad, Agent):
         Raises:
             NumericalError: if the policy produced a non-finite action (never sent to the env).
         """
-        if self.network.supports_numpy:
-            params, _ = self.network.numpy_forward(obs, value=False)
+        if not explore:
+            actions = self.dist.mode(self.policy_params(obs)[0])
+        elif self.sde_noise is None:
+            actions = self.dist.sample(self.policy_params(obs)[0], self.rng, self.log_std())
         else:
-            params, _ = self.logits_and_values(obs)
-        if explore:
-            actions = self.dist.sample(params, self.rng, self.log_std())
-        else:
-            actions = self.dist.mode(params)
+            params, features = self.policy_params(obs, features=True)
+            noise = self.sde_noise(self.log_std(), len(params), self.rng)
+            actions = self.dist.sample(params, self.rng, features=features, noise=noise)
         if self.dist.kind == "gaussian" and not np.isfinite(actions).all():
             raise NumericalError(
                 "the Gaussian policy produced a non-finite action (NaN or Inf), which is not "
@@ -225,8 +259,29 @@ class PolicyGradient(SaveLoad, Agent):
             )
         return actions
 
+    def policy_params(
+        self, obs: np.ndarray, features: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(policy parameters [N, P], policy features [N, F] if asked, else None)``."""
+        if self.network.supports_numpy:
+            params, _, phi = self.network.numpy_forward_features(obs, value=False)
+        elif features:
+            params, _, phi = (t.numpy() for t in self._features_fn(obs))
+        else:
+            return self.logits_and_values(obs)[0], None
+        return params, (phi if features else None)
+
     def acting_rule(self) -> dict[str, Any]:
-        """Sample from the action distribution (see ``Agent``)."""
+        """Sample from the action distribution (see ``Agent``).
+
+        Raises:
+            NotImplementedError: with gSDE, whose exploration matrices live in this process.
+        """
+        if self.sde_noise is not None:
+            raise NotImplementedError(
+                "gSDE (use_sde) acts with exploration matrices kept in the learner: use the "
+                "sync or async runner, or use_sde=false"
+            )
         if self.dist.kind == "categorical":
             return {"rule": "categorical"}
         return {"rule": "sample", "dist": self.dist.to_json()}
@@ -267,10 +322,11 @@ class PolicyGradient(SaveLoad, Agent):
         all_obs = tf.concat([flat_obs, rollout.last_obs], axis=0)  # [(T + 1) N, ...]
         variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
-            logits, values = self.network(all_obs)
-            logits_tm1 = logits[: steps * envs]  # [T N, P]
+            logits, values, features = self.network.call_with_features(all_obs)
             actions = tf.reshape(rollout.action, [steps * envs, *self.dist.action_shape])
-            log_pi, entropy = self.dist.log_prob_entropy(logits_tm1, actions, self.network.log_std)
+            log_pi, entropy = self.log_prob_entropy(
+                logits[: steps * envs], actions, features[: steps * envs]
+            )
             values = tf.reshape(values, [steps + 1, envs])  # [T + 1, N]; row T is last_obs
             loss, metrics = self.loss(
                 tf.reshape(log_pi, [steps, envs]),
@@ -287,6 +343,13 @@ class PolicyGradient(SaveLoad, Agent):
         self.network.update_obs_stats(flat_obs, tf.reshape(rollout.valid, [-1]))
         return {"train/loss": loss, **metrics, "train/grad_norm": norm, **self.std_metric()}
 
+    def log_prob_entropy(
+        self, params: tf.Tensor, actions: tf.Tensor, features: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """``self.dist.log_prob_entropy`` with the network's log-std (and features, for gSDE)."""
+        features = features if self.sde_noise is not None else None
+        return self.dist.log_prob_entropy(params, actions, self.network.log_std, features)
+
     def std_metric(self) -> dict[str, tf.Tensor]:
         """``train/std``, the Gaussian policy's mean std (nothing for other action spaces)."""
         if not self.dist.log_std_dim:
@@ -294,8 +357,11 @@ class PolicyGradient(SaveLoad, Agent):
         return {"train/std": tf.reduce_mean(tf.exp(self.network.log_std))}
 
     def update(self, batch: Rollout) -> dict[str, float]:
-        """One gradient step on a ``[T, N]`` rollout."""
-        return self._update_fn(batch)
+        """One gradient step on a ``[T, N]`` rollout (gSDE: new exploration matrices next)."""
+        metrics = self._update_fn(batch)
+        if self.sde_noise is not None:
+            self.sde_noise.reset()
+        return metrics
 
     # -- state -----------------------------------------------------------------------------
     def checkpoint_items(self) -> dict[str, Any]:

@@ -45,12 +45,13 @@ class PPOConfig(PolicySettings):
 
     def run_problems(self, run: RunConfig) -> list[str]:
         """Problems that involve the run settings."""
+        out = super().run_problems(run)
         if self.batch_size > self.n_steps * run.num_envs:
-            return [
+            out.append(
                 f"batch_size ({self.batch_size}) must be <= n_steps x num_envs "
                 f"({self.n_steps} x {run.num_envs}), the rows of a rollout"
-            ]
-        return []
+            )
+        return out
 
 
 class PPO(PolicyGradient):
@@ -130,8 +131,10 @@ class PPO(PolicyGradient):
         flat_obs = tf.reshape(obs, tf.concat([[size], tf.shape(obs)[2:]], 0))
         actions = tf.reshape(rollout.action, [size, *self.dist.action_shape])
         # 1. The collecting policy's view of the rollout, and the advantages.
-        params, values = self.network(tf.concat([flat_obs, rollout.last_obs], axis=0))
-        old_log_pi, _ = self.dist.log_prob_entropy(params[:size], actions, self.network.log_std)
+        params, values, features = self.network.call_with_features(
+            tf.concat([flat_obs, rollout.last_obs], axis=0)
+        )
+        old_log_pi, _ = self.log_prob_entropy(params[:size], actions, features[:size])
         values = tf.reshape(values, [steps + 1, envs])
         discount_t = cfg.gamma * (1.0 - rollout.terminated)
         advantages = losses.generalized_advantage_estimation(
@@ -175,9 +178,11 @@ class PPO(PolicyGradient):
                 break
             idx = order[i]  # [B]
             with tf.GradientTape() as tape:
-                mb_params, mb_values = self.network(tf.gather(flat_obs, idx))
-                log_pi, entropy = self.dist.log_prob_entropy(
-                    mb_params, tf.gather(actions, idx), self.network.log_std
+                mb_params, mb_values, mb_features = self.network.call_with_features(
+                    tf.gather(flat_obs, idx)
+                )
+                log_pi, entropy = self.log_prob_entropy(
+                    mb_params, tf.gather(actions, idx), mb_features
                 )
                 loss, terms = losses.ppo_loss(
                     log_pi,
