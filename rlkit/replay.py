@@ -385,10 +385,12 @@ class ReplayBuffer:
             ``steps``, the number ``m`` of steps taken (int64 ``[B]``, 1 .. n).
         """
         n, flat = self.n_step, self._flat
+        offsets, powers = self._n_step_constants()
         # Slots of rows t .. t+n-1 of the same stream: a row further is num_envs slots on.
-        window = (index[:, None] + np.arange(0, n * self.num_envs, self.num_envs)) % (
-            self.rows * self.num_envs
-        )  # [B, n]
+        window = index[:, None] + offsets  # [B, n]
+        size = self.rows * self.num_envs
+        if index.max() >= size - offsets[-1]:  # some window wraps around the ring
+            window %= size
         reward = flat["reward"][window]  # [B, n]
         terminated = flat["terminated"][window]  # [B, n]
         truncated = flat["truncated"][window]  # [B, n]
@@ -396,24 +398,41 @@ class ReplayBuffer:
         # every step before was taken. Row t itself is valid: it was drawn as sampleable.
         go = flat["valid"][window]  # [B, n]
         go[:, 1:] &= ~(terminated[:, :-1] | truncated[:, :-1])
-        taken = np.logical_and.accumulate(go, axis=1)  # [B, n]
-        steps = taken.sum(axis=1)  # [B] m
+        whole = go.all()  # usually: no window ends early, so every step is taken
+        if whole:
+            steps = np.full(len(index), n)
+            ended, cut = terminated[:, -1], truncated[:, -1]
+            discount = np.where(ended, np.float32(0.0), np.float32(powers[n]))
+        else:
+            taken = np.logical_and.accumulate(go, axis=1)  # [B, n]
+            steps = taken.sum(axis=1)  # [B] m
+            # np.where, not a product: a NaN or Inf in a row not taken must not leak in.
+            reward = np.where(taken, reward, np.float32(0.0))  # [B, n]
+            last = np.arange(len(index)), steps - 1  # step m - 1 of each window
+            ended, cut = terminated[last], truncated[last]  # [B] bool
+            discount = np.where(ended, 0.0, powers[steps]).astype(np.float32)  # gamma**m
         # gamma**i as Python computes it, summed in step order: sum_{i<m} gamma**i r[t+i].
-        powers = np.array([self.gamma**i for i in range(n + 1)])  # [n + 1] float64
-        # np.where, not a product: a NaN or Inf in a row not taken must not leak in.
-        reward = np.where(taken, reward, np.float32(0.0))  # [B, n]
         ret = reward[:, 0].astype(np.float64)  # [B]
         for i in range(1, n):  # over the n steps, each vectorised over the batch
             ret += powers[i] * reward[:, i]
-        last = np.arange(len(index)), steps - 1  # step m - 1 of each window
-        ended = terminated[last]  # [B] bool
         return (
             ret.astype(np.float32),
             ended.astype(np.float32),
-            truncated[last].astype(np.float32),
-            np.where(ended, 0.0, powers[steps]).astype(np.float32),  # gamma**m (1 - term)
+            cut.astype(np.float32),
+            discount,
             steps,
         )
+
+    def _n_step_constants(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(slot offsets of a window [n], gamma**i for i = 0 .. n [n + 1] float64)``."""
+        key = (self.n_step, self.gamma, self.num_envs)
+        cached = getattr(self, "_n_step_cache", None)
+        if cached is None or cached[0] != key:
+            n = self.n_step
+            offsets = np.arange(0, n * self.num_envs, self.num_envs)
+            powers = np.array([self.gamma**i for i in range(n + 1)])
+            self._n_step_cache = cached = (key, offsets, powers)
+        return cached[1], cached[2]
 
     def _draw(self, total: int) -> tuple[np.ndarray, np.ndarray]:
         """Uniform (row, env) pairs ``[total]`` of valid sampleable transitions.
