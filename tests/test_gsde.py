@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rlkit import train
+from rlkit import export, train
 from rlkit.agents import get_agent_class
 from rlkit.agents.common import seed_everything
 from rlkit.config import resolve
@@ -190,6 +190,11 @@ def test_a_saved_gsde_policy_loads_acts_and_samples(tmp_path: Path) -> None:
     assert greedy.shape == (64, 1) and np.all(np.abs(greedy) <= 2.0)
     sampled = policy.stochastic(np.random.default_rng(1))(obs)
     assert sampled.shape == (64, 1) and not np.array_equal(sampled, greedy)
+    # The SavedModel serves the mode, as the loaded policy does.
+    assert export.main([str(run_dir), "--out", str(tmp_path / "export")]) == 0
+    served = tf.saved_model.load(str(tmp_path / "export" / "saved_model"))
+    action = served.signatures["serving_default"](obs=tf.constant(obs))["action"].numpy()
+    np.testing.assert_allclose(action, greedy, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
