@@ -80,7 +80,8 @@ class PolicySettings:
         if self.use_sde and run.runner == "ray":
             return [
                 "use_sde: gSDE keeps per-env exploration matrices in the learner, which the "
-                "ray runner's workers do not have; use runner sync or async, or use_sde=false"
+                "ray runner's workers do not have; use runner sync or async, or "
+                "--set use_sde=false (the plain Gaussian)"
             ]
         return []
 
