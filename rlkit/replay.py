@@ -151,6 +151,8 @@ class ReplayBuffer:
         self.padding = padding
         self.gamma = float(gamma)
         self.n_step = int(n_step)
+        # (n_step, gamma, num_envs) -> window offsets and gamma powers; see _n_step_constants.
+        self._n_step_cache: tuple[Any, np.ndarray, np.ndarray] | None = None
         self.obs_shape = obs_shape
         frame_shape = obs_shape[1:] if frame_stack > 1 else obs_shape
         action_shape = tuple(action_space.shape or ())
@@ -426,7 +428,7 @@ class ReplayBuffer:
     def _n_step_constants(self) -> tuple[np.ndarray, np.ndarray]:
         """``(slot offsets of a window [n], gamma**i for i = 0 .. n [n + 1] float64)``."""
         key = (self.n_step, self.gamma, self.num_envs)
-        cached = getattr(self, "_n_step_cache", None)
+        cached = self._n_step_cache
         if cached is None or cached[0] != key:
             n = self.n_step
             offsets = np.arange(0, n * self.num_envs, self.num_envs)
