@@ -362,7 +362,7 @@ class StateDependentNoise:
         """The matrices ``[num_envs, F, D]`` for this step (drawing new ones when due)."""
         due = self.sample_freq > 0 and self.steps % self.sample_freq == 0
         if self.matrices is None or len(self.matrices) != num_envs or due:
-            std = np.exp(np.clip(np.asarray(log_std, np.float32), *LOG_STD_BOUNDS))
+            std = gaussian_std(log_std)  # [F, D]: each matrix entry's std
             shape = (num_envs, *std.shape)
             self.matrices = std * rng.standard_normal(shape, dtype=np.float32)
         self.steps += 1
