@@ -265,11 +265,28 @@ def action_scores(spec: dict[str, Any], params: list[np.ndarray], obs: np.ndarra
         params: its ``numpy_variables()`` as numpy arrays.
         obs: observations ``[B, *obs_shape]``.
     """
+    return action_scores_and_features(spec, params, obs)[0]
+
+
+def action_scores_and_features(
+    spec: dict[str, Any], params: list[np.ndarray], obs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``action_scores`` and the torso's features ``[B, F]`` they were computed from.
+
+    gSDE's exploration noise scales with an actor-critic's policy features.
+    """
     sizes, act = spec["hidden_sizes"], spec["activation"]
     start = 0
     if spec.get("normalize_obs"):
         obs, start = normalize(obs, params[0], params[1]), 2
     x, i = features(spec.get("torso", "mlp"), obs, params, sizes, act, start)
+    return _scores_from_features(spec, params, x, i), x
+
+
+def _scores_from_features(
+    spec: dict[str, Any], params: list[np.ndarray], x: np.ndarray, i: int
+) -> np.ndarray:
+    """The heads of ``action_scores`` on torso features ``x`` (heads from ``params[i:]``)."""
     kind = spec["kind"]
     if kind in ("q", "dueling_q"):
         distributional = spec.get("distributional")

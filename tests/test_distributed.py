@@ -294,18 +294,19 @@ def test_cli_trains_every_agent_with_ray_workers(ray_run, agent):
 
 
 def test_ppo_trains_on_pendulum_with_ray_workers(ray_session, tmp_path):
-    # Box actions through the actors: sampled from the Gaussian there, clipped into the
-    # env's bounds by the worker's runner, stored as sampled. The plain Gaussian: the
-    # preset's gSDE keeps its exploration matrices in the learner (refused with ray).
+    # Box actions through the actors: sampled there with the preset's gSDE (each worker
+    # draws its own exploration matrices), clipped into the env's bounds by the worker's
+    # runner, stored as sampled.
     import rlkit.train
 
     settings = {"runner": "ray", "num_workers": 2, "num_envs": 1, "final_eval_episodes": 1}
-    settings.update(n_steps=50, batch_size=50, n_epochs=2, hidden_sizes=[8], use_sde=False)
+    settings.update(n_steps=50, batch_size=50, n_epochs=2, hidden_sizes=[8])
     run_dir = rlkit.train.run(
         agent="ppo", env="Pendulum-v1", total_steps=400, overrides=settings, run_dir=tmp_path / "r"
     )
     assert max(env_steps_logged(run_dir)) >= 400
-    assert "runner: ray" in (run_dir / "config.yaml").read_text()
+    config = (run_dir / "config.yaml").read_text()
+    assert "runner: ray" in config and "use_sde: true" in config
     header = (run_dir / "progress.csv").read_text().splitlines()[0].split(",")
     assert "train/std" in header and "train/approx_kl" in header
     results = json.loads((run_dir / "results.json").read_text())

@@ -26,7 +26,7 @@ from rlkit.agents.common import (
     network_spec,
     require_box_observations,
 )
-from rlkit.config import RunConfig, hp
+from rlkit.config import hp
 from rlkit.core import Agent
 from rlkit.distributions import ActionDist, StateDependentNoise
 from rlkit.errors import IncompatibleEnvError, NumericalError
@@ -73,16 +73,6 @@ class PolicySettings:
         """Problems that involve several fields."""
         if self.sde_sample_freq == 0:
             return ["sde_sample_freq must be -1 (once per rollout) or >= 1, got 0"]
-        return []
-
-    def run_problems(self, run: RunConfig) -> list[str]:
-        """Problems that involve the run settings."""
-        if self.use_sde and run.runner == "ray":
-            return [
-                "use_sde: gSDE keeps per-env exploration matrices in the learner, which the "
-                "ray runner's workers do not have; use runner sync or async, or "
-                "--set use_sde=false (the plain Gaussian)"
-            ]
         return []
 
 
@@ -275,17 +265,15 @@ class PolicyGradient(SaveLoad, Agent):
     def acting_rule(self) -> dict[str, Any]:
         """Sample from the action distribution (see ``Agent``).
 
-        Raises:
-            NotImplementedError: with gSDE, whose exploration matrices live in this process.
+        With gSDE the rule carries ``sde_sample_freq``: a worker draws its own exploration
+        matrices on that schedule (``rlkit.distributed.acting.ActingPolicy``).
         """
-        if self.sde_noise is not None:
-            raise NotImplementedError(
-                "gSDE (use_sde) acts with exploration matrices kept in the learner: use the "
-                "sync or async runner, or use_sde=false"
-            )
         if self.dist.kind == "categorical":
             return {"rule": "categorical"}
-        return {"rule": "sample", "dist": self.dist.to_json()}
+        rule = {"rule": "sample", "dist": self.dist.to_json()}
+        if self.sde_noise is not None:
+            rule["sde_sample_freq"] = self.sde_noise.sample_freq
+        return rule
 
     # -- learning --------------------------------------------------------------------------
     @abc.abstractmethod

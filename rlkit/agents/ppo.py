@@ -45,13 +45,12 @@ class PPOConfig(PolicySettings):
 
     def run_problems(self, run: RunConfig) -> list[str]:
         """Problems that involve the run settings."""
-        out = super().run_problems(run)
         if self.batch_size > self.n_steps * run.num_envs:
-            out.append(
+            return [
                 f"batch_size ({self.batch_size}) must be <= n_steps x num_envs "
                 f"({self.n_steps} x {run.num_envs}), the rows of a rollout"
-            )
-        return out
+            ]
+        return []
 
 
 class PPO(PolicyGradient):

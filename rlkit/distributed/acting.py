@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rlkit import numpy_mlp
-from rlkit.distributions import ActionDist
+from rlkit.distributions import ActionDist, StateDependentNoise
 from rlkit.policies import EpsilonGreedyPolicy, LinearSchedule, sample_categorical
 
 
@@ -70,6 +70,11 @@ class ActingPolicy:
     weights version only sets weights (a rebuild and an eager call per version cost more
     than the acting itself).
 
+    With gSDE (a rule with ``sde_sample_freq``) the worker keeps exploration matrices of
+    its own, one per env, drawn from its generator as the learner draws its own: before
+    the first step, every ``sde_sample_freq`` steps, and whenever newer weights arrive
+    (the learner draws after each update).
+
     Args:
         snapshot: the learner's policy.
         rng: the worker's generator for exploration and sampling.
@@ -79,6 +84,8 @@ class ActingPolicy:
         self.snapshot, self.rng = snapshot, rng
         self.network: Any = None
         self._forward: Any = None
+        freq = snapshot.rule.get("sde_sample_freq")
+        self.sde_noise = None if freq is None else StateDependentNoise(int(freq))
         if not snapshot.numpy:  # e.g. the Nature CNN: rebuild it with TensorFlow
             import tensorflow as tf
 
@@ -86,7 +93,9 @@ class ActingPolicy:
 
             self.network = build_network(snapshot.spec)
             # The learner's acting path: a bfloat16-weight twin under mixed precision.
-            self._forward = tf.function(self.network.acting_copy().call, reduce_retracing=True)
+            acting = self.network.acting_copy()
+            call = acting.call_with_features if "sde_sample_freq" in snapshot.rule else acting.call
+            self._forward = tf.function(call, reduce_retracing=True)
             self.load(snapshot)
         rule = snapshot.rule["rule"]
         if rule not in ("categorical", "sample", "epsilon_greedy"):
@@ -107,6 +116,8 @@ class ActingPolicy:
         """
         if snapshot.spec != self.snapshot.spec or snapshot.rule != self.snapshot.rule:
             raise ValueError("a snapshot of another network or acting rule; build a new policy")
+        if self.sde_noise is not None and snapshot.version != self.snapshot.version:
+            self.sde_noise.reset()
         self.snapshot = snapshot
         if self.network is not None:
             self.network.set_weights(snapshot.weights)
@@ -122,13 +133,26 @@ class ActingPolicy:
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """Q-values, logits or a Gaussian's means ``[B, P]``."""
+        return self.scores_and_features(obs)[0]
+
+    def scores_and_features(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``scores`` and, for gSDE, the policy features ``[B, F]`` (else None)."""
         if self.network is None:
-            return numpy_mlp.action_scores(self.snapshot.spec, self.snapshot.weights, obs)
+            spec, weights = self.snapshot.spec, self.snapshot.weights
+            scores, phi = numpy_mlp.action_scores_and_features(spec, weights, obs)
+            return scores, phi
         out = self._forward(obs)
-        return np.asarray(out[0] if isinstance(out, tuple) else out)
+        if not isinstance(out, tuple):
+            return np.asarray(out), None
+        phi = np.asarray(out[2]) if self.sde_noise is not None else None
+        return np.asarray(out[0]), phi
 
     def __call__(self, obs: np.ndarray, explore_step: int) -> np.ndarray:
         """Actions ``[B]``; ``explore_step`` is the epsilon schedule's position (learner's)."""
+        if self.sde_noise is not None:
+            params, phi = self.scores_and_features(obs)
+            noise = self.sde_noise(self.log_std(), len(params), self.rng)
+            return self.dist.sample(params, self.rng, features=phi, noise=noise)
         if self.dist is not None:
             return self.dist.sample(self.scores(obs), self.rng, self.log_std())
         if self.epsilon_greedy is None:
