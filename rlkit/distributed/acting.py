@@ -137,15 +137,15 @@ class ActingPolicy:
 
     def scores_and_features(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``scores`` and, for gSDE, the policy features ``[B, F]`` (else None)."""
+        sde = self.sde_noise is not None
         if self.network is None:
             spec, weights = self.snapshot.spec, self.snapshot.weights
             scores, phi = numpy_mlp.action_scores_and_features(spec, weights, obs)
-            return scores, phi
+            return scores, (phi if sde else None)
         out = self._forward(obs)
         if not isinstance(out, tuple):
             return np.asarray(out), None
-        phi = np.asarray(out[2]) if self.sde_noise is not None else None
-        return np.asarray(out[0]), phi
+        return np.asarray(out[0]), (np.asarray(out[2]) if sde else None)
 
     def __call__(self, obs: np.ndarray, explore_step: int) -> np.ndarray:
         """Actions ``[B]``; ``explore_step`` is the epsilon schedule's position (learner's)."""
