@@ -253,7 +253,8 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "n_envs": 8,
         "n_steps": 5,
         "gamma": 0.995,
-        "learning_rate": 8.3e-4,  # constant, as rlkit's (rl-zoo3: linear decay to 0)
+        "learning_rate": 8.3e-4,  # rl-zoo3's lin_0.00083: linear decay to 0
+        "anneal": True,
         "ent_coef": 1e-5,
     },
     ("ppo", "CartPole-v1"): {  # rl-zoo3's; lin_0.001 and lin_0.2 are anneal_*: true
@@ -315,7 +316,8 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "n_envs": 8,
         "n_steps": 8,
         "gamma": 0.99,
-        "learning_rate": 7e-4,
+        "learning_rate": 7e-4,  # rl-zoo3's lin_7e-4
+        "anneal": True,
         "ent_coef": 0.0,
     },
     # rl-zoo3's MuJoCo PPO (v4 tuned, v5 the same tasks); normalize: true is VecNormalize.
@@ -670,9 +672,11 @@ def sb3_mismatches(agent: str, run: Any, cfg: Any, s: Mapping[str, Any]) -> list
             "n_steps": cfg.n_steps,
             "gamma": cfg.gamma,
             "learning_rate": cfg.learning_rate,
+            "anneal": cfg.anneal_lr,
             "ent_coef": cfg.ent_coef,
         }
         got, problems = dict(s), []
+        got.setdefault("anneal", False)
         if cfg.share_torso:
             problems.append("share_torso: rlkit true, SB3's MlpPolicy has separate MLPs")
         sb3_optimizer = "adam" if agent == "ppo" else "rmsprop"
@@ -680,10 +684,7 @@ def sb3_mismatches(agent: str, run: Any, cfg: Any, s: Mapping[str, Any]) -> list
             problems.append(f"optimizer: rlkit {cfg.optimizer}, SB3 {agent} {sb3_optimizer}")
         if agent == "ppo":
             expected.update(
-                batch_size=cfg.batch_size,
-                n_epochs=cfg.n_epochs,
-                clip_range=cfg.clip_range,
-                anneal=cfg.anneal_lr,
+                batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, clip_range=cfg.clip_range
             )
             if cfg.anneal_lr != cfg.anneal_clip_range:
                 problems.append("anneal_lr and anneal_clip_range differ; SB3_SETTINGS has one")
@@ -1131,11 +1132,11 @@ def sb3_child(spec_path: str) -> int:
             "seed": seed,
             "device": "cpu",
         }
+
+        def schedule(value: float) -> Any:  # rl-zoo3's lin_<value>: to 0 over the run
+            return (lambda remaining: value * remaining) if s.get("anneal") else value
+
         if spec["agent"] == "ppo":
-
-            def schedule(value: float) -> Any:  # rl-zoo3's lin_<value>: to 0 over the run
-                return (lambda remaining: value * remaining) if s["anneal"] else value
-
             model = PPO(
                 "MlpPolicy",
                 envs,
@@ -1148,7 +1149,7 @@ def sb3_child(spec_path: str) -> int:
                 **shared,
             )
         else:
-            model = A2C("MlpPolicy", envs, learning_rate=s["learning_rate"], **shared)
+            model = A2C("MlpPolicy", envs, learning_rate=schedule(s["learning_rate"]), **shared)
         rollout_steps = s["n_steps"]
 
         def update_follows(env_steps: int) -> bool:

@@ -153,6 +153,29 @@ def test_annealing_follows_the_run_budget():
     np.testing.assert_allclose(metrics["train/learning_rate"], 3e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cls", [A2C, Reinforce], ids=lambda c: c.name)
+def test_a2c_and_reinforce_anneal_the_learning_rate_over_the_run(cls):
+    config_cls = A2CConfig if cls is A2C else ReinforceConfig
+    data = rollout(np.random.default_rng(2), SPACES["discrete"])
+
+    class Full:
+        ready = True
+
+        def pop(self, last_obs):
+            return data
+
+    annealed = cls(OBS, SPACES["discrete"], config_cls(learning_rate=1e-3, anneal_lr=True))
+    annealed.set_horizon(1000)
+    # A constant rate of 1e-3 x (1 - 750 / 1000) from the same weights: the same step.
+    fixed = cls(OBS, SPACES["discrete"], config_cls(learning_rate=2.5e-4))
+    fixed.network.set_weights(annealed.network.get_weights())
+    metrics = annealed.update(annealed.next_batch(Full(), 750, None, {}))
+    np.testing.assert_allclose(metrics["train/learning_rate"], 2.5e-4, rtol=1e-6)
+    assert "train/learning_rate" not in fixed.update(data)
+    for x, y in zip(weights(annealed), weights(fixed), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
+
+
 def test_autoreset_rows_do_not_change_the_update():
     rng = np.random.default_rng(3)
     data = rollout(rng, SPACES["discrete"])

@@ -66,6 +66,7 @@ class PolicySettings:
     sde_sample_freq: int = hp(
         -1, ge=-1, help="gSDE: draw new exploration matrices every N steps (-1: once per rollout)"
     )
+    anneal_lr: bool = hp(False, help="learning rate falls linearly to 0 over the run")
     normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
     normalize_reward: bool = hp(False, help="scale rewards by the running std of the return")
 
@@ -105,6 +106,9 @@ class PolicyGradient(SaveLoad, Agent):
         seed: int | None = None,
     ) -> None:
         self.config = config = config or self.config_cls()
+        # 1 - env_steps / budget before each update (``anneal_lr``; PPO's clip range too).
+        self.progress = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="progress")
+        self.horizon: int | None = None
         self.dist = ActionDist.from_space(
             action_space, squash=config.squash_actions, agent=type(self).__name__
         )
@@ -201,11 +205,24 @@ class PolicyGradient(SaveLoad, Agent):
         """
         return RolloutBuffer(self.config.n_steps, num_envs, observation_space, action_space)
 
+    def set_horizon(self, total_steps: int) -> None:
+        """The run's budget: the learning rate (PPO: and clip range) anneal over it when asked.
+
+        A run resumed with a larger budget anneals from there over the new one.
+        """
+        self.horizon = int(total_steps)
+
     def next_batch(
         self, storage: Any, env_steps: int, last_obs: np.ndarray, schedule: dict[str, Any]
     ) -> Rollout | None:
-        """The rollout, once the storage holds a full one (``last_obs`` bootstraps it)."""
-        return storage.pop(last_obs=last_obs) if storage.ready else None
+        """The rollout, once the storage holds a full one (``last_obs`` bootstraps it).
+
+        Also sets the annealing progress, ``1 - env_steps / budget``.
+        """
+        batch = storage.pop(last_obs=last_obs) if storage.ready else None
+        if batch is not None and self.horizon:
+            self.progress.assign(max(0.0, 1.0 - env_steps / self.horizon))
+        return batch
 
     def action_spec(self, batch_dims: list[Any]) -> tf.TensorSpec:
         """``TensorSpec`` of stored actions with leading ``batch_dims``."""
@@ -302,8 +319,20 @@ class PolicyGradient(SaveLoad, Agent):
             reward=self.reward_scaler.scale(rollout.reward, ends, rollout.valid)
         )
 
+    def anneal_learning_rate(self) -> dict[str, tf.Tensor]:
+        """With ``anneal_lr``, set the rate to ``learning_rate x progress`` (traced).
+
+        Returns:
+            ``{"train/learning_rate": rate}`` when annealing, else nothing.
+        """
+        if not self.config.anneal_lr:
+            return {}
+        self.optimizer.learning_rate.assign(self.config.learning_rate * self.progress)
+        return {"train/learning_rate": tf.cast(self.optimizer.learning_rate, tf.float32)}
+
     def _update_step(self, rollout: Rollout) -> dict[str, tf.Tensor]:
         """One gradient step on a ``[T, N]`` rollout (compiled once in ``__init__``)."""
+        rate = self.anneal_learning_rate()
         rollout = self.scaled_rewards(rollout)
         obs = rollout.obs
         steps, envs = tf.shape(obs)[0], tf.shape(obs)[1]
@@ -330,7 +359,13 @@ class PolicyGradient(SaveLoad, Agent):
         self.updates.assign_add(tf.cast(applied, tf.int64))
         # Observation statistics move after the step (the rollout was acted on with the old).
         self.network.update_obs_stats(flat_obs, tf.reshape(rollout.valid, [-1]))
-        return {"train/loss": loss, **metrics, "train/grad_norm": norm, **self.std_metric()}
+        return {
+            "train/loss": loss,
+            **metrics,
+            "train/grad_norm": norm,
+            **self.std_metric(),
+            **rate,
+        }
 
     def log_prob_entropy(
         self, params: tf.Tensor, actions: tf.Tensor, features: tf.Tensor
@@ -354,7 +389,10 @@ class PolicyGradient(SaveLoad, Agent):
 
     # -- state -----------------------------------------------------------------------------
     def checkpoint_items(self) -> dict[str, Any]:
-        """Network (with its observation statistics), optimizer, update counter, reward scale."""
+        """Network (with its observation statistics), optimizer, update counter, reward scale.
+
+        Not ``progress``: ``next_batch`` sets it from the step count before every update.
+        """
         items = {"network": self.network, "optimizer": self.optimizer, "updates": self.updates}
         if self.reward_scaler is not None:
             items["reward_scaler"] = self.reward_scaler

@@ -37,7 +37,6 @@ class PPOConfig(PolicySettings):
     target_kl: float | None = hp(
         None, gt=0, help="stop an update's epochs once approx KL > 1.5 x this (none: never)"
     )
-    anneal_lr: bool = hp(False, help="learning rate falls linearly to 0 over the run")
     anneal_clip_range: bool = hp(False, help="clip_range falls linearly to 0 over the run")
     optimizer: str = hp("adam", choices=OPTIMIZERS, help="optimizer")
     optimizer_eps: float = hp(1e-5, gt=0, help="Adam/RMSprop epsilon")
@@ -94,25 +93,7 @@ class PPO(PolicyGradient):
         shuffle_key = np.random.default_rng(seed).integers(0, 2**31 - 1)
         self.shuffle_key = tf.Variable(shuffle_key, dtype=tf.int64, trainable=False, name="key")
         self.rollouts = tf.Variable(0, dtype=tf.int64, trainable=False, name="rollouts")
-        self.progress = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="progress")
-        self.horizon: int | None = None
         super().__init__(observation_space, action_space, config, seed)
-
-    def set_horizon(self, total_steps: int) -> None:
-        """The run's budget: the learning rate and clip range anneal over it when asked.
-
-        A run resumed with a larger budget anneals from there over the new one.
-        """
-        self.horizon = int(total_steps)
-
-    def next_batch(
-        self, storage: Any, env_steps: int, last_obs: np.ndarray, schedule: dict[str, Any]
-    ) -> Rollout | None:
-        """The full rollout; also sets the annealing progress (1 - env_steps / budget)."""
-        batch = super().next_batch(storage, env_steps, last_obs, schedule)
-        if batch is not None and self.horizon:
-            self.progress.assign(max(0.0, 1.0 - env_steps / self.horizon))
-        return batch
 
     def loss(
         self, log_pi: tf.Tensor, entropy: tf.Tensor, values: tf.Tensor, rollout: Rollout
@@ -152,8 +133,7 @@ class PPO(PolicyGradient):
         )
         # 2. Epochs of shuffled minibatches.
         clip_range = cfg.clip_range * (self.progress if cfg.anneal_clip_range else 1.0)
-        if cfg.anneal_lr:
-            self.optimizer.learning_rate.assign(cfg.learning_rate * self.progress)
+        self.anneal_learning_rate()
         per_epoch = (size + cfg.batch_size - 1) // cfg.batch_size
         keys = tf.stack([self.shuffle_key, self.rollouts])
         order = tf.argsort(tf.random.stateless_uniform([cfg.n_epochs, size], seed=keys), axis=-1)
@@ -230,10 +210,7 @@ class PPO(PolicyGradient):
         return metrics
 
     def checkpoint_items(self) -> dict[str, Any]:
-        """Network, optimizer, counters and the permutation key.
-
-        Not ``progress``: ``next_batch`` sets it from the step count before every update.
-        """
+        """The base's items, plus the rollout counter and the permutation key."""
         return {
             **super().checkpoint_items(),
             "rollouts": self.rollouts,
