@@ -1,7 +1,8 @@
-"""The README's commands and Python example are real."""
+"""The README's commands and Python examples are real, and tests/README.md names real tests."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -105,3 +106,34 @@ def test_sharing_example_runs_offline(tmp_path, monkeypatch):
     exec(compile(block, "README", "exec"), namespace)
     assert asked == ["your-name/dqn-CartPole-v1"]
     assert namespace["done"] and namespace["policy"].meta["agent"] == "dqn"
+
+
+def _named_tests(row: str) -> list[tuple[str, str | None]]:
+    """``(file, test name or None)`` for each test a tests/README.md row's last cell names.
+
+    ``::name`` alone continues the file named before it in the cell; ``::prefix_*`` stands
+    for the tests whose names start with ``prefix_`` (returned as ``prefix_\\w*``).
+    """
+    cell = row.rstrip().rstrip("|").rsplit("|", 1)[-1]
+    named, current = [], None
+    for match in re.finditer(r"`(test_\w+\.py)?(?:::(\w+)(\*)?)?[^`]*`", cell):
+        current = match.group(1) or current
+        if current is not None and (match.group(1) or match.group(2)):
+            name = match.group(2) and match.group(2) + ("\\w*" if match.group(3) else "")
+            named.append((current, name))
+    return named
+
+
+def test_every_test_that_tests_readme_names_exists():
+    tests = Path(__file__).resolve().parent
+    lines = (tests / "README.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| ")]
+    named = [pair for row in rows for pair in _named_tests(row)]
+    assert len(named) > 100  # the table was read
+    missing = [
+        f"{file}::{name}" if name else file
+        for file, name in named
+        if not (tests / file).exists()
+        or (name and not re.search(rf"^\s*(async )?def {name}\(", (tests / file).read_text(), re.M))
+    ]
+    assert not missing, f"tests/README.md names tests that do not exist: {missing}"
