@@ -111,7 +111,7 @@ SMALL = {"hidden_sizes": [16, 16], "num_envs": 2, "eval_every": 0, "stop_reward"
 SDE = {"use_sde": True, "sde_sample_freq": 3}
 SETTINGS = {
     "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2, "anneal_lr": False},
-    "a2c": {"n_steps": 8},
+    "a2c": {"n_steps": 8, "anneal_lr": False},  # annealing follows each run's total_steps
 }
 
 
