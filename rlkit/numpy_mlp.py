@@ -280,13 +280,6 @@ def action_scores_and_features(
     if spec.get("normalize_obs"):
         obs, start = normalize(obs, params[0], params[1]), 2
     x, i = features(spec.get("torso", "mlp"), obs, params, sizes, act, start)
-    return _scores_from_features(spec, params, x, i), x
-
-
-def _scores_from_features(
-    spec: dict[str, Any], params: list[np.ndarray], x: np.ndarray, i: int
-) -> np.ndarray:
-    """The heads of ``action_scores`` on torso features ``x`` (heads from ``params[i:]``)."""
     kind = spec["kind"]
     if kind in ("q", "dueling_q"):
         distributional = spec.get("distributional")
@@ -294,7 +287,7 @@ def _scores_from_features(
         support = None
         if distributional == "c51":
             support = c51_support(spec["v_min"], spec["v_max"], num_atoms)
-        return q_values(
+        scores = q_values(
             x,
             params,
             i,
@@ -304,7 +297,8 @@ def _scores_from_features(
             num_atoms=num_atoms,
             support=support,
         )
+        return scores, x
     if kind == "actor_critic":
         head = actor_critic_head_index(len(params), spec.get("log_std_dim", 0))
-        return x @ params[head] + params[head + 1]
+        return x @ params[head] + params[head + 1], x
     raise ValueError(f"no numpy path for network kind {kind!r}")

@@ -94,7 +94,7 @@ class ActingPolicy:
             self.network = build_network(snapshot.spec)
             # The learner's acting path: a bfloat16-weight twin under mixed precision.
             acting = self.network.acting_copy()
-            call = acting.call_with_features if "sde_sample_freq" in snapshot.rule else acting.call
+            call = acting.call_with_features if self.sde_noise is not None else acting.call
             self._forward = tf.function(call, reduce_retracing=True)
             self.load(snapshot)
         rule = snapshot.rule["rule"]
