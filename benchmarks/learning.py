@@ -60,7 +60,8 @@ row gives the evaluation's step). Presets with ``normalize_obs`` / ``normalize_r
 SB3 inside ``VecNormalize`` with the same clips (10), epsilon and gamma, its evaluations on
 the frozen observation statistics as rlkit's are; rlkit merges the observation statistics
 once per rollout (in the update), VecNormalize at every env step. SB3's MuJoCo PPO keeps
-rl-zoo3's ``ortho_init=False``; rlkit's networks are always initialised orthogonally.
+rl-zoo3's ``ortho_init=False``, and so does rlkit's (the setting of the same name; its rows
+from before it had one, initialised orthogonally, carry the tag ``mujoco-orthogonal``).
 Training seconds are wall time: both libraries use their
 default thread counts (``--sb3-threads N`` sets PyTorch's, ``--rlkit-threads N``
 TensorFlow's, both recorded in the row), so they are only comparable on an otherwise idle
@@ -312,16 +313,18 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "anneal": False,
         "ent_coef": 0.0,
     },
-    ("a2c", "Pendulum-v1"): {  # rl-zoo3's; normalized (VecNormalize on SB3's side), gSDE
+    # rl-zoo3's; normalized (VecNormalize on SB3's side), gSDE, ortho_init=False. Rows from
+    # before rlkit had ortho_init (both sides orthogonal) carry the tag orthogonal-init.
+    ("a2c", "Pendulum-v1"): {
         "n_envs": 8,
         "n_steps": 8,
         "gamma": 0.99,
         "learning_rate": 7e-4,  # rl-zoo3's lin_7e-4
         "anneal": True,
         "ent_coef": 0.0,
+        "ortho_init": False,
     },
     # rl-zoo3's MuJoCo PPO (v4 tuned, v5 the same tasks); normalize: true is VecNormalize.
-    # SB3 keeps rl-zoo3's ortho_init=False; rlkit always initialises orthogonally.
     ("ppo", "HalfCheetah-v5"): {
         "n_envs": 1,
         "n_steps": 512,
@@ -674,9 +677,11 @@ def sb3_mismatches(agent: str, run: Any, cfg: Any, s: Mapping[str, Any]) -> list
             "learning_rate": cfg.learning_rate,
             "anneal": cfg.anneal_lr,
             "ent_coef": cfg.ent_coef,
+            "ortho_init": cfg.ortho_init,
         }
         got, problems = dict(s), []
         got.setdefault("anneal", False)
+        got.setdefault("ortho_init", True)
         if cfg.share_torso:
             problems.append("share_torso: rlkit true, SB3's MlpPolicy has separate MLPs")
         sb3_optimizer = "adam" if agent == "ppo" else "rmsprop"

@@ -65,6 +65,19 @@ class _ActingCopy:
         self.network: Network | None = None
 
 
+def fan_in_uniform(fan_in: int) -> tuple[Any, Any]:
+    """PyTorch's default init of a linear layer: kernel and bias uniform in +-1/sqrt(fan_in).
+
+    The kernel's is Keras' variance scaling (scale 1/3, fan-in, uniform): its bound
+    sqrt(3 x scale / fan_in) is the same 1/sqrt(fan_in).
+    """
+    bound = 1.0 / float(np.sqrt(fan_in))
+    return (
+        keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
+        keras.initializers.RandomUniform(-bound, bound),
+    )
+
+
 class Network(keras.Model):
     """Base class: a torso (MLP, Nature CNN or MinAtar CNN) shared by the heads of a subclass.
 
@@ -142,14 +155,15 @@ class Network(keras.Model):
         self._np_cache = _NumpyCache()
         self._acting = _ActingCopy()
 
-    def hidden_initializer(self) -> Any:
-        """A new kernel initializer for one hidden dense layer (Keras' Glorot uniform).
+    def dense_initializers(self, fan_in: int) -> tuple[Any, Any]:
+        """New (kernel, bias) initializers for one hidden dense layer of ``fan_in`` inputs.
 
-        A new object per layer, made when the layer is: a Keras initializer draws its seed
-        from Python's ``random`` when it is created, so one made at import time (before
-        ``seed_everything``) would give different weights in every process.
+        Keras' Glorot uniform and zeros here. New objects per layer, made when the layer
+        is: a Keras initializer draws its seed from Python's ``random`` when it is created,
+        so one made at import time (before ``seed_everything``) would give different
+        weights in every process.
         """
-        return "glorot_uniform"
+        return "glorot_uniform", "zeros"
 
     def _make_torso(self, prefix: str = "") -> list[keras.layers.Layer]:
         layers = self._torso_layers(prefix)
@@ -175,12 +189,16 @@ class Network(keras.Model):
                 if self.noisy and i == len(self.hidden_sizes) - 1:
                     layers.append(self.noisy_dense(h, self.activation_name, name, dtype))
                     continue
-                init = "zeros" if self._zero_init else self.hidden_initializer()
+                fan_in = self.hidden_sizes[i - 1] if i else int(np.prod(self.obs_shape))
+                kernel, bias = (
+                    ("zeros", "zeros") if self._zero_init else self.dense_initializers(fan_in)
+                )
                 layers.append(
                     keras.layers.Dense(
                         h,
                         activation=self.activation_name,
-                        kernel_initializer=init,
+                        kernel_initializer=kernel,
+                        bias_initializer=bias,
                         name=name,
                         dtype=dtype,
                     )
@@ -617,13 +635,31 @@ class ActorCriticNetwork(Network):
 
     With ``share_torso=False`` the value head gets a torso of its own (same shape), so the
     value loss, often much larger than the policy loss, does not shape the policy's features.
+    ``ortho_init`` (default) initialises the MLP torso and the heads orthogonally (CNN
+    torsos keep Keras' defaults); ``ortho_init=False`` gives them PyTorch's default init.
     """
 
     kind = "actor_critic"
 
-    def hidden_initializer(self) -> Any:
-        """Orthogonal init with gain sqrt(2) (Saxe et al., 2014), usual for policy gradients."""
-        return keras.initializers.Orthogonal(float(np.sqrt(2.0)))
+    def dense_initializers(self, fan_in: int) -> tuple[Any, Any]:
+        """A hidden layer's (kernel, bias) initializers.
+
+        Orthogonal kernels with gain sqrt(2) (Saxe et al., 2014), usual for policy
+        gradients, and zero biases; with ``ortho_init=False`` PyTorch's default for a
+        linear layer (``fan_in_uniform``), as rl-zoo3's ``ortho_init=False`` presets have.
+        """
+        if self.ortho_init:
+            return keras.initializers.Orthogonal(float(np.sqrt(2.0))), "zeros"
+        return fan_in_uniform(fan_in)
+
+    def head_initializers(self, gain: float) -> tuple[Any, Any]:
+        """A head's (kernel, bias) initializers: orthogonal with ``gain`` and zeros.
+
+        With ``ortho_init=False``: ``fan_in_uniform`` of the torso's feature width.
+        """
+        if self.ortho_init:
+            return keras.initializers.Orthogonal(gain), "zeros"
+        return fan_in_uniform(self.feature_width())
 
     def __init__(
         self,
@@ -632,12 +668,17 @@ class ActorCriticNetwork(Network):
         log_std_dim: int = 0,
         log_std_init: float = 0.0,
         sde: bool = False,
+        ortho_init: bool = True,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("noisy"):
             raise ValueError("noisy layers are for Q-networks (kind 'q' or 'dueling_q')")
         if not isinstance(sde, bool) or (sde and not log_std_dim):
             raise ValueError("sde (gSDE) is for Gaussian policies: it needs log_std_dim > 0")
+        if not isinstance(ortho_init, bool):
+            raise ValueError(f"ortho_init must be true or false, got {ortho_init!r}")
+        # Read by dense_initializers while the base class builds the torso.
+        self.ortho_init = ortho_init
         super().__init__(*args, **kwargs)
         self.share_torso = bool(share_torso)
         # A Gaussian policy's state-independent log-std (``log_std_dim`` > 0): one learned
@@ -658,14 +699,17 @@ class ActorCriticNetwork(Network):
             )
         self.value_torso_layers = [] if self.share_torso else self._make_torso("value_")
         # Small policy-head init keeps the first policy near uniform (Andrychowicz et al., 2021).
+        kernel, bias = self.head_initializers(0.01)
         self.policy_head = keras.layers.Dense(
             self.num_actions,
-            kernel_initializer=keras.initializers.Orthogonal(0.01),
+            kernel_initializer=kernel,
+            bias_initializer=bias,
             name="logits",
             dtype="float32",
         )
+        kernel, bias = self.head_initializers(1.0)
         self.value_head = keras.layers.Dense(
-            1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value", dtype="float32"
+            1, kernel_initializer=kernel, bias_initializer=bias, name="value", dtype="float32"
         )
 
     @property
@@ -676,6 +720,8 @@ class ActorCriticNetwork(Network):
             spec["log_std_dim"] = self.log_std_dim
         if self.sde:
             spec["sde"] = True
+        if not self.ortho_init:
+            spec["ortho_init"] = False
         return spec
 
     def call(self, obs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -749,7 +795,7 @@ SPEC_KEYS = frozenset(
 )
 Q_KEYS = frozenset({"distributional", "num_atoms", "v_min", "v_max", "noisy", "noisy_sigma0"})
 KIND_KEYS = {
-    "actor_critic": frozenset({"share_torso", "log_std_dim", "sde"}),
+    "actor_critic": frozenset({"share_torso", "log_std_dim", "sde", "ortho_init"}),
     "q": Q_KEYS,
     "dueling_q": Q_KEYS,
 }

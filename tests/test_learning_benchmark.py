@@ -183,6 +183,7 @@ def test_sb3_settings_checked_against_the_preset(lt: ModuleType) -> None:
     a2c.squash_actions = False
     a2c.optimizer = "rmsprop"
     a2c.anneal_lr = False
+    a2c.ortho_init = True
     settings = lt.SB3_SETTINGS["a2c", "CartPole-v1"]
     assert lt.sb3_mismatches("a2c", SimpleNamespace(num_envs=8), a2c, settings) == []
     assert lt.sb3_mismatches("a2c", SimpleNamespace(num_envs=4), a2c, settings) == [
@@ -191,6 +192,10 @@ def test_sb3_settings_checked_against_the_preset(lt: ModuleType) -> None:
     a2c.anneal_lr = True  # rl-zoo3's lin_7e-4 where SB3_SETTINGS keeps a constant rate
     assert lt.sb3_mismatches("a2c", SimpleNamespace(num_envs=8), a2c, settings) == [
         "anneal: rlkit True, SB3_SETTINGS False"
+    ]
+    a2c.anneal_lr, a2c.ortho_init = False, False  # SB3's side initialises orthogonally here
+    assert lt.sb3_mismatches("a2c", SimpleNamespace(num_envs=8), a2c, settings) == [
+        "ortho_init: rlkit False, SB3_SETTINGS True"
     ]
 
 

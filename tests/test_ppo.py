@@ -292,6 +292,44 @@ def test_log_std_init_sets_the_first_std():
     np.testing.assert_allclose(agent.log_std(), [-2.0, -2.0])
 
 
+@pytest.mark.parametrize("cls", [A2C, PPO, Reinforce], ids=lambda c: c.name)
+def test_ortho_init_false_gives_pytorch_default_init_and_reloads(cls, tmp_path):
+    # rl-zoo3's ortho_init=False: every linear layer as PyTorch makes it, kernel and bias
+    # uniform in +-1/sqrt(fan_in); the default stays orthogonal with zero biases.
+    config_cls = {A2C: A2CConfig, PPO: PPOConfig, Reinforce: ReinforceConfig}[cls]
+    box = SPACES["box"]
+    plain = cls(OBS, box, config_cls(hidden_sizes=(64, 32), share_torso=False), seed=0)
+    torch_like = cls(
+        OBS, box, config_cls(hidden_sizes=(64, 32), share_torso=False, ortho_init=False), seed=0
+    )
+    fan_in = {"dense_0": 3, "dense_1": 64, "logits": 32, "value": 32}
+    checked = 0
+    for layer in torch_like.network.layers:
+        name = layer.name.removeprefix("value_")
+        if name not in fan_in:
+            continue
+        bound = 1 / math.sqrt(fan_in[name])
+        for w in (layer.kernel.numpy(), layer.bias.numpy()):
+            assert np.abs(w).max() <= bound
+            if w.size >= 32:  # spread over the range, not squeezed near 0 or at the bounds
+                assert 0.5 * bound < np.abs(w).max() and np.std(w) > 0.4 * bound
+        checked += 1
+    assert checked == 6  # two torsos of two layers, two heads
+    for layer in plain.network.layers:
+        if layer.name in ("dense_1", "value_dense_1"):
+            k = layer.kernel.numpy()  # [64, 32]: orthonormal columns times sqrt(2)
+            np.testing.assert_allclose(k.T @ k, 2 * np.eye(32), atol=1e-4)
+            assert not layer.bias.numpy().any()
+    assert torch_like.network.spec["ortho_init"] is False
+    assert "ortho_init" not in plain.network.spec
+    obs = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+    torch_like.save(tmp_path / "agent")
+    loaded = load_agent(tmp_path / "agent")
+    np.testing.assert_array_equal(
+        loaded.act(obs, explore=False), torch_like.act(obs, explore=False)
+    )
+
+
 def test_ray_workers_sample_as_the_agent_does():
     for kind in ("box", "multi_discrete", "multi_binary"):
         agent = make_pg(A2C, SPACES[kind], seed=3)

@@ -67,6 +67,11 @@ class PolicySettings:
         -1, ge=-1, help="gSDE: draw new exploration matrices every N steps (-1: once per rollout)"
     )
     anneal_lr: bool = hp(False, help="learning rate falls linearly to 0 over the run")
+    ortho_init: bool = hp(
+        True,
+        help="orthogonal init of the MLP and heads (false: PyTorch's default, as rl-zoo3's "
+        "ortho_init=False)",
+    )
     normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
     normalize_reward: bool = hp(False, help="scale rewards by the running std of the return")
 
@@ -139,6 +144,7 @@ class PolicyGradient(SaveLoad, Agent):
             **({"log_std_dim": self.dist.log_std_dim} if self.dist.log_std_dim else {}),
             **({"normalize_obs": True} if config.normalize_obs else {}),
             **({"sde": True} if config.use_sde else {}),
+            **({} if config.ortho_init else {"ortho_init": False}),
         )
         if config.normalize_obs and spec["torso"] != "mlp":
             raise IncompatibleEnvError(
