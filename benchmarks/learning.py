@@ -313,8 +313,9 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "anneal": False,
         "ent_coef": 0.0,
     },
-    # rl-zoo3's; normalized (VecNormalize on SB3's side), gSDE, ortho_init=False. Rows from
-    # before rlkit had ortho_init (both sides orthogonal) carry the tag orthogonal-init.
+    # rl-zoo3's; normalized (VecNormalize on SB3's side), gSDE. Both sides initialise
+    # orthogonally, as rlkit's preset does (it does not take rl-zoo3's ortho_init=False);
+    # rows with ortho_init=False on both sides carry the tag zoo-ortho-false.
     ("a2c", "Pendulum-v1"): {
         "n_envs": 8,
         "n_steps": 8,
@@ -322,7 +323,6 @@ SB3_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "learning_rate": 7e-4,  # rl-zoo3's lin_7e-4
         "anneal": True,
         "ent_coef": 0.0,
-        "ortho_init": False,
     },
     # rl-zoo3's MuJoCo PPO (v4 tuned, v5 the same tasks); normalize: true is VecNormalize.
     ("ppo", "HalfCheetah-v5"): {
