@@ -65,6 +65,11 @@ class _ActingCopy:
         self.network: Network | None = None
 
 
+# CNN torsos' convolutions: (filters, kernel size, stride), 'valid' padding, ReLU.
+MINATAR_CONVS = ((16, 3, 1),)  # Young & Tian (2019)
+NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))  # Mnih et al. (2015)
+
+
 def fan_in_uniform(fan_in: int) -> tuple[Any, Any]:
     """PyTorch's default init of a linear layer: kernel and bias uniform in +-1/sqrt(fan_in).
 
@@ -156,9 +161,10 @@ class Network(keras.Model):
         self._acting = _ActingCopy()
 
     def dense_initializers(self, fan_in: int) -> tuple[Any, Any]:
-        """New (kernel, bias) initializers for one hidden dense layer of ``fan_in`` inputs.
+        """New (kernel, bias) initializers for one torso layer of ``fan_in`` inputs.
 
-        Keras' Glorot uniform and zeros here. New objects per layer, made when the layer
+        A dense layer's or a convolution's (fan-in: kernel height x width x input
+        channels). Keras' Glorot uniform and zeros here. New objects per layer, made when the layer
         is: a Keras initializer draws its seed from Python's ``random`` when it is created,
         so one made at import time (before ``seed_everything``) would give different
         weights in every process.
@@ -204,33 +210,43 @@ class Network(keras.Model):
                     )
                 )
             return layers
-        if self.torso_name == "minatar_cnn":
-            # Young & Tian (2019): one 16x3x3/1 convolution ('valid'), then 128 units.
-            width = self.feature_width()
-            convs = [
-                keras.layers.Conv2D(
-                    16, 3, 1, activation="relu", name=f"{prefix}conv_0", dtype=dtype
-                ),
-            ]
+        # Young & Tian (2019): one 16x3x3/1 convolution ('valid'), then 128 units.
+        # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
+        convs_spec = MINATAR_CONVS if self.torso_name == "minatar_cnn" else NATURE_CONVS
+        if self.torso_name == "nature_cnn" and self.channels_first:
+            c, h, w = self.obs_shape
         else:
-            # Mnih et al. (2015): 32x8x8/4, 64x4x4/2, 64x3x3/1, then a 512 dense layer.
-            width = self.feature_width()
-            convs = [
+            h, w, c = self.obs_shape
+        convs = []
+        for j, (filters, size, stride) in enumerate(convs_spec):
+            kernel, bias = self.dense_initializers(size * size * c)
+            convs.append(
                 keras.layers.Conv2D(
-                    32, 8, 4, activation="relu", name=f"{prefix}conv_0", dtype=dtype
-                ),
-                keras.layers.Conv2D(
-                    64, 4, 2, activation="relu", name=f"{prefix}conv_1", dtype=dtype
-                ),
-                keras.layers.Conv2D(
-                    64, 3, 1, activation="relu", name=f"{prefix}conv_2", dtype=dtype
-                ),
-            ]
+                    filters,
+                    size,
+                    stride,
+                    activation="relu",
+                    kernel_initializer=kernel,
+                    bias_initializer=bias,
+                    name=f"{prefix}conv_{j}",
+                    dtype=dtype,
+                )
+            )
+            h, w, c = (h - size) // stride + 1, (w - size) // stride + 1, filters
+        width = self.feature_width()
         name = f"{prefix}dense_0"
         if self.noisy:
             dense = self.noisy_dense(width, "relu", name, dtype)
         else:
-            dense = keras.layers.Dense(width, activation="relu", name=name, dtype=dtype)
+            kernel, bias = self.dense_initializers(h * w * c)
+            dense = keras.layers.Dense(
+                width,
+                activation="relu",
+                kernel_initializer=kernel,
+                bias_initializer=bias,
+                name=name,
+                dtype=dtype,
+            )
         return [*convs, keras.layers.Flatten(name=f"{prefix}flatten", dtype=dtype), dense]
 
     def feature_width(self) -> int:
@@ -635,8 +651,9 @@ class ActorCriticNetwork(Network):
 
     With ``share_torso=False`` the value head gets a torso of its own (same shape), so the
     value loss, often much larger than the policy loss, does not shape the policy's features.
-    ``ortho_init`` (default) initialises the MLP torso and the heads orthogonally (CNN
-    torsos keep Keras' defaults); ``ortho_init=False`` gives them PyTorch's default init.
+    ``ortho_init`` (default) initialises every layer orthogonally (torso, convolutions
+    included, with gain sqrt 2; the heads as below) with zero biases, as the reference PPO
+    and A2C implementations do; ``ortho_init=False`` gives them PyTorch's default init.
     """
 
     kind = "actor_critic"
@@ -648,6 +665,8 @@ class ActorCriticNetwork(Network):
         gradients, and zero biases; with ``ortho_init=False`` PyTorch's default for a
         linear layer (``fan_in_uniform``), as rl-zoo3's ``ortho_init=False`` presets have.
         """
+        if self._zero_init:  # a bfloat16 acting twin: its weights are copied in at once
+            return "zeros", "zeros"
         if self.ortho_init:
             return keras.initializers.Orthogonal(float(np.sqrt(2.0))), "zeros"
         return fan_in_uniform(fan_in)

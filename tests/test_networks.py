@@ -251,6 +251,41 @@ def test_unknown_spec_key_error_lists_valid_keys():
 # -- Nature CNN -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("torso", "obs_shape", "fan_ins"),
+    [
+        # Nature CNN on [k, H, W] stacks: 8x8x4, 4x4x32, 3x3x64 kernels, then 7x7x64 features.
+        ("nature_cnn", (4, 84, 84), [256, 512, 576, 3136, 512, 512]),
+        ("minatar_cnn", (10, 10, 6), [54, 1024, 128, 128]),  # 3x3x6, then 8x8x16
+    ],
+)
+def test_actor_critic_cnn_torsos_start_orthogonal_or_as_pytorch_does(torso, obs_shape, fan_ins):
+    # As the reference A2C/PPO: every torso layer, the convolutions included, orthogonal
+    # (gain sqrt 2) with zero biases; ortho_init=False: uniform in +-1/sqrt(fan_in).
+    spec = {
+        "kind": "actor_critic",
+        "torso": torso,
+        "obs_shape": list(obs_shape),
+        "num_actions": 6,
+        "hidden_sizes": [512 if torso == "nature_cnn" else 128],
+        "channels_first": torso == "nature_cnn",
+    }
+    ortho = build_network(spec)
+    torso_layers = [v for v in ortho.trainable_variables if "conv" in v.path or "dense" in v.path]
+    for kernel in [v.numpy() for v in torso_layers if v.path.endswith("kernel")]:
+        k = kernel.reshape(-1, kernel.shape[-1])  # [fan_in, filters]: orthogonal columns
+        np.testing.assert_allclose(k.T @ k, 2 * np.eye(k.shape[1]), atol=1e-3)
+    assert not any(v.numpy().any() for v in torso_layers if v.path.endswith("bias"))
+    torch_like = build_network({**spec, "ortho_init": False})
+    pairs = [v.numpy() for v in torch_like.trainable_variables]  # (kernel, bias) per layer
+    assert len(pairs) == 2 * len(fan_ins)
+    for kernel, bias, fan_in in zip(pairs[::2], pairs[1::2], fan_ins, strict=True):
+        assert kernel.reshape(-1, kernel.shape[-1]).shape[0] == fan_in
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.9 * bound
+        assert np.abs(bias).max() <= bound and bias.any()
+
+
 def test_nature_cnn_q_network_on_uint8_frames():
     obs_shape = (4, 84, 84)
     net = QNetwork(obs_shape, 6, torso="nature_cnn", channels_first=True).build_for_obs()

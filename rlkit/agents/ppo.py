@@ -68,8 +68,9 @@ class PPO(PolicyGradient):
     drawn from a stateless generator keyed by the agent's seed and the update count, so a
     resumed run draws the same ones. The value clip follows Stable-Baselines3
     (``old V + clip(V - old V)``, no max with the unclipped loss). Networks are initialised
-    orthogonally (sqrt 2 hidden, 0.01 policy head, 1 value head), with separate policy and
-    value torsos unless ``share_torso``.
+    orthogonally (sqrt 2 for every torso layer, convolutions included, 0.01 policy head, 1
+    value head; ``ortho_init=False``: PyTorch's default), with separate policy and value
+    torsos unless ``share_torso``.
 
     Args:
         observation_space: single-env observation space (``Box``).
