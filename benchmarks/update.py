@@ -5,15 +5,19 @@ Usage:
     python benchmarks/update.py --agents a2c --envs CartPole-v1 --repeats 9
     python benchmarks/update.py --modes plain,mixed_precision
     python benchmarks/update.py --report              # tables from the saved results
+    python benchmarks/update.py --agents dqn,rainbow --envs MinAtar/SpaceInvaders-v1 \
+        --modes plain --name update_minatar
 
 Each agent is built with its shipped preset for the env (CartPole-v1: 64x64 MLPs;
 ``ALE/SpaceInvaders-v5``: the Nature CNN on 4x84x84 uint8 stacks), once per mode:
 ``plain`` (the compiled ``tf.function`` step), ``jit_compile`` (``--set jit_compile=true``,
-XLA) and ``mixed_precision`` (``--set mixed_precision=true``, bfloat16 torso). Updates run
-on synthetic batches of the shapes training feeds them:
+XLA) and ``mixed_precision`` (``--set mixed_precision=true``, bfloat16 torso).
+``MinAtar/SpaceInvaders-v1``: the MinAtar CNN on 10x10x6 boolean grids. Updates run on
+synthetic batches of the shapes training feeds them:
 
-- DQN family: ``[G, B]`` transitions, G gradient steps fused into one call (the CartPole
-  preset's G=128, B=64, and single steps with B=32 and 64; Atari: G=1, B=32);
+- DQN family (and Rainbow): ``[G, B]`` transitions, G gradient steps fused into one call
+  (the CartPole preset's G=128, B=64, and single steps with B=32 and 64; Atari and MinAtar:
+  G=1, B=32);
 - A2C: one ``[n_steps, num_envs]`` rollout (CartPole 5x8, Atari 5x16);
 - REINFORCE: ``[L, E]`` whole episodes (CartPole 100x8; Atari 32x16, a slice: real
   Space Invaders episodes are 500-1000 agent steps, and an update scales with L x E).
@@ -50,7 +54,7 @@ MODES = {
 def shapes(agent: str, env_id: str) -> list[dict[str, int]]:
     """The batch shapes to time for ``agent`` on ``env_id``."""
     atari = env_id != CARTPOLE
-    if agent.endswith("dqn"):
+    if agent.endswith("dqn") or agent == "rainbow":
         if atari:
             return [{"G": 1, "B": 32}]
         return [{"G": 1, "B": 32}, {"G": 1, "B": 64}, {"G": 128, "B": 64}]
@@ -63,8 +67,11 @@ def spaces(env_id: str) -> tuple[Any, Any]:
     """The single-env observation and action spaces the agents see on ``env_id``."""
     import gymnasium as gym
 
-    if env_id == CARTPOLE:
-        env = gym.make(CARTPOLE)
+    if env_id == CARTPOLE or env_id.startswith("MinAtar/"):
+        from rlkit.envs.make import check_env_id
+
+        check_env_id(env_id)  # imports the package that registers MinAtar's ids
+        env = gym.make(env_id)
         return env.observation_space, env.action_space
     # The dqn protocol's observations: 4 stacked 84x84 grayscale frames; Space Invaders: 6.
     return gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6)
@@ -115,7 +122,7 @@ def build(agent: str, env_id: str, mode: str, seed: int) -> Any:
 
     cls = get_agent_class(agent)
     overrides = {"seed": seed, "eval_every": 0, "stop_reward": None, **MODES[mode]}
-    if agent.endswith("dqn") and env_id != CARTPOLE:
+    if (agent.endswith("dqn") or agent == "rainbow") and env_id != CARTPOLE:
         overrides["buffer_size"] = 10_000  # not used here; keeps the config check quiet
     _, cfg = resolve(cls, env_id, overrides=overrides)
     obs_space, action_space = spaces(env_id)
@@ -160,7 +167,13 @@ def measure(
         row = {
             "env": env_id,
             "agent": agent_name,
-            "network": "nature_cnn" if env_id != CARTPOLE else "mlp",
+            "network": (
+                "mlp"
+                if env_id == CARTPOLE
+                else "minatar_cnn"
+                if env_id.startswith("MinAtar/")
+                else "nature_cnn"
+            ),
             "shape": ",".join(f"{k}={v}" for k, v in shape.items()),
             "mode": mode,
             "ms_per_call": ms,
