@@ -160,15 +160,18 @@ class Network(keras.Model):
         self._np_cache = _NumpyCache()
         self._acting = _ActingCopy()
 
-    def dense_initializers(self, fan_in: int) -> tuple[Any, Any]:
+    def torso_initializers(self, fan_in: int) -> tuple[Any, Any]:
         """New (kernel, bias) initializers for one torso layer of ``fan_in`` inputs.
 
         A dense layer's or a convolution's (fan-in: kernel height x width x input
-        channels). Keras' Glorot uniform and zeros here. New objects per layer, made when the layer
-        is: a Keras initializer draws its seed from Python's ``random`` when it is created,
-        so one made at import time (before ``seed_everything``) would give different
-        weights in every process.
+        channels). Keras' Glorot uniform and zeros here; zeros for a bfloat16 acting twin
+        (``acting_copy``), whose weights are copied in at once. New objects per layer,
+        made when the layer is: a Keras initializer draws its seed from Python's
+        ``random`` when it is created, so one made at import time (before
+        ``seed_everything``) would give different weights in every process.
         """
+        if self._zero_init:
+            return "zeros", "zeros"
         return "glorot_uniform", "zeros"
 
     def _make_torso(self, prefix: str = "") -> list[keras.layers.Layer]:
@@ -196,9 +199,7 @@ class Network(keras.Model):
                     layers.append(self.noisy_dense(h, self.activation_name, name, dtype))
                     continue
                 fan_in = self.hidden_sizes[i - 1] if i else int(np.prod(self.obs_shape))
-                kernel, bias = (
-                    ("zeros", "zeros") if self._zero_init else self.dense_initializers(fan_in)
-                )
+                kernel, bias = self.torso_initializers(fan_in)
                 layers.append(
                     keras.layers.Dense(
                         h,
@@ -219,7 +220,7 @@ class Network(keras.Model):
             h, w, c = self.obs_shape
         convs = []
         for j, (filters, size, stride) in enumerate(convs_spec):
-            kernel, bias = self.dense_initializers(size * size * c)
+            kernel, bias = self.torso_initializers(size * size * c)
             convs.append(
                 keras.layers.Conv2D(
                     filters,
@@ -238,7 +239,7 @@ class Network(keras.Model):
         if self.noisy:
             dense = self.noisy_dense(width, "relu", name, dtype)
         else:
-            kernel, bias = self.dense_initializers(h * w * c)
+            kernel, bias = self.torso_initializers(h * w * c)
             dense = keras.layers.Dense(
                 width,
                 activation="relu",
@@ -658,8 +659,8 @@ class ActorCriticNetwork(Network):
 
     kind = "actor_critic"
 
-    def dense_initializers(self, fan_in: int) -> tuple[Any, Any]:
-        """A hidden layer's (kernel, bias) initializers.
+    def torso_initializers(self, fan_in: int) -> tuple[Any, Any]:
+        """A torso layer's (kernel, bias) initializers.
 
         Orthogonal kernels with gain sqrt(2) (Saxe et al., 2014), usual for policy
         gradients, and zero biases; with ``ortho_init=False`` PyTorch's default for a
@@ -696,7 +697,7 @@ class ActorCriticNetwork(Network):
             raise ValueError("sde (gSDE) is for Gaussian policies: it needs log_std_dim > 0")
         if not isinstance(ortho_init, bool):
             raise ValueError(f"ortho_init must be true or false, got {ortho_init!r}")
-        # Read by dense_initializers while the base class builds the torso.
+        # Read by torso_initializers while the base class builds the torso.
         self.ortho_init = ortho_init
         super().__init__(*args, **kwargs)
         self.share_torso = bool(share_torso)

@@ -69,7 +69,7 @@ class PolicySettings:
     anneal_lr: bool = hp(False, help="learning rate falls linearly to 0 over the run")
     ortho_init: bool = hp(
         True,
-        help="orthogonal init of the MLP and heads (false: PyTorch's default, as rl-zoo3's "
+        help="orthogonal init of every layer (false: PyTorch's default, as rl-zoo3's "
         "ortho_init=False)",
     )
     normalize_obs: bool = hp(False, help="normalize observations by running mean and std")
