@@ -221,7 +221,15 @@ def check_network_spec(spec: Any, where: str) -> None:
     hidden = spec.get("hidden_sizes", [64, 64])
     _int_list(hidden, where, "network.hidden_sizes", 1, MAX_UNITS, MAX_LAYERS)
     _choice(spec.get("activation", "relu"), where, "network.activation", ACTIVATIONS)
-    flags = ("channels_first", "mixed_precision", "normalize_obs", "noisy", "share_torso", "sde")
+    flags = (
+        "channels_first",
+        "mixed_precision",
+        "normalize_obs",
+        "noisy",
+        "share_torso",
+        "sde",
+        "ortho_init",
+    )
     for key in flags:
         if key in spec:
             _bool(spec[key], where, f"network.{key}")

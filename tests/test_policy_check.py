@@ -66,6 +66,15 @@ SPECS = {
         "share_torso": False,
         "log_std_dim": 2,
     },
+    "actor-critic gaussian, PyTorch's init (ortho_init false)": {
+        "kind": "actor_critic",
+        "obs_shape": [3],
+        "num_actions": 2,
+        "hidden_sizes": [8],
+        "share_torso": False,
+        "log_std_dim": 2,
+        "ortho_init": False,
+    },
     "actor-critic gaussian with gSDE": {
         "kind": "actor_critic",
         "obs_shape": [3],
@@ -326,6 +335,8 @@ CORRUPTED = {
     ),
     "log_std_dim: without gaussian actions": ("multi", net(log_std_dim=2), "network.log_std_dim"),
     "sde: wrong type": ("gaussian", net(sde="yes"), "network.sde"),
+    "ortho_init: wrong type": ("gaussian", net(ortho_init="no"), "network.ortho_init"),
+    "ortho_init: on a q-network": ("q", net(ortho_init=False), "ortho_init"),
     "sde: without a gaussian policy": ("multi", net(sde=True), "network.sde"),
     "sde: mismatch with the weights (log-std [D], not [F, D])": (
         "gaussian",
