@@ -66,15 +66,6 @@ SPECS = {
         "share_torso": False,
         "log_std_dim": 2,
     },
-    "actor-critic gaussian, PyTorch's init (ortho_init false)": {
-        "kind": "actor_critic",
-        "obs_shape": [3],
-        "num_actions": 2,
-        "hidden_sizes": [8],
-        "share_torso": False,
-        "log_std_dim": 2,
-        "ortho_init": False,
-    },
     "actor-critic gaussian with gSDE": {
         "kind": "actor_critic",
         "obs_shape": [3],
@@ -108,6 +99,11 @@ SPECS = {
         "hidden_sizes": [32],
         "noisy": True,
     },
+}
+# The same network made with PyTorch's init: the spec says so, nothing else changes.
+SPECS["actor-critic gaussian, PyTorch's init (ortho_init false)"] = {
+    **SPECS["actor-critic gaussian, own value torso"],
+    "ortho_init": False,
 }
 
 
