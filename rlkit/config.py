@@ -257,23 +257,52 @@ def build(cls: type, values: dict[str, Any]) -> tuple[Any, list[str]]:
 
 
 # -- presets -----------------------------------------------------------------------------
+def preset_section(agent: str, env_id: str) -> str | None:
+    """Which section of ``agent``'s shipped preset file applies to ``env_id``.
+
+    The env's own id, ``atari`` (ALE ids without a section of their own), ``default``, or
+    None when the agent has no preset file or the file has none of them.
+    """
+    path = preset_dir() / "agents" / f"{agent}.yaml"
+    if not path.exists():
+        return None
+    sections = read_yaml(path)
+    env_id = env_id.partition(":")[2] or env_id  # module:Id: the registered id's section
+    if env_id in sections:
+        return env_id
+    if (env_id.startswith("ALE/") or "NoFrameskip" in env_id) and "atari" in sections:
+        return "atari"
+    return "default" if "default" in sections else None
+
+
 def load_preset(agent: str, env_id: str) -> dict[str, Any]:
     """The shipped preset for ``agent`` on ``env_id``.
 
     Its ``default`` section, updated by the env's own section (or by ``atari`` for ALE ids
     without a section of their own).
     """
-    path = preset_dir() / "agents" / f"{agent}.yaml"
-    if not path.exists():
+    section = preset_section(agent, env_id)
+    if section is None:
         return {}
-    sections = read_yaml(path)
+    sections = read_yaml(preset_dir() / "agents" / f"{agent}.yaml")
     values = dict(sections.get("default") or {})
-    env_id = env_id.partition(":")[2] or env_id  # module:Id: the registered id's section
-    if env_id in sections:
-        values.update(sections[env_id] or {})
-    elif env_id.startswith("ALE/") or "NoFrameskip" in env_id:
-        values.update(sections.get("atari") or {})
+    if section != "default":
+        values.update(sections[section] or {})
     return values
+
+
+def default_section_note(agent: str, env_id: str) -> str | None:
+    """One line saying that ``env_id`` runs ``agent``'s ``default`` section, else None.
+
+    Those settings were tuned for no env in particular: a user should know the run is not
+    on a preset made for its env, and how to change that.
+    """
+    if preset_section(agent, env_id) != "default":
+        return None
+    return (
+        f"preset: agents/{agent}.yaml has no section for {env_id}, so its `default` settings "
+        "apply (change them with --set key=value or --config FILE)"
+    )
 
 
 def parse_overrides(pairs: list[str], flag: str = "--set") -> dict[str, Any]:

@@ -448,6 +448,10 @@ def _train(args: argparse.Namespace) -> Path | None:
             f"{run_cfg.seed}); run folder {run_dir}",
             flush=True,
         )
+        if not args.resume and args.config is None:
+            note = config_lib.default_section_note(agent_cls.name, env_name)
+            if note:
+                print(note, flush=True)
         if getattr(agent_cfg, "mixed_precision", False) is not False:
             from rlkit.precision import describe_precision
 

@@ -571,3 +571,20 @@ def test_evaluate_stochastic(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert evaluate.main(["--run", str(dqn_dir), "--stochastic"]) == 2
     assert "--epsilon" in capsys.readouterr().err
+
+
+def test_train_says_when_the_default_section_applies(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A run on an env its preset has no section for says so; one on CartPole does not."""
+    base = ["--agent", "a2c", "--total-steps", "40", "--num-envs", "2"]
+    base += ["--final-eval-episodes", "0", "--set", "hidden_sizes=[8]"]
+    assert train.main([*base, "--env", "Acrobot-v1", "--run-dir", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "preset: agents/a2c.yaml has no section for Acrobot-v1" in out
+    assert train.main([*base, "--env", ENV, "--run-dir", str(tmp_path / "b")]) == 0
+    assert "has no section" not in capsys.readouterr().out
+    # A resumed run took its settings from its own config.yaml: no note.
+    argv = ["--resume", str(tmp_path / "a"), "--total-steps", "80"]
+    assert train.main(argv) == 0
+    assert "has no section" not in capsys.readouterr().out

@@ -82,6 +82,20 @@ def test_atari_section_applies_to_ale_ids_only(fake_presets: Path) -> None:
     assert resolve(DQN, "Acrobot-v1")[1].tau == 0.5
 
 
+def test_preset_section_names_the_section_that_applies(fake_presets: Path) -> None:
+    section = config_lib.preset_section
+    assert section("dqn", "CartPole-v1") == "CartPole-v1"
+    assert section("dqn", "gymnasium:CartPole-v1") == "CartPole-v1"  # module:Id
+    assert section("dqn", "ALE/Pong-v5") == "atari"
+    assert section("dqn", "Acrobot-v1") == "default"
+    assert section("a2c", "CartPole-v1") is None  # no preset file for the agent
+    note = config_lib.default_section_note("dqn", "Acrobot-v1")
+    assert note is not None and "no section for Acrobot-v1" in note and "--set" in note
+    assert config_lib.default_section_note("dqn", "CartPole-v1") is None
+    assert config_lib.default_section_note("dqn", "ALE/Pong-v5") is None
+    assert config_lib.default_section_note("a2c", "Acrobot-v1") is None
+
+
 def test_config_file_beats_preset_and_set_beats_file(fake_presets: Path, tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "mine.yaml", "batch_size: 40\ngamma: 0.8\n")
     _, cfg = resolve(DQN, "CartPole-v1", config_file=path)
