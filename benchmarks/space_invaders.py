@@ -81,7 +81,8 @@ The wall-clock panel of the plots uses each library's own elapsed seconds; on a 
 they depend on the load (STATUS.md records the load average at each segment's start and end).
 One driver at a time per root (``<root>/.driver.pid``); ``--wait`` waits for runs live
 elsewhere instead of skipping them, ``--nice N`` lowers the children's priority, ``--dry-run``
-says what would run, ``--sb3-threads N`` sets PyTorch's threads (default: its own choice).
+says what would run, ``--sb3-threads N`` sets PyTorch's threads and ``--rlkit-threads N``
+TensorFlow's (rlkit's ``--threads N``; default: each library's own choice, one per core).
 ``--steps``, ``--checkpoint-every``, ``--learning-starts`` and ``--sb3-buffer-size`` exist for
 smoke tests only.
 
@@ -567,9 +568,13 @@ class Supervisor:
                 self.child = None
 
 
-def rlkit_command(run_dir: Path, spec: RunSpec, budget: int, every: int, resume: bool) -> list[str]:
-    """The rlkit CLI command that starts or continues the run."""
+def rlkit_command(
+    run_dir: Path, spec: RunSpec, budget: int, every: int, resume: bool, threads: int = 0
+) -> list[str]:
+    """The rlkit CLI command that starts or continues the run (``threads``: 0 for TF's own)."""
     cmd = [sys.executable, "-m", "rlkit.train"]
+    if threads:
+        cmd += ["--threads", str(threads)]
     if resume:
         return [*cmd, "--resume", str(run_dir), "--total-steps", str(budget), "--quiet"]
     cmd += ["--agent", spec.agent, "--env", ENV_ID, "--seed", str(spec.seed)]
@@ -639,7 +644,7 @@ def run_one(spec: RunSpec, args: argparse.Namespace, sup: Supervisor) -> str:
     resume = bool(info.checkpoints)
     start = info.checkpoints[-1] if resume else 0
     if spec.lib == "rlkit":
-        cmd = rlkit_command(info.run_dir, spec, budget, every, resume)
+        cmd = rlkit_command(info.run_dir, spec, budget, every, resume, args.rlkit_threads)
         if args.learning_starts is not None and spec.family == "dqn" and not resume:
             cmd[-1:-1] = ["--set", f"learning_starts={args.learning_starts}"]
     else:
@@ -684,6 +689,8 @@ def run_one(spec: RunSpec, args: argparse.Namespace, sup: Supervisor) -> str:
     }
     if spec.lib == "sb3":
         segment["torch_threads"] = args.sb3_threads or "default"
+    else:
+        segment["tf_threads"] = args.rlkit_threads or "default"
     meta["segments"].append(segment)
     write_json(info.run_dir / "driver.json", meta)
     lock = info.run_dir / "driver.lock"
@@ -779,6 +786,8 @@ def describe_segment(i: int, seg: dict[str, Any]) -> str:
         extra.append(f"nice {seg['nice']}")
     if seg.get("torch_threads"):
         extra.append(f"torch threads {seg['torch_threads']}")
+    if seg.get("tf_threads") not in (None, "default"):
+        extra.append(f"TF threads {seg['tf_threads']}")
     if seg.get("load_start"):
         extra.append(f"load {seg['load_start'][0]} -> {(seg.get('load_end') or ['?'])[0]}")
     if seg.get("cpu"):
@@ -1286,8 +1295,8 @@ DIFFERENCES = [
     "step), in uninterrupted runs too, which cuts the episodes in progress; SB3's envs restart "
     "only when a run is resumed.",
     "Wall clock: rlkit's elapsed time includes its periodic 5-episode evaluations (every 250k "
-    "steps); TensorFlow uses its default thread pools, PyTorch the threads in the SB3 cards "
-    "(`torch_threads`).",
+    "steps); TensorFlow uses its default thread pools unless a segment names `TF threads` "
+    "(`run --rlkit-threads N`), PyTorch the threads in the SB3 cards (`torch_threads`).",
     "SB3's DQN uses `optimize_memory_usage=True` (with `handle_timeout_termination=False`, "
     "which it requires); rl-zoo3's file has it off. It halves the replay memory and changes "
     "nothing else, except that a cut at 108,000 frames counts as terminal.",
@@ -1891,6 +1900,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--runs", default=ALL_RUNS, help=f"agent:lib:seed list (default {ALL_RUNS})")
     r.add_argument("--sb3-python", default=None, help="a Python with stable-baselines3")
     r.add_argument("--sb3-threads", type=int, default=0, help="torch threads (0: its default)")
+    r.add_argument(
+        "--rlkit-threads", type=int, default=0, help="TensorFlow threads (0: its default)"
+    )
     r.add_argument("--nice", type=int, default=0, help="nice level of the training processes")
     r.add_argument("--wait", action="store_true", help="wait for runs live elsewhere to end")
     r.add_argument("--dry-run", action="store_true", help="say what would run; change nothing")

@@ -166,3 +166,20 @@ def test_report_keeps_driver_json_beside_the_other_copies(si, tmp_path):
     copied = si.copy_run_files(inspect(si, root, "a2c_rlkit_seed1"), results.mkdir() or results)
     assert "a2c_rlkit_seed1.driver.json" in copied
     assert json.loads((results / "a2c_rlkit_seed1.driver.json").read_text())["budget"] == 10_000
+
+
+def test_rlkit_threads_reach_the_training_command(si, tmp_path, capsys):
+    # Two runs on two shared cores want one TensorFlow thread each (rlkit's --threads).
+    args = ["--root", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    one_thread = ["--dry-run", "--rlkit-threads", "1", *args]
+    assert si.main(["run", "--runs", "a2c:rlkit:1", *one_thread]) == 0
+    line = capsys.readouterr().out
+    assert "rlkit.train --threads 1 --agent a2c" in line
+    assert si.main(["run", "--runs", "a2c:rlkit:1", "--dry-run", *args]) == 0
+    assert "--threads" not in capsys.readouterr().out  # default: TensorFlow's own
+    run = tmp_path / "r"
+    resume = si.rlkit_command(run, si.spec_from_name("a2c_rlkit_seed1"), 10, 5, True, threads=2)
+    assert resume[resume.index("--threads") + 1] == "2" and "--resume" in resume
+    seg = {"start": 0, "end": 10, "tf_threads": 1}
+    assert "TF threads 1" in si.describe_segment(0, seg)
+    assert "TF threads" not in si.describe_segment(0, {**seg, "tf_threads": "default"})
