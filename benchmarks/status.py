@@ -92,13 +92,15 @@ def minatar_section() -> list[str]:
         "| arm | SpaceInvaders | Breakout |",
         "|---|---|---|",
     ]
-    total = 0
+    totals = [0, 0]
     for arm in minatar_ablation.ARMS:
         got = [min(done[arm, game], n) for game in ("SpaceInvaders", "Breakout")]
-        total += got[0]
+        totals = [t + g for t, g in zip(totals, got, strict=True)]
         out.append(f"| {arm} | {got[0]}/{n} | {got[1]}/{n} |")
     planned = n * len(minatar_ablation.ARMS)
-    out += ["", f"**SpaceInvaders: {total} of {planned} planned runs complete.**", ""]
+    out += ["", f"**SpaceInvaders: {totals[0]} of {planned} planned runs complete; "]
+    out[-1] += f"Breakout: {totals[1]} of {planned}.**"
+    out.append("")
     return out
 
 
