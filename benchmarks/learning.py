@@ -142,7 +142,6 @@ _NO_NORMALIZATION = "no preset: REINFORCE has no MountainCar section (sparse rew
 SKIPPED = {
     ("reinforce", "MountainCar-v0"): _NO_NORMALIZATION,
     ("reinforce", "LunarLander-v3"): "no preset",
-    ("rainbow", "MountainCar-v0"): "no preset yet (sparse reward; noisy nets untried there)",
     ("a2c", "LunarLanderContinuous-v3"): "no preset",
 }
 for _agent in ("dqn", "double_dqn", "dueling_dqn", "rainbow"):
