@@ -98,9 +98,11 @@ def minatar_section() -> list[str]:
         totals = [t + g for t, g in zip(totals, got, strict=True)]
         out.append(f"| {arm} | {got[0]}/{n} | {got[1]}/{n} |")
     planned = n * len(minatar_ablation.ARMS)
-    out += ["", f"**SpaceInvaders: {totals[0]} of {planned} planned runs complete; "]
-    out[-1] += f"Breakout: {totals[1]} of {planned}.**"
-    out.append("")
+    done_line = (
+        f"**SpaceInvaders: {totals[0]} of {planned} planned runs complete; "
+        f"Breakout: {totals[1]} of {planned}.**"
+    )
+    out += ["", done_line, ""]
     return out
 
 

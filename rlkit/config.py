@@ -257,16 +257,13 @@ def build(cls: type, values: dict[str, Any]) -> tuple[Any, list[str]]:
 
 
 # -- presets -----------------------------------------------------------------------------
-def preset_section(agent: str, env_id: str) -> str | None:
-    """Which section of ``agent``'s shipped preset file applies to ``env_id``.
-
-    The env's own id, ``atari`` (ALE ids without a section of their own), ``default``, or
-    None when the agent has no preset file or the file has none of them.
-    """
+def _preset_file(agent: str) -> dict[str, Any] | None:
+    """The sections of ``agent``'s shipped preset file, or None if it has none."""
     path = preset_dir() / "agents" / f"{agent}.yaml"
-    if not path.exists():
-        return None
-    sections = read_yaml(path)
+    return read_yaml(path) if path.exists() else None
+
+
+def _section_for(sections: dict[str, Any], env_id: str) -> str | None:
     env_id = env_id.partition(":")[2] or env_id  # module:Id: the registered id's section
     if env_id in sections:
         return env_id
@@ -275,18 +272,28 @@ def preset_section(agent: str, env_id: str) -> str | None:
     return "default" if "default" in sections else None
 
 
+def preset_section(agent: str, env_id: str) -> str | None:
+    """Which section of ``agent``'s shipped preset file applies to ``env_id``.
+
+    The env's own id, ``atari`` (ALE ids without a section of their own), ``default``, or
+    None when the agent has no preset file or the file has none of them.
+    """
+    sections = _preset_file(agent)
+    return None if sections is None else _section_for(sections, env_id)
+
+
 def load_preset(agent: str, env_id: str) -> dict[str, Any]:
     """The shipped preset for ``agent`` on ``env_id``.
 
     Its ``default`` section, updated by the env's own section (or by ``atari`` for ALE ids
     without a section of their own).
     """
-    section = preset_section(agent, env_id)
-    if section is None:
+    sections = _preset_file(agent)
+    if sections is None:
         return {}
-    sections = read_yaml(preset_dir() / "agents" / f"{agent}.yaml")
     values = dict(sections.get("default") or {})
-    if section != "default":
+    section = _section_for(sections, env_id)
+    if section not in (None, "default"):
         values.update(sections[section] or {})
     return values
 
