@@ -138,10 +138,7 @@ RANDOM_SCORES = {
     "HalfCheetah-v5": -270.0,
     "Hopper-v5": 20.0,
 }
-_NO_NORMALIZATION = "no preset: REINFORCE has no MountainCar section (sparse reward)"
 SKIPPED = {
-    ("reinforce", "MountainCar-v0"): _NO_NORMALIZATION,
-    ("reinforce", "LunarLander-v3"): "no preset",
     ("a2c", "LunarLanderContinuous-v3"): "no preset",
 }
 for _agent in ("dqn", "double_dqn", "dueling_dqn", "rainbow"):

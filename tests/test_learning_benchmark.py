@@ -123,11 +123,15 @@ def test_align_curves_carries_a_stopped_run_forward(lt: ModuleType) -> None:
 
 # -- plan and settings --------------------------------------------------------------------
 def test_cells_seeds_and_held_out_period(lt: ModuleType) -> None:
-    # 7 agents x 6 envs, less REINFORCE on MountainCar and LunarLander (2), the DQN
-    # family's four and REINFORCE on the two continuous envs (10), A2C on
-    # LunarLanderContinuous (1: no preset).
-    assert len(lt.CELLS) == 7 * 6 - 13
-    assert {"rainbow:LunarLander-v3", "rainbow:MountainCar-v0"} <= set(lt.CELLS)
+    # 7 agents x 6 envs, less the DQN family's four and REINFORCE on the two continuous
+    # envs (10) and A2C on LunarLanderContinuous (1: no preset).
+    assert len(lt.CELLS) == 7 * 6 - 11
+    assert {
+        "rainbow:LunarLander-v3",
+        "rainbow:MountainCar-v0",
+        "reinforce:LunarLander-v3",
+        "reinforce:MountainCar-v0",
+    } <= set(lt.CELLS)
     assert {c for c in lt.CELLS if c.split(":")[1] in lt.CONTINUOUS} == {
         "ppo:Pendulum-v1",
         "ppo:LunarLanderContinuous-v3",
@@ -135,7 +139,6 @@ def test_cells_seeds_and_held_out_period(lt: ModuleType) -> None:
     }
     assert "a2c:MountainCar-v0" in lt.CELLS  # its preset normalizes observations and rewards
     assert "ppo:MountainCar-v0" in lt.CELLS  # the same
-    assert "reinforce:LunarLander-v3" not in lt.CELLS and "reinforce:MountainCar-v0" not in lt.CELLS
     assert all(f"{a}:Acrobot-v1" in lt.CELLS for a in lt.AGENTS)
     assert lt.parse_seeds(lt.DEFAULT_SEEDS) == list(range(1001, 1011))
     assert lt.parse_seeds("1,3-4") == [1, 3, 4]
@@ -241,7 +244,7 @@ def test_record_and_resume(lt: ModuleType, results: Path) -> None:
     args = argparse.Namespace(
         seeds="1,2",
         libs="rlkit,sb3",
-        cells="dqn:CartPole-v1,reinforce:MountainCar-v0",
+        cells="dqn:CartPole-v1,dqn:Pendulum-v1",
         tag="",
         max_steps=None,
         sb3_python=None,
@@ -258,7 +261,7 @@ def test_run_messages(lt: ModuleType, results: Path, capsys: pytest.CaptureFixtu
     args = argparse.Namespace(
         seeds="1",
         libs="rlkit,sb3",
-        cells="dqn:CartPole-v1,reinforce:MountainCar-v0",
+        cells="dqn:CartPole-v1,dqn:Pendulum-v1",
         tag=None,
         max_steps=None,
         sb3_python=None,
@@ -266,7 +269,7 @@ def test_run_messages(lt: ModuleType, results: Path, capsys: pytest.CaptureFixtu
     )
     assert lt.run(args) == 0
     out = capsys.readouterr().out
-    assert "skipped reinforce:MountainCar-v0: no preset: REINFORCE has no MountainCar" in out
+    assert "skipped dqn:Pendulum-v1: Discrete actions only" in out
     assert "SB3 skipped: no --sb3-python" in out
     assert "0 runs to do" in out
     # Capped budgets never land among the real rows.
