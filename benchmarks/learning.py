@@ -1485,6 +1485,15 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
     return out
 
 
+def needs_log_steps(budgets: Sequence[int]) -> bool:
+    """Whether an env's curves need a log env-steps axis: budgets 10x apart or more.
+
+    On a linear axis the short runs (LunarLander: the DQN family's 100k env steps) would be
+    squashed into the left edge by the long ones (REINFORCE's 5M).
+    """
+    return max(budgets) >= 10 * min(budgets)
+
+
 def plot_curves(rows: list[dict[str, Any]], curves: list[dict[str, Any]], out: Path) -> list[Path]:
     """One figure per env: mean greedy return vs env steps per lib+agent, bootstrap band."""
     import matplotlib
@@ -1504,9 +1513,10 @@ def plot_curves(rows: list[dict[str, Any]], curves: list[dict[str, Any]], out: P
         if not cells:
             continue
         fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
-        for agent, lib, runs in cells:
+        budgets = [max(r["budget"] for r in runs) for _, _, runs in cells]
+        for (agent, lib, runs), budget in zip(cells, budgets, strict=True):
             series = [sorted(points.get((lib, agent, env, r["seed"]), [])) for r in runs]
-            grid, ys = align_curves(series, max(r["budget"] for r in runs))
+            grid, ys = align_curves(series, budget)
             mean, low, high = bootstrap_band(ys)
             color = f"C{AGENTS.index(agent)}"
             style = "-" if lib == "rlkit" else "--"
@@ -1515,7 +1525,10 @@ def plot_curves(rows: list[dict[str, Any]], curves: list[dict[str, Any]], out: P
             )
             ax.fill_between(grid, low, high, color=color, alpha=0.15)
         ax.axhline(THRESHOLDS[env], color="grey", ls=":", lw=1)
-        ax.set_xlabel("env steps")
+        log_x = needs_log_steps(budgets)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel("env steps (log scale)" if log_x else "env steps")
         ax.set_ylabel("greedy return, 10 fresh episodes")
         ax.set_title(
             f"{env}: mean over seeds, 95 % bootstrap band (a stopped run keeps its last value)",

@@ -278,6 +278,15 @@ def test_run_messages(lt: ModuleType, results: Path, capsys: pytest.CaptureFixtu
         lt.run(args)
 
 
+def test_curves_get_a_log_axis_when_budgets_are_10x_apart(lt: ModuleType) -> None:
+    # LunarLander: the DQN family's 100k against REINFORCE's 5M (50x).
+    assert lt.needs_log_steps([100_000, 1_000_000, 5_000_000])
+    assert lt.needs_log_steps([100_000, 1_000_000])  # exactly 10x
+    # CartPole: 100k and 500k (5x) stay linear, as does one budget.
+    assert not lt.needs_log_steps([100_000, 500_000])
+    assert not lt.needs_log_steps([200_000])
+
+
 def test_report_table(lt: ModuleType, results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lt, "plot_curves", lambda *a: [])
     monkeypatch.setattr(lt, "plot_aggregate", lambda *a: results / "aggregate_iqm.png")
